@@ -1,0 +1,147 @@
+"""REST API for the catalog: imports (admin, ml_orchestrator) and read-only listings.
+
+Imports over the API take an MCP server URL or the content inline. Local file paths and
+stdio commands are refused on purpose: they would let an API caller read the server's
+files or run programs on it; those stay with ``manage.py catalog_import``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ftops.catalog.importers import FILE_FORMATS
+from ftops.catalog.models import Service, Tool, ToolSchemaVersion
+from ftops.catalog.selectors import service_get, services_list, tool_get, tool_versions, tools_for_service
+from ftops.catalog.services import catalog_import
+from ftops.common.auth import client_ip, has_role
+from ftops.common.models import ApiKey, Role
+
+CanImport = has_role(Role.ADMIN, Role.ML_ORCHESTRATOR)
+
+
+class CatalogImportInSerializer(serializers.Serializer):
+    url = serializers.URLField(required=False, help_text="An MCP server's streamable-HTTP URL, e.g. http://h:8000/mcp")
+    content = serializers.JSONField(required=False, help_text="Per-tool documents, an OpenAI tools list or BFCL docs")
+    format = serializers.ChoiceField(choices=FILE_FORMATS, required=False,
+                                     help_text="Format of 'content'; detected when left out")
+    service = serializers.CharField(required=False, max_length=100,
+                                    help_text="Service name (required for an OpenAI tools list)")
+    source = serializers.CharField(  # type: ignore[assignment]  # a field named like Field.source
+        required=False, max_length=300, help_text="A label for inline content")
+    skip_invalid = serializers.BooleanField(default=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        has_url, has_content = "url" in attrs, "content" in attrs
+        if has_url == has_content:
+            raise serializers.ValidationError(
+                {"non_field_errors": ["give exactly one of 'url' (an MCP server) or 'content' (inline JSON)"]})
+        if has_url and attrs.get("format"):
+            raise serializers.ValidationError({"format": ["'format' describes 'content'; leave it out with 'url'"]})
+        return attrs
+
+
+class CatalogImportOutSerializer(serializers.Serializer):
+    source = serializers.CharField()  # type: ignore[assignment]
+    format = serializers.CharField()
+    changed = serializers.BooleanField()
+    services_created = serializers.ListField(child=serializers.CharField())
+    services_updated = serializers.ListField(child=serializers.CharField())
+    tools_created = serializers.ListField(child=serializers.CharField())
+    versions_created = serializers.ListField(child=serializers.DictField())
+    tools_unchanged = serializers.IntegerField()
+    examples_created = serializers.IntegerField()
+    examples_existing = serializers.IntegerField()
+    examples_skipped = serializers.ListField(child=serializers.DictField())
+    examples_migrated = serializers.IntegerField()
+    examples_flagged = serializers.IntegerField()
+    duplicates = serializers.ListField(child=serializers.CharField())
+
+
+class CatalogImportApi(APIView):
+    """Import tools (and per-tool examples) from an MCP server URL or inline content."""
+
+    permission_classes = [CanImport]
+
+    @extend_schema(operation_id="catalog_import", request=CatalogImportInSerializer,
+                   responses={201: CatalogImportOutSerializer, 200: CatalogImportOutSerializer})
+    def post(self, request: Request) -> Response:
+        data = CatalogImportInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        if "url" in v:
+            source, fmt, content = v["url"], "mcp-http", None
+        else:
+            source, fmt, content = v.get("source") or "api:inline", v.get("format"), v["content"]
+        key = request.auth if isinstance(request.auth, ApiKey) else None
+        report = catalog_import(source=source, fmt=fmt, content=content, service=v.get("service"),
+                                skip_invalid=v["skip_invalid"], api_key=key,
+                                actor_user=None if key else request.user, ip=client_ip(request))
+        return Response(CatalogImportOutSerializer(report.as_dict()).data,
+                        status=status.HTTP_201_CREATED if report.changed else status.HTTP_200_OK)
+
+
+class CatalogServiceOutSerializer(serializers.ModelSerializer):
+    tool_count = serializers.IntegerField()
+
+    class Meta:
+        model = Service
+        fields = ["id", "name", "display_name", "description", "version", "source", "tool_count", "created_at"]
+
+
+class ToolSchemaVersionOutSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ToolSchemaVersion
+        fields = ["number", "description", "parameters", "inferred", "change", "diff", "content_hash", "source",
+                  "created_at"]
+
+
+class CatalogToolOutSerializer(serializers.ModelSerializer):
+    service = serializers.CharField(source="service.name")
+    current_version = serializers.IntegerField(source="current_version.number", default=None)
+    parameters = serializers.JSONField(source="current_version.parameters", default=None)
+    inferred = serializers.BooleanField(source="current_version.inferred", default=None)
+    version_count = serializers.IntegerField()
+
+    class Meta:
+        model = Tool
+        fields = ["id", "service", "name", "description", "current_version", "parameters", "inferred",
+                  "version_count"]
+
+
+def _page(view: APIView, request: Request, queryset: Any, serializer: type[serializers.BaseSerializer]) -> Response:
+    paginator = LimitOffsetPagination()
+    page: list[Any] | None = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer(page, many=True).data)
+
+
+class ServicesApi(APIView):
+    """Services with their tool counts."""
+
+    @extend_schema(operation_id="catalog_services_list", responses={200: CatalogServiceOutSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        return _page(self, request, services_list(), CatalogServiceOutSerializer)
+
+
+class ServiceToolsApi(APIView):
+    """A service's tools with their current schema."""
+
+    @extend_schema(operation_id="catalog_tools_list", responses={200: CatalogToolOutSerializer(many=True)})
+    def get(self, request: Request, service: str) -> Response:
+        return _page(self, request, tools_for_service(service=service_get(name=service)), CatalogToolOutSerializer)
+
+
+class ToolVersionsApi(APIView):
+    """Every schema version of a tool, newest first, with the diff from the one before."""
+
+    @extend_schema(operation_id="catalog_tool_versions_list",
+                   responses={200: ToolSchemaVersionOutSerializer(many=True)})
+    def get(self, request: Request, service: str, tool: str) -> Response:
+        return _page(self, request, tool_versions(tool=tool_get(service_name=service, tool_name=tool)),
+                     ToolSchemaVersionOutSerializer)

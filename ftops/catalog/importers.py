@@ -1,0 +1,384 @@
+"""Reading tool definitions from their sources, without touching the database.
+
+Sources: a live MCP server (stdio command or streamable-HTTP URL, through the official
+``mcp`` SDK's ``tools/list``), per-tool training-data documents, an OpenAI ``tools`` list
+and BFCL function docs. Everything becomes ``ToolDef``s (plus the documents, whose examples
+the catalog services write through curation).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.utils.text import slugify
+
+from ftops.catalog.schema import infer_schema, normalize_schema
+from ftops.common.errors import ValidationFailed
+
+FORMATS = ("mcp", "mcp-http", "tool-docs", "openai-tools", "bfcl")
+FILE_FORMATS = ("tool-docs", "openai-tools", "bfcl")
+MAX_FILE_BYTES = 50 * 1024 * 1024
+MCP_TIMEOUT_S = 60.0
+MCP_MAX_PAGES = 100
+
+
+class ImportFailed(ValidationFailed):
+    """The source could not be read or is not in a format we know."""
+
+
+@dataclass(frozen=True)
+class ServiceDef:
+    name: str
+    display_name: str = ""
+    description: str = ""
+    version: str = ""
+    vocabulary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ToolDef:
+    service: str
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    inferred: bool = False
+    vocabulary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Parsed:
+    fmt: str
+    services: list[ServiceDef]
+    tools: list[ToolDef]
+    documents: list[dict[str, Any]] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)  # tool names given twice (first one kept)
+
+
+# ---------------------------------------------------------------- detection
+
+def detect_format(source: str) -> str:
+    """The format of ``source``: a URL is MCP over HTTP, a file is read, anything else is a command."""
+    if source.startswith(("http://", "https://")):
+        return "mcp-http"
+    path = Path(source)
+    if path.is_file():
+        return detect_content_format(load_file(path))
+    return "mcp"
+
+
+def detect_content_format(data: Any) -> str:
+    items = data if isinstance(data, list) else [data]
+    if isinstance(data, dict) and isinstance(data.get("tools"), list):
+        return "openai-tools"
+    dicts = [i for i in items if isinstance(i, dict)]
+    if not dicts:
+        raise ImportFailed("the content holds no JSON objects", fields={"source": [
+            "give per-tool training documents, an OpenAI tools list or BFCL function docs"]})
+    first = dicts[0]
+    if "training_examples" in first or "edge_cases" in first or ("tool" in first and "service" in first):
+        return "tool-docs"
+    if "function" in first and isinstance(first["function"], list):
+        return "bfcl"  # a BFCL question line: {"id", "question", "function": [docs]}
+    if first.get("type") == "function" or "inputSchema" in first:
+        return "openai-tools"
+    if "name" in first and "parameters" in first:
+        kind = (first.get("parameters") or {}).get("type")
+        return "bfcl" if kind == "dict" else "openai-tools"
+    raise ImportFailed("could not tell the format of the content", fields={"format": [
+        f"pass the format explicitly; one of {list(FORMATS)}"]})
+
+
+def load_file(path: Path) -> Any:
+    """JSON, or JSON lines (BFCL ships one question per line)."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ImportFailed(f"cannot read {path}: {exc.strerror}", fields={"source": [str(exc)]}) from exc
+    if size > MAX_FILE_BYTES:
+        raise ImportFailed(f"{path} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB",
+                           fields={"source": ["split the file"]})
+    text = path.read_text(encoding="utf-8")
+    return parse_json_or_lines(text, label=str(path))
+
+
+def parse_json_or_lines(text: str, *, label: str = "content") -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as whole_error:
+        lines = [line for line in text.splitlines() if line.strip()]
+        out = []
+        for number, line in enumerate(lines, start=1):
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                if len(lines) == 1 or number == 1:
+                    raise ImportFailed(f"{label} is not JSON: {whole_error.msg} at line {whole_error.lineno}",
+                                       fields={"source": [f"line {whole_error.lineno}: {whole_error.msg}"]},
+                                       ) from whole_error
+                raise ImportFailed(f"{label} line {number} is not JSON",
+                                   fields={"source": [f"line {number} is not a JSON object"]}) from None
+        return out
+
+
+# ---------------------------------------------------------------- names
+
+def service_slug(name: str, *, field_name: str = "service") -> str:
+    slug = slugify(name or "")[:100]
+    if not slug:
+        raise ImportFailed("a service name is needed", fields={field_name: [
+            f"{name!r} gives no usable service name; pass --service / 'service' (letters, digits, dashes)"]})
+    return slug
+
+
+def _tool_name(raw: Any, where: str) -> str:
+    name = str(raw or "").strip()
+    if not name or len(name) > 200:
+        raise ImportFailed("a tool has no usable name", fields={where: ["each tool needs a name of 1-200 characters"]})
+    return name
+
+
+# ---------------------------------------------------------------- per-tool training documents
+
+def parse_tool_documents(data: Any, *, service: str | None = None) -> Parsed:
+    docs = data if isinstance(data, list) else [data]
+    if not docs or not all(isinstance(d, dict) for d in docs):
+        raise ImportFailed("per-tool documents must be an object or a list of objects",
+                           fields={"documents": ["give {service, tool, training_examples, ...} objects"]})
+    services: dict[str, ServiceDef] = {}
+    tools: dict[tuple[str, str], ToolDef] = {}
+    normalized: list[dict[str, Any]] = []
+    duplicates: list[str] = []
+    errors: dict[str, list[str]] = {}
+    for index, doc in enumerate(docs):
+        where = f"documents[{index}]"
+        svc_raw = service or doc.get("service")
+        if not svc_raw:
+            errors[f"{where}.service"] = ["name the service the tool belongs to (or pass --service)"]
+            continue
+        if not doc.get("tool"):
+            errors[f"{where}.tool"] = ["name the tool this document is about"]
+            continue
+        for key in ("training_examples", "edge_cases"):
+            if key in doc and not isinstance(doc[key], list):
+                errors[f"{where}.{key}"] = [f"{key} is a list"]
+        params = doc.get("parameters")
+        if params is not None and not (isinstance(params, dict) and (params.get("type") in ("object", "dict", None))):
+            errors[f"{where}.parameters"] = ["parameters is a JSON Schema object of type 'object'"]
+        if any(k.startswith(where) for k in errors):
+            continue
+        svc = service_slug(str(svc_raw))
+        name = _tool_name(doc["tool"], f"{where}.tool")
+        vocabulary = doc.get("domain_vocabulary") if isinstance(doc.get("domain_vocabulary"), dict) else {}
+        previous = services.get(svc)
+        services[svc] = ServiceDef(
+            svc,
+            display_name=str(doc.get("service_display_name") or (previous.display_name if previous else "")),
+            description=str(doc.get("service_description") or (previous.description if previous else "")),
+            version=str(doc.get("version") or (previous.version if previous else "")),
+            vocabulary={**(previous.vocabulary if previous else {}), **vocabulary},
+        )
+        if (svc, name) in tools:
+            duplicates.append(name)
+        else:
+            if isinstance(params, dict):
+                tools[(svc, name)] = ToolDef(svc, name, str(doc.get("description") or ""), normalize_schema(params),
+                                             inferred=False, vocabulary=vocabulary)
+            else:
+                tools[(svc, name)] = ToolDef(svc, name, str(doc.get("description") or ""),
+                                             infer_schema(tool_argument_sets(docs, name)), inferred=True,
+                                             vocabulary=vocabulary)
+        normalized.append({**doc, "service": svc, "tool": name})
+    if errors:
+        raise ImportFailed("some documents are invalid; see 'fields'", fields=errors)
+
+    # Tools that examples call but no document describes get a schema inferred from those calls.
+    for svc in services:
+        for name in sorted(_called_tool_names([d for d in normalized if d["service"] == svc])):
+            if (svc, name) not in tools:
+                tools[(svc, name)] = ToolDef(svc, name, "", infer_schema(tool_argument_sets(normalized, name)),
+                                             inferred=True)
+    return Parsed("tool-docs", list(services.values()), list(tools.values()), normalized, duplicates)
+
+
+def _examples(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    items = [*(doc.get("training_examples") or []), *(doc.get("edge_cases") or [])]
+    return [i for i in items if isinstance(i, dict)]
+
+
+def _called_tool_names(docs: list[dict[str, Any]]) -> set[str]:
+    names: set[str] = set()
+    for doc in docs:
+        for example in _examples(doc):
+            if example.get("correct_tool"):
+                names.add(str(example["correct_tool"]))
+            for call in example.get("correct_calls") or []:
+                if isinstance(call, dict) and call.get("tool"):
+                    names.add(str(call["tool"]))
+            for step in example.get("correct_sequence") or []:
+                if isinstance(step, dict) and step.get("tool"):
+                    names.add(str(step["tool"]))
+    return names
+
+
+def tool_argument_sets(docs: list[dict[str, Any]], tool: str) -> list[dict[str, Any]]:
+    """Every argument object the documents' examples pass to ``tool``."""
+    out: list[dict[str, Any]] = []
+    for doc in docs:
+        for example in _examples(doc):
+            if example.get("correct_tool") == tool and isinstance(example.get("correct_parameters"), dict):
+                out.append(example["correct_parameters"])
+            for call in example.get("correct_calls") or []:
+                if isinstance(call, dict) and call.get("tool") == tool and isinstance(call.get("parameters"), dict):
+                    out.append(call["parameters"])
+            for step in example.get("correct_sequence") or []:
+                if isinstance(step, dict) and step.get("tool") == tool and isinstance(step.get("parameters"), dict):
+                    out.append(step["parameters"])
+    return out
+
+
+# ---------------------------------------------------------------- OpenAI tools and BFCL docs
+
+def parse_function_list(data: Any, *, fmt: str, service: str) -> Parsed:
+    """OpenAI ``tools`` (wrapped or bare functions, or MCP ``tools/list`` JSON) and BFCL docs."""
+    if isinstance(data, dict) and isinstance(data.get("tools"), list):
+        data = data["tools"]
+    items = data if isinstance(data, list) else [data]
+    functions: list[tuple[str, dict[str, Any]]] = []
+    for index, item in enumerate(items):
+        where = f"tools[{index}]"
+        if not isinstance(item, dict):
+            raise ImportFailed("each tool is a JSON object", fields={where: ["expected an object"]})
+        if isinstance(item.get("function"), list):  # BFCL question line
+            functions += [(f"{where}.function[{j}]", f) for j, f in enumerate(item["function"]) if isinstance(f, dict)]
+        elif isinstance(item.get("function"), dict):
+            functions.append((f"{where}.function", item["function"]))
+        else:
+            functions.append((where, item))
+    svc = service_slug(service)
+    tools: dict[str, ToolDef] = {}
+    duplicates: list[str] = []
+    for where, fn in functions:
+        name = _tool_name(fn.get("name"), f"{where}.name")
+        params = fn.get("parameters", fn.get("inputSchema", fn.get("input_schema")))
+        if params is not None and not isinstance(params, dict):
+            raise ImportFailed("parameters must be a JSON Schema object", fields={f"{where}.parameters": [
+                "give a JSON Schema object (type object, or BFCL's dict)"]})
+        if name in tools:
+            duplicates.append(name)
+            continue
+        tools[name] = ToolDef(svc, name, str(fn.get("description") or ""), normalize_schema(params))
+    if not tools:
+        raise ImportFailed("no tools found", fields={"tools": ["the list holds no function definitions"]})
+    return Parsed(fmt, [ServiceDef(svc)], list(tools.values()), [], duplicates)
+
+
+# ---------------------------------------------------------------- MCP
+
+def parse_mcp(source: str, *, fmt: str, service: str | None = None, timeout: float = MCP_TIMEOUT_S) -> Parsed:
+    """``tools/list`` of a live MCP server (all pages), through the official SDK's client."""
+    import anyio
+
+    server_name, server_version, raw_tools = anyio.run(_mcp_list_tools, source, fmt, timeout)
+    svc = service_slug(service or server_name or "", field_name="service")
+    tools: dict[str, ToolDef] = {}
+    duplicates: list[str] = []
+    for index, tool in enumerate(raw_tools):
+        name = _tool_name(tool.get("name"), f"tools[{index}].name")
+        if name in tools:
+            duplicates.append(name)
+            continue
+        tools[name] = ToolDef(svc, name, str(tool.get("description") or ""), normalize_schema(tool.get("input_schema")))
+    return Parsed(fmt, [ServiceDef(svc, display_name=server_name or "", version=server_version or "")],
+                  list(tools.values()), [], duplicates)
+
+
+async def _mcp_list_tools(source: str, fmt: str, timeout: float) -> tuple[str, str, list[dict[str, Any]]]:
+    import anyio
+    from mcp import Client
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    errlog = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")  # noqa: SIM115 - read on failure
+    try:
+        target: Any
+        if fmt == "mcp-http":
+            if not source.startswith(("http://", "https://")):
+                raise ImportFailed("an MCP HTTP source is a URL", fields={"source": ["e.g. http://host:8000/mcp"]})
+            target = source
+        else:
+            try:
+                parts = shlex.split(source)
+            except ValueError as exc:
+                raise ImportFailed(f"cannot parse the command: {exc}", fields={"source": [str(exc)]}) from exc
+            if not parts:
+                raise ImportFailed("empty MCP command", fields={"source": ["give the command that starts the server"]})
+            # Server logs go to a scratch file: shown when the server fails, silent otherwise.
+            target = stdio_client(StdioServerParameters(command=parts[0], args=parts[1:]), errlog=errlog)
+        tools: list[dict[str, Any]] = []
+        try:
+            with anyio.fail_after(timeout):
+                async with Client(target, read_timeout_seconds=timeout) as client:
+                    info = client.server_info
+                    cursor: str | None = None
+                    for _ in range(MCP_MAX_PAGES):
+                        page = await client.list_tools(cursor=cursor)
+                        tools += [{"name": t.name, "description": t.description, "input_schema": t.input_schema}
+                                  for t in page.tools]
+                        cursor = page.next_cursor
+                        if not cursor:
+                            break
+        except ImportFailed:
+            raise
+        except (Exception, BaseExceptionGroup) as exc:
+            errlog.seek(0)
+            tail = errlog.read()[-500:].strip()
+            reason = _describe(exc) + (f"; server said: {tail}" if tail else "")
+            raise ImportFailed(f"could not list the tools of the MCP server {source!r}: {reason}",
+                               fields={"source": [reason]}) from None
+        return (info.name if info else ""), (info.version if info else ""), tools
+    finally:
+        errlog.close()
+
+
+def _describe(exc: BaseException) -> str:
+    """The innermost message of an exception (task groups wrap the real one)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+# ---------------------------------------------------------------- entry point
+
+def parse_source(*, source: str, fmt: str | None = None, service: str | None = None, content: Any = None) -> Parsed:
+    """Read ``source`` (or inline ``content``) into tool definitions."""
+    if fmt is not None and fmt not in FORMATS:
+        raise ImportFailed(f"unknown format {fmt!r}", fields={"format": [f"choose one of {list(FORMATS)}"]})
+    if content is None:
+        fmt = fmt or detect_format(source)
+        if fmt in ("mcp", "mcp-http"):
+            return parse_mcp(source, fmt=fmt, service=service)
+        path = Path(source)
+        if not path.is_file():
+            raise ImportFailed(f"no such file: {source}", fields={"source": ["give an existing file path"]})
+        content = load_file(path)
+        default_service = path.stem
+    else:
+        fmt = fmt or detect_content_format(content)
+        if fmt in ("mcp", "mcp-http"):
+            raise ImportFailed("inline content cannot be an MCP server", fields={"format": [
+                "use a URL for MCP over HTTP, or one of tool-docs, openai-tools, bfcl for content"]})
+        default_service = ""
+    if fmt == "tool-docs":
+        return parse_tool_documents(content, service=service)
+    if fmt == "bfcl":
+        return parse_function_list(content, fmt=fmt, service=service or "bfcl")
+    if not (service or default_service):
+        raise ImportFailed("an OpenAI tools list needs a service", fields={"service": [
+            "name the service these tools belong to"]})
+    return parse_function_list(content, fmt=fmt, service=service or default_service)

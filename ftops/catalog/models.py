@@ -1,0 +1,73 @@
+"""Services, their tools, and every version of each tool's JSON Schema."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from ftops.common.models import TimeStampedModel
+
+
+class Service(TimeStampedModel):
+    name = models.SlugField(max_length=100, unique=True, help_text="e.g. 'payments'")
+    display_name = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True)
+    version = models.CharField(max_length=40, blank=True, help_text="The service's own release, e.g. 1.2.0")
+    domain_vocabulary = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=300, blank=True, help_text="Where it was imported from")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SchemaChange(models.TextChoices):
+    INITIAL = "initial", "Initial"
+    ADDITIVE = "additive", "Additive"
+    BREAKING = "breaking", "Breaking"
+
+
+class Tool(TimeStampedModel):
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="tools")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    current_version = models.ForeignKey(
+        "ToolSchemaVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    domain_vocabulary = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["service__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["service", "name"], name="uniq_tool_per_service")]
+
+    def __str__(self) -> str:
+        return f"{self.service.name}.{self.name}"
+
+
+class ToolSchemaVersion(models.Model):
+    """One immutable version of a tool's ``parameters`` JSON Schema."""
+
+    tool = models.ForeignKey(Tool, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    description = models.TextField(blank=True)
+    parameters = models.JSONField(help_text="JSON Schema of the arguments (type object)")
+    content_hash = models.CharField(max_length=64, db_index=True)
+    inferred = models.BooleanField(default=False, help_text="Schema inferred from examples, not published")
+    change = models.CharField(max_length=16, choices=SchemaChange.choices, default=SchemaChange.INITIAL)
+    diff = models.JSONField(default=dict, blank=True, help_text="What changed from the previous version")
+    source = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["tool_id", "number"]
+        constraints = [models.UniqueConstraint(fields=["tool", "number"], name="uniq_schema_version_number")]
+
+    def __str__(self) -> str:
+        return f"{self.tool} v{self.number}"
+
+    def as_openai_tool(self) -> dict[str, object]:
+        return {
+            "type": "function",
+            "function": {"name": self.tool.name, "description": self.description, "parameters": self.parameters},
+        }

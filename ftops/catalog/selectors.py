@@ -1,0 +1,48 @@
+"""Reads for the catalog."""
+
+from __future__ import annotations
+
+from django.db.models import Count, QuerySet
+
+from ftops.catalog.models import Service, Tool, ToolSchemaVersion
+from ftops.common.errors import NotFound
+
+
+def tool_schema_map(service: Service) -> dict[str, ToolSchemaVersion]:
+    """The current schema version of every tool of ``service``, by tool name."""
+    tools = Tool.objects.filter(service=service, current_version__isnull=False).select_related(
+        "current_version", "current_version__tool", "current_version__tool__service"
+    )
+    return {t.name: t.current_version for t in tools if t.current_version is not None}
+
+
+def services_list() -> QuerySet[Service]:
+    return Service.objects.annotate(tool_count=Count("tools", distinct=True)).order_by("name")
+
+
+def service_get(*, name: str) -> Service:
+    service = services_list().filter(name=name).first()
+    if service is None:
+        raise NotFound(f"no service named {name!r}")
+    return service
+
+
+def tools_for_service(*, service: Service) -> QuerySet[Tool]:
+    return (
+        Tool.objects.filter(service=service)
+        .select_related("service", "current_version")
+        .annotate(version_count=Count("versions", distinct=True))
+        .order_by("name")
+    )
+
+
+def tool_get(*, service_name: str, tool_name: str) -> Tool:
+    tool = (Tool.objects.filter(service__name=service_name, name=tool_name)
+            .select_related("service", "current_version").first())
+    if tool is None:
+        raise NotFound(f"service {service_name!r} has no tool {tool_name!r}")
+    return tool
+
+
+def tool_versions(*, tool: Tool) -> QuerySet[ToolSchemaVersion]:
+    return ToolSchemaVersion.objects.filter(tool=tool).select_related("tool", "tool__service").order_by("-number")

@@ -1,0 +1,39 @@
+"""Domain errors raised by services; ``ftops.common.api_errors`` maps them to API answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import status
+
+
+class FtopsError(Exception):
+    """Base of domain errors raised by services; views map them to 4xx answers."""
+
+    status_code: int = status.HTTP_400_BAD_REQUEST
+    code: str = "bad_request"
+
+    def __init__(self, message: str, *, fields: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+
+
+class ValidationFailed(FtopsError):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    code = "validation_failed"
+
+
+class Conflict(FtopsError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "conflict"
+
+
+class NotFound(FtopsError):
+    status_code = status.HTTP_404_NOT_FOUND
+    code = "not_found"
+
+
+class Forbidden(FtopsError):
+    status_code = status.HTTP_403_FORBIDDEN
+    code = "forbidden"

@@ -1,0 +1,218 @@
+"""Training examples (the per-tool training format) and dataset versions built from them."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from ftops.catalog.models import Service, Tool, ToolSchemaVersion
+from ftops.common.models import TimeStampedModel
+
+
+class Behavior(models.TextChoices):
+    CALL = "call", "Call (one or more, parallel allowed)"
+    SEQUENCE = "sequence", "Multi-step sequence"
+    CLARIFY = "clarify", "Clarify"
+    ASK_FOR_DETAILS = "ask_for_details", "Ask for details"
+    ABSTAIN = "abstain", "Abstain (no relevant tool)"
+
+
+class Source(models.TextChoices):
+    MANUAL = "manual", "Manual"
+    PRODUCTION = "production", "Production"
+    CORRECTION = "correction", "Review correction"
+    SYNTHETIC = "synthetic", "Synthetic"
+    DISCOVERED = "discovered", "Discovered (service endpoint)"
+
+
+class Quality(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+
+
+class ExampleStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    FLAGGED = "flagged", "Flagged (schema changed)"
+    ARCHIVED = "archived", "Archived"
+
+
+class TrainingExample(TimeStampedModel):
+    """One example of the expected behaviour for a request.
+
+    ``expected`` by behaviour:
+      call:            {"calls": [{"name": str, "arguments": {param: [acceptable values]}}]}
+                       (BFCL possible-answer model; "" among the values = may be omitted)
+      sequence:        {"steps": [{"name": str, "arguments": {param: value or "{prev.field}"}}]}
+      clarify:         {"question": str, "reason": str}
+      ask_for_details: {"required_fields": [str], "question": str}
+      abstain:         {"reason": str}
+    ``messages`` is the conversation up to the request (the last user message is the query);
+    ``tools`` lists the offered tool names (their schemas come from ``schema_version``s).
+    """
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="examples")
+    tool = models.ForeignKey(Tool, null=True, blank=True, on_delete=models.SET_NULL, related_name="examples")
+    schema_version = models.ForeignKey(
+        ToolSchemaVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="examples"
+    )
+    user_query = models.TextField()
+    messages = models.JSONField(default=list, blank=True)
+    tools = models.JSONField(default=list, blank=True)
+    behavior = models.CharField(max_length=20, choices=Behavior.choices, default=Behavior.CALL)
+    expected = models.JSONField(default=dict)
+    explanation = models.TextField(blank=True)
+    common_mistakes = models.JSONField(default=list, blank=True)
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.MANUAL, db_index=True)
+    quality = models.CharField(max_length=10, choices=Quality.choices, default=Quality.MEDIUM, db_index=True)
+    status = models.CharField(max_length=10, choices=ExampleStatus.choices, default=ExampleStatus.ACTIVE)
+    interaction = models.ForeignKey(
+        "interactions.Interaction", null=True, blank=True, on_delete=models.SET_NULL, related_name="examples"
+    )
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="derived")
+    provenance = models.JSONField(default=dict, blank=True)
+    content_hash = models.CharField(max_length=64, db_index=True)
+    tool_versions = models.JSONField(
+        default=dict, blank=True, help_text="Schema version number of every tool the example names, when written"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["service", "tool"], name="ix_example_service_tool")]
+        constraints = [
+            # An interaction yields at most one production example (collection is idempotent).
+            models.UniqueConstraint(
+                fields=["interaction"], condition=models.Q(source="production"), name="uniq_production_interaction"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.behavior}: {self.user_query[:60]}"
+
+
+class Split(models.TextChoices):
+    TRAIN = "train", "Train"
+    VALIDATION = "validation", "Validation"
+    TEST = "test", "Test"
+    HOLDOUT = "holdout", "Holdout"
+
+
+class Dimension(models.TextChoices):
+    SEEN_PHRASING = "seen_phrasing", "Seen phrasings"
+    NEW_PHRASING = "new_phrasing", "New phrasings"
+    ZERO_SHOT_TOOL = "zero_shot_tool", "Zero-shot tools"
+    MULTI_STEP = "multi_step", "Multi-step"
+
+
+class RunStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class DatasetVersion(TimeStampedModel):
+    """An immutable, content-hashed snapshot of examples split for training and evaluation.
+
+    Built once (status pending -> running -> ready); afterwards only read. Members keep a
+    snapshot of each record so later edits of an example never change a built version.
+    """
+
+    Status = RunStatus
+
+    number = models.PositiveIntegerField(unique=True)
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.PENDING, db_index=True)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent done while building")
+    progress_message = models.CharField(max_length=200, blank=True)
+    seed = models.IntegerField(default=0)
+    params = models.JSONField(default=dict, blank=True)
+    content_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    source_mix = models.JSONField(default=dict, blank=True)
+    counts = models.JSONField(default=dict, blank=True, help_text="Examples per split and dimension")
+    quality_report = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.CharField(max_length=200, blank=True)
+    built_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-number"]
+
+    def __str__(self) -> str:
+        return f"dataset v{self.number}"
+
+
+class DatasetMembership(models.Model):
+    version = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="members")
+    example = models.ForeignKey(TrainingExample, on_delete=models.PROTECT, related_name="memberships")
+    split = models.CharField(max_length=12, choices=Split.choices, db_index=True)
+    dimension = models.CharField(max_length=16, choices=Dimension.choices, blank=True)
+    position = models.PositiveIntegerField(help_text="Fixed order within the version")
+    snapshot = models.JSONField(help_text="The Record as built (immutable)")
+
+    class Meta:
+        ordering = ["version_id", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "example"], name="uniq_membership_example"),
+        ]
+        indexes = [models.Index(fields=["version", "split", "dimension"], name="ix_membership_split")]
+
+    def __str__(self) -> str:
+        return f"v{self.version_id} {self.split}: {self.example_id}"
+
+
+class EmbeddingCache(models.Model):
+    """Sentence embeddings keyed by sha256 of (model, text): nothing is embedded twice."""
+
+    key = models.CharField(max_length=64, unique=True)
+    model = models.CharField(max_length=100)
+    dim = models.PositiveSmallIntegerField()
+    vector = models.BinaryField(help_text="float32, little-endian, L2-normalised")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class TriggerKind(models.TextChoices):
+    HIGH_QUALITY_EXAMPLES = "high_quality_examples", "New high-quality examples"
+    ERROR_PATTERN = "error_pattern", "Recurring error pattern"
+    STALE_ACCURACY = "stale_accuracy", "No accuracy gain"
+
+
+class TriggerEvent(models.Model):
+    """Why (and when) a retraining trigger fired."""
+
+    kind = models.CharField(max_length=32, choices=TriggerKind.choices, db_index=True)
+    service = models.ForeignKey(Service, null=True, blank=True, on_delete=models.CASCADE, related_name="triggers")
+    fingerprint = models.CharField(max_length=200, blank=True, help_text="What the trigger is about, for dedupe")
+    reason = models.TextField()
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.reason[:60]}"
+
+
+class CurationRun(TimeStampedModel):
+    """One curation pass (collect production examples, evaluate triggers) run on the queue."""
+
+    class Kind(models.TextChoices):
+        COLLECT = "collect", "Collect production examples"
+        TRIGGERS = "triggers", "Evaluate triggers"
+        SCHEDULED = "scheduled", "Collect, then evaluate triggers"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.PENDING, db_index=True)
+    progress = models.PositiveSmallIntegerField(default=0)
+    params = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} {self.status}"

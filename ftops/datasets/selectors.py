@@ -1,0 +1,246 @@
+"""Reads for training examples and dataset versions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from ftops.catalog.models import Service, Tool, ToolSchemaVersion
+from ftops.common.errors import Forbidden, NotFound, ValidationFailed
+from ftops.datasets.models import (
+    DatasetMembership,
+    DatasetVersion,
+    ExampleStatus,
+    Split,
+    TrainingExample,
+    TriggerEvent,
+)
+from ftops.datasets.records import Record
+
+SPLITS = tuple(Split.values)
+
+
+def current_schemas(service: Service) -> dict[str, ToolSchemaVersion]:
+    """Current schema version per tool name of ``service`` (tools without one are left out)."""
+    tools = Tool.objects.filter(service=service, current_version__isnull=False).select_related(
+        "current_version", "current_version__tool"
+    )
+    return {t.name: t.current_version for t in tools if t.current_version is not None}
+
+
+def schema_maps(service_ids: Iterable[int]) -> dict[int, dict[str, ToolSchemaVersion]]:
+    """Current schema versions for several services in one query: {service_id: {tool: version}}."""
+    out: dict[int, dict[str, ToolSchemaVersion]] = {}
+    tools = Tool.objects.filter(service_id__in=set(service_ids), current_version__isnull=False).select_related(
+        "current_version", "current_version__tool"
+    )
+    for tool in tools:
+        if tool.current_version is not None:
+            out.setdefault(tool.service_id, {})[tool.name] = tool.current_version
+    return out
+
+
+def openai_tool(version: ToolSchemaVersion) -> dict[str, Any]:
+    description = version.description or version.tool.description
+    return {"type": "function", "function": {"name": version.tool.name, "description": description,
+                                             "parameters": version.parameters}}
+
+
+def record_from_example(
+    example: TrainingExample,
+    *,
+    split: str = "",
+    dimension: str = "",
+    schemas: dict[str, ToolSchemaVersion] | None = None,
+) -> Record:
+    """The plain ``Record`` of an example; tools come from their current schema versions.
+
+    ``schemas`` (from ``schema_maps``) avoids one query per example when building many.
+    """
+    if schemas is None:
+        schemas = current_schemas(example.service)
+    tools = [openai_tool(schemas[name]) for name in example.tools if name in schemas]
+    return Record(
+        id=str(example.pk),
+        service=example.service.name,
+        tool=example.tool.name if example.tool_id and example.tool else "",
+        messages=[dict(m) for m in example.messages],
+        tools=tools,
+        behavior=example.behavior,
+        expected=example.expected,
+        split=split,
+        dimension=dimension,
+        meta={
+            "example_id": example.pk,
+            "source": example.source,
+            "quality": example.quality,
+            "content_hash": example.content_hash,
+            "created_at": example.created_at.isoformat() if example.created_at else "",
+            "provenance": example.provenance,
+        },
+    )
+
+
+def examples_active() -> QuerySet[TrainingExample]:
+    return TrainingExample.objects.filter(status=ExampleStatus.ACTIVE).select_related("service", "tool")
+
+
+def example_get(*, example_id: int) -> TrainingExample:
+    example = (
+        TrainingExample.objects.select_related("service", "tool", "schema_version", "interaction", "parent")
+        .filter(pk=example_id)
+        .first()
+    )
+    if example is None:
+        raise NotFound(f"training example {example_id} does not exist")
+    return example
+
+
+def examples_search(
+    *,
+    service: str = "",
+    tool: str = "",
+    source: str = "",
+    quality: str = "",
+    behavior: str = "",
+    status: str = "",
+    q: str = "",
+) -> QuerySet[TrainingExample]:
+    """Examples newest first, filtered; ``q`` matches the user query (case-insensitive)."""
+    qs = TrainingExample.objects.select_related("service", "tool")
+    if service:
+        qs = qs.filter(service__name=service)
+    if tool:
+        qs = qs.filter(tool__name=tool)
+    if source:
+        qs = qs.filter(source=source)
+    if quality:
+        qs = qs.filter(quality=quality)
+    if behavior:
+        qs = qs.filter(behavior=behavior)
+    if status:
+        qs = qs.filter(status=status)
+    if q:
+        qs = qs.filter(Q(user_query__icontains=q) | Q(explanation__icontains=q))
+    return qs.order_by("-created_at", "-id")
+
+
+def latest_version() -> DatasetVersion | None:
+    return DatasetVersion.objects.filter(status=DatasetVersion.Status.READY).order_by("-number").first()
+
+
+def version_get(*, number: int | str) -> DatasetVersion:
+    """A ready version by number, or the latest one for ``"latest"``."""
+    if str(number) == "latest":
+        version = latest_version()
+        if version is None:
+            raise NotFound("no dataset version has been built yet; run `python manage.py dataset_build`")
+        return version
+    try:
+        num = int(number)
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed(f"version must be a number or 'latest', not {number!r}",
+                               fields={"version": ["a number or 'latest'"]}) from exc
+    version = DatasetVersion.objects.filter(number=num).first()
+    if version is None:
+        raise NotFound(f"dataset version {num} does not exist")
+    return version
+
+
+def versions_list() -> QuerySet[DatasetVersion]:
+    return DatasetVersion.objects.order_by("-number")
+
+
+def _members(
+    *, version: DatasetVersion, split: str, dimension: str | None = None, allow_holdout: bool = False
+) -> QuerySet[DatasetMembership]:
+    if split not in SPLITS:
+        raise ValidationFailed(f"unknown split {split!r}; choose one of {list(SPLITS)}",
+                               fields={"split": [f"one of {list(SPLITS)}"]})
+    if split == Split.HOLDOUT and not allow_holdout:
+        raise Forbidden("the holdout split is reserved for final evaluation; pass allow_holdout=True to read it")
+    if version.status != DatasetVersion.Status.READY:
+        raise ValidationFailed(f"dataset version {version.number} is {version.status}, not ready")
+    members = DatasetMembership.objects.filter(version=version, split=split)
+    if dimension:
+        members = members.filter(dimension=dimension)
+    return members.order_by("position")
+
+
+def dataset_examples(
+    *, version: DatasetVersion, split: str, dimension: str | None = None, allow_holdout: bool = False
+) -> list[DatasetMembership]:
+    """Memberships of one split with their examples (for pages and exports)."""
+    members = _members(version=version, split=split, dimension=dimension, allow_holdout=allow_holdout)
+    return list(members.select_related("example", "example__service", "example__tool"))
+
+
+def dataset_records(
+    *, version: DatasetVersion, split: str, dimension: str | None = None, allow_holdout: bool = False
+) -> list[Record]:
+    """The records of one split of a version, in the version's fixed order.
+
+    Training never passes ``allow_holdout``: the holdout is for final evaluation only.
+    """
+    members = _members(version=version, split=split, dimension=dimension, allow_holdout=allow_holdout)
+    # Snapshots, not the live rows: a built version never changes when an example is edited later.
+    return [Record.from_dict(snapshot) for snapshot in members.values_list("snapshot", flat=True)]
+
+
+def split_sizes(version: DatasetVersion) -> dict[str, dict[str, int]]:
+    """{split: {dimension or "all": count}} for a version."""
+    from django.db.models import Count
+
+    out: dict[str, dict[str, int]] = {s: {} for s in SPLITS}
+    rows = DatasetMembership.objects.filter(version=version).values("split", "dimension").annotate(n=Count("id"))
+    for row in rows:
+        out.setdefault(row["split"], {})[row["dimension"] or "all"] = row["n"]
+    return out
+
+
+def triggers_recent(*, limit: int = 50) -> QuerySet[TriggerEvent]:
+    return TriggerEvent.objects.select_related("service").order_by("-created_at")[:limit]
+
+
+DIFF_METRICS = ("total_examples", "tools_covered", "unique_queries", "diversity_score", "high_quality_count",
+                "duplicates_removed", "contamination_removed", "conflicts_count")
+
+
+def versions_diff(*, a: DatasetVersion, b: DatasetVersion, sample: int = 25) -> dict[str, Any]:
+    """What changed from version ``a`` to ``b``: examples added/removed/moved, per-tool counts, metrics."""
+
+    def members(version: DatasetVersion) -> dict[str, tuple[str, str, int, str]]:
+        rows = DatasetMembership.objects.filter(version=version).values_list(
+            "example__content_hash", "split", "dimension", "example_id", "example__user_query")
+        return {h: (split, dim, pk, query) for h, split, dim, pk, query in rows}
+
+    ma, mb = members(a), members(b)
+    added = sorted(set(mb) - set(ma), key=lambda h: mb[h][2])
+    removed = sorted(set(ma) - set(mb), key=lambda h: ma[h][2])
+    moved = sorted((h for h in set(ma) & set(mb) if ma[h][:2] != mb[h][:2]), key=lambda h: mb[h][2])
+    ra, rb = a.quality_report or {}, b.quality_report or {}
+    tools = sorted(set(ra.get("examples_per_tool", {})) | set(rb.get("examples_per_tool", {})))
+    per_tool = [
+        {"tool": t, "a": ra.get("examples_per_tool", {}).get(t, 0), "b": rb.get("examples_per_tool", {}).get(t, 0)}
+        for t in tools
+    ]
+    for row in per_tool:
+        row["delta"] = row["b"] - row["a"]
+    params_changed = sorted(k for k in set(a.params) | set(b.params) if a.params.get(k) != b.params.get(k))
+    return {
+        "same_content": a.content_hash == b.content_hash,
+        "added_count": len(added), "removed_count": len(removed), "moved_count": len(moved),
+        "added": [{"id": mb[h][2], "query": mb[h][3], "split": mb[h][0]} for h in added[:sample]],
+        "removed": [{"id": ma[h][2], "query": ma[h][3], "split": ma[h][0]} for h in removed[:sample]],
+        "moved": [{"id": mb[h][2], "query": mb[h][3], "from": f"{ma[h][0]} {ma[h][1]}".strip(),
+                   "to": f"{mb[h][0]} {mb[h][1]}".strip()} for h in moved[:sample]],
+        "per_tool": per_tool,
+        "metrics": [{"name": m, "a": ra.get(m), "b": rb.get(m)} for m in DIFF_METRICS],
+        "splits": [{"split": s, "a": (ra.get("split_sizes") or {}).get(s, 0),
+                    "b": (rb.get("split_sizes") or {}).get(s, 0)} for s in SPLITS],
+        "zero_shot_tools": {"a": ra.get("zero_shot_tools", []), "b": rb.get("zero_shot_tools", [])},
+        "params_changed": [{"name": k, "a": a.params.get(k), "b": b.params.get(k)} for k in params_changed],
+        "seed": {"a": a.seed, "b": b.seed},
+    }

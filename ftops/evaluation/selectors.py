@@ -1,0 +1,154 @@
+"""Reads for evaluation: suites, runs, failures and run comparisons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Count, QuerySet
+
+from ftops.common.errors import NotFound, ValidationFailed
+from ftops.evaluation.models import EvalFailure, EvalRun, EvalSuite, RunStatus
+
+GROUP_KEYS = {"category": "by_category", "service": "by_service", "tool": "by_tool", "dimension": "by_dimension"}
+CHART_LIMIT = 30  # bars per chart; BFCL suites have thousands of distinct tools
+
+
+def suites_list() -> QuerySet[EvalSuite]:
+    return EvalSuite.objects.select_related("dataset_version").order_by("name")
+
+
+def suite_get(*, ref: int | str) -> EvalSuite:
+    """A suite by id or by name."""
+    suites = EvalSuite.objects.select_related("dataset_version")
+    suite = suites.filter(pk=int(ref)).first() if str(ref).isdigit() else suites.filter(name=str(ref)).first()
+    if suite is None:
+        raise NotFound(f"evaluation suite {ref!r} does not exist")
+    return suite
+
+
+def runs_list(*, status: str = "", suite_id: int | None = None) -> QuerySet[EvalRun]:
+    runs = EvalRun.objects.select_related("suite").order_by("-created_at", "-id")
+    if status:
+        runs = runs.filter(status=status)
+    if suite_id:
+        runs = runs.filter(suite_id=suite_id)
+    return runs
+
+
+def run_get(*, run_id: int | str) -> EvalRun:
+    try:
+        pk = int(run_id)
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed(f"run id must be a number, not {run_id!r}", fields={"run": ["a run id"]}) from exc
+    run = EvalRun.objects.select_related("suite", "suite__dataset_version").filter(pk=pk).first()
+    if run is None:
+        raise NotFound(f"evaluation run {pk} does not exist")
+    return run
+
+
+def failures_for(run: EvalRun, *, category: str = "", error_type: str = "", service: str = "", tool: str = "",
+                 dimension: str = "") -> QuerySet[EvalFailure]:
+    failures = EvalFailure.objects.filter(run=run).order_by("id")
+    for name, value in (("category", category), ("error_type", error_type), ("service", service), ("tool", tool),
+                        ("dimension", dimension)):
+        if value:
+            failures = failures.filter(**{name: value})
+    return failures
+
+
+def failure_counts(run: EvalRun) -> list[dict[str, Any]]:
+    """``[{"error_type", "n"}]``, most frequent first."""
+    rows = EvalFailure.objects.filter(run=run).values("error_type").annotate(n=Count("id")).order_by("-n", "error_type")
+    return [dict(row) for row in rows]
+
+
+def group_rows(run: EvalRun, key: str) -> list[dict[str, Any]]:
+    """``[{"name", "n", "exact", "tool", "args", "values"}]`` for one grouping of a run."""
+    groups = (run.metrics or {}).get(GROUP_KEYS[key]) or {}
+    return [{"name": name, **values} for name, values in groups.items()]
+
+
+def chart_data(run: EvalRun) -> dict[str, Any]:
+    """Bar-chart series per grouping; the weakest groups first when there are too many."""
+    charts: dict[str, Any] = {}
+    for key in GROUP_KEYS:
+        rows = group_rows(run, key)
+        if len(rows) > CHART_LIMIT:
+            rows = sorted(rows, key=lambda r: (r["exact"], -r["n"]))[:CHART_LIMIT]
+        if rows:
+            charts[key] = {
+                "labels": [r["name"] for r in rows],
+                "exact": [r["exact"] for r in rows],
+                "tool": [r["tool"] for r in rows],
+                "args": [r["args"] for r in rows],
+                "n": [r["n"] for r in rows],
+            }
+    return charts
+
+
+@dataclass
+class DeltaRow:
+    name: str
+    base_n: int | None
+    base_exact: float | None
+    other_n: int | None
+    other_exact: float | None
+
+    @property
+    def delta(self) -> float | None:
+        if self.base_exact is None or self.other_exact is None:
+            return None
+        return round(self.other_exact - self.base_exact, 2)
+
+
+@dataclass
+class RunComparison:
+    base: EvalRun
+    other: EvalRun
+    groups: dict[str, list[DeltaRow]] = field(default_factory=dict)
+    comparable_cases: bool = False  # same suite and case selection: per-case flips are meaningful
+    fixed: list[str] = field(default_factory=list)  # failed in base, right in other
+    regressed: list[str] = field(default_factory=list)  # right in base, failed in other
+
+    @property
+    def delta(self) -> float | None:
+        if self.base.exact is None or self.other.exact is None:
+            return None
+        return round(self.other.exact - self.base.exact, 2)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "base": self.base.pk, "other": self.other.pk,
+            "base_exact": self.base.exact, "other_exact": self.other.exact, "delta": self.delta,
+            "groups": {key: [{"name": r.name, "base_n": r.base_n, "base_exact": r.base_exact, "other_n": r.other_n,
+                              "other_exact": r.other_exact, "delta": r.delta} for r in rows]
+                       for key, rows in self.groups.items()},
+            "comparable_cases": self.comparable_cases, "fixed": self.fixed, "regressed": self.regressed,
+        }
+
+
+def runs_compare(*, base: EvalRun, other: EvalRun) -> RunComparison:
+    """Per-group accuracy deltas (other - base) and, on the same cases, which cases flipped."""
+    for run, label in ((base, "base"), (other, "other")):
+        if run.status != RunStatus.SUCCEEDED:
+            raise ValidationFailed(f"run {run.pk} has status {run.status}; only finished runs can be compared",
+                                   fields={label: ["choose a succeeded run"]})
+    comparison = RunComparison(base=base, other=other)
+    for key, metric in GROUP_KEYS.items():
+        a = (base.metrics or {}).get(metric) or {}
+        b = (other.metrics or {}).get(metric) or {}
+        rows = [DeltaRow(name, a.get(name, {}).get("n"), a.get(name, {}).get("exact"), b.get(name, {}).get("n"),
+                         b.get(name, {}).get("exact")) for name in sorted(set(a) | set(b))]
+        if rows:
+            comparison.groups[key] = rows
+    comparison.comparable_cases = (
+        base.suite_id == other.suite_id and base.case_limit == other.case_limit
+        and sorted(base.category_filter or []) == sorted(other.category_filter or [])
+    )
+    if comparison.comparable_cases:
+        failed_base = set(EvalFailure.objects.filter(run=base).values_list("record_id", flat=True))
+        failed_other = set(EvalFailure.objects.filter(run=other).values_list("record_id", flat=True))
+        comparison.fixed = sorted(failed_base - failed_other)
+        comparison.regressed = sorted(failed_other - failed_base)
+    return comparison

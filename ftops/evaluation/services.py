@@ -1,0 +1,375 @@
+"""Writes for evaluation: suites, BFCL import, runs (create, execute, store) and their failures.
+
+``evaluate_records`` and ``EvalReport`` (pure, in ``ftops.evaluation.harness``) are re-exported
+here: they are what the demo and acceptance checks call directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from ftops.common.errors import Conflict, NotFound, ValidationFailed
+from ftops.datasets.records import Record
+from ftops.evaluation.adapters import (
+    AdapterConfigError,
+    FewShotAdapter,
+    ModelAdapter,
+    adapter_from_config,
+    validate_adapter_config,
+)
+from ftops.evaluation.harness import EvalReport, RecordResult, evaluate_records
+from ftops.evaluation.models import EvalCase, EvalFailure, EvalRun, EvalSuite, RunStatus, SuiteKind
+from ftops.evaluation.scoring import expected_summary, got_summary
+
+__all__ = [
+    "EvalReport",
+    "RunCancelled",
+    "bfcl_suite_import",
+    "eval_run_cancel",
+    "eval_run_create",
+    "eval_run_execute",
+    "eval_run_store_report",
+    "eval_suite_for_dataset",
+    "evaluate_records",
+]
+
+log = logging.getLogger(__name__)
+
+EVAL_SPLITS = ("train", "validation", "test", "holdout")
+# A running run whose heartbeat is older than this is presumed dead and may be claimed again.
+RUN_LEASE = timedelta(minutes=15)
+PROGRESS_EVERY = 64  # records per adapter call: the progress (and heartbeat) granularity
+
+
+class RunCancelled(Exception):
+    """Raised inside a run when its row was cancelled meanwhile."""
+
+
+# --------------------------------------------------------------------------- suites
+
+
+@transaction.atomic
+def eval_suite_for_dataset(*, dataset_version: Any, split: str) -> EvalSuite:
+    """The suite of one split of a dataset version (created once)."""
+    if split not in EVAL_SPLITS:
+        raise ValidationFailed(f"unknown split {split!r}", fields={"split": [f"one of {list(EVAL_SPLITS)}"]})
+    status = getattr(dataset_version, "status", "ready")
+    if status != "ready":
+        raise ValidationFailed(f"{dataset_version} is {status}, not ready",
+                               fields={"dataset_version": ["choose a built (ready) dataset version"]})
+    suite, _ = EvalSuite.objects.get_or_create(
+        kind=SuiteKind.DATASET, dataset_version=dataset_version, split=split,
+        defaults={"name": f"dataset v{dataset_version.number} {split}",
+                  "source": f"dataset version {dataset_version.pk}"},
+    )
+    return suite
+
+
+@dataclass(frozen=True)
+class SuiteImport:
+    suite: EvalSuite
+    created: bool
+    unchanged: bool
+    cases: int
+
+
+def bfcl_suite_import(*, data_dir: Path, categories: Sequence[str] | None = None, name: str = "bfcl") -> SuiteImport:
+    """Import BFCL question and answer files as a suite (idempotent).
+
+    Importing the same files again changes nothing; different content under a name that
+    runs already use is refused, since their scores would no longer match their cases.
+    """
+    from ftops.evaluation.bfcl import BfclDataError, available_categories, entry_record, load_category
+
+    name = name.strip()
+    if not name:
+        raise ValidationFailed("a suite name is required", fields={"name": ["e.g. 'bfcl'"]})
+    try:
+        known = available_categories(data_dir)
+        chosen = list(categories) if categories else known
+        unknown = [c for c in chosen if c not in known]
+        if unknown:
+            raise ValidationFailed(f"no BFCL files for {unknown} in {data_dir}",
+                                   fields={"categories": [f"choose from {known}"]})
+        records = [entry_record(entry) for category in chosen for entry in load_category(data_dir, category)]
+    except BfclDataError as exc:
+        raise ValidationFailed(str(exc), fields={"data_dir": [str(exc)]}) from exc
+    if not records:
+        raise ValidationFailed(f"no BFCL entries found in {data_dir}", fields={"data_dir": ["no question files"]})
+    payload = [r.to_dict() for r in records]
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    counts = dict(Counter(str(r.meta["bfcl_category"]) for r in records))
+    with transaction.atomic():
+        suite = EvalSuite.objects.select_for_update().filter(name=name).first()
+        if suite is not None:
+            if suite.content_hash == digest:
+                return SuiteImport(suite, created=False, unchanged=True, cases=suite.case_count)
+            if suite.kind != SuiteKind.BFCL or suite.runs.exists():
+                raise Conflict(f"suite {name!r} already exists with other content and is in use; "
+                               "import under another --name", fields={"name": ["choose a new suite name"]})
+            suite.cases.all().delete()
+            created = False
+        else:
+            suite = EvalSuite(name=name, kind=SuiteKind.BFCL)
+            created = True
+        suite.source = str(data_dir)[:300]
+        suite.content_hash = digest
+        suite.case_count = len(records)
+        suite.categories = counts
+        suite.save()
+        EvalCase.objects.bulk_create(
+            [EvalCase(suite=suite, position=i, case_id=r.id, category=str(r.meta["bfcl_category"]), record=d)
+             for i, (r, d) in enumerate(zip(records, payload, strict=True))],
+            batch_size=500,
+        )
+    return SuiteImport(suite, created=created, unchanged=False, cases=len(records))
+
+
+def suite_records(suite: EvalSuite, *, categories: Sequence[str] = (), limit: int | None = None) -> list[Record]:
+    """The records a run on ``suite`` scores, in the suite's fixed order."""
+    if suite.kind == SuiteKind.DATASET:
+        from ftops.datasets.selectors import dataset_records
+
+        if suite.dataset_version is None:
+            raise ValidationFailed(f"suite {suite.name} has lost its dataset version")
+        records = dataset_records(version=suite.dataset_version, split=suite.split,
+                                  allow_holdout=suite.split == "holdout")
+        if categories:
+            from ftops.evaluation.scoring import record_category
+
+            records = [r for r in records if record_category(r) in categories]
+    else:
+        cases = suite.cases.order_by("position")
+        if categories:
+            cases = cases.filter(category__in=list(categories))
+        if limit:
+            cases = cases[:limit]
+        records = [Record.from_dict(c.record) for c in cases]
+    return records[:limit] if limit else records
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def adapter_config_for_model_version(model_version_id: int) -> tuple[dict[str, Any], str]:
+    """(adapter config, label) of a registry model version, by what its training produced:
+    a LoRA adapter runs on its base model locally, a few-shot prompt wraps the base model
+    (the prompt text is copied into the config, so the run stays reproducible), an OpenAI
+    fine-tune is called where its training ran (FTOPS_OPENAI_BASE_URL, else api.openai.com)."""
+    try:
+        from registry.models import ModelVersion
+    except ImportError as exc:
+        raise ValidationFailed("the model registry is not available",
+                               fields={"model_version_id": ["give adapter_config instead"]}) from exc
+    version = ModelVersion.objects.select_related("training_run").filter(pk=model_version_id).first()
+    if version is None:
+        raise NotFound(f"model version {model_version_id} does not exist")
+    label = f"{version.name} {version.semver}".strip()
+    base = str(version.base_model or "")
+    artifact = str(version.adapter_path or "")
+    backend = version.training_run.backend if version.training_run_id and version.training_run else ""
+    if backend == "openai" or (not backend and artifact.startswith("ft:")):
+        if not artifact:
+            raise ValidationFailed(f"model version {model_version_id} has no fine-tuned model id",
+                                   fields={"model_version_id": ["its fine-tune has not finished"]})
+        trained_with = version.training_run.config if version.training_run_id and version.training_run else {}
+        base_url = (trained_with.get("base_url") or getattr(settings, "FTOPS_OPENAI_BASE_URL", "")
+                    or "https://api.openai.com/v1")
+        key_env = trained_with.get("api_key_env") or "OPENAI_API_KEY"
+        return {"kind": "openai", "base_url": base_url, "model": artifact, "api_key_env": key_env}, label
+    if not base:
+        raise ValidationFailed(f"model version {model_version_id} names no base model",
+                               fields={"model_version_id": ["this version cannot be run locally"]})
+    inner: dict[str, Any] = {"kind": "hf_local", "model_path": base}
+    if backend == "fewshot" or (not backend and artifact.endswith(".txt")):
+        try:
+            prompt = Path(artifact).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValidationFailed(f"the prompt file of model version {model_version_id} cannot be read: {exc}",
+                                   fields={"model_version_id": ["its prompt file is missing"]}) from exc
+        return {"kind": "fewshot", "prompt": prompt, "inner": inner}, label
+    if artifact:
+        inner["adapter_path"] = artifact
+    return inner, label
+
+
+def adapter_label(config: dict[str, Any]) -> str:
+    kind = config.get("kind")
+    if kind == "openai":
+        return f"{config['model']} @ {config['base_url']}"
+    if kind == "hf_local":
+        label = Path(str(config["model_path"])).name
+        return label + (f" + {Path(str(config['adapter_path'])).name}" if config.get("adapter_path") else "")
+    if kind == "fewshot":
+        source = config.get("examples_from")
+        origin = f" (dataset v{source['dataset_version']} {source['split']})" if source else ""
+        return f"few-shot{origin}: {adapter_label(config['inner'])}"
+    return f"replay: {Path(str(config.get('path', ''))).name}"
+
+
+def eval_run_create(
+    *,
+    suite: EvalSuite,
+    adapter_config: dict[str, Any] | None = None,
+    model_version_id: int | None = None,
+    name: str = "",
+    limit: int | None = None,
+    categories: Sequence[str] = (),
+    created_by: str = "",
+    enqueue: bool = True,
+) -> EvalRun:
+    """A queued run; its task starts once the transaction commits (with ``enqueue``)."""
+    label = ""
+    if model_version_id is not None and adapter_config:
+        raise ValidationFailed("give either model_version_id or adapter_config, not both",
+                               fields={"adapter_config": ["leave out when a model version is given"]})
+    if model_version_id is not None:
+        adapter_config, label = adapter_config_for_model_version(model_version_id)
+    if not adapter_config:
+        raise ValidationFailed("say which model to evaluate",
+                               fields={"adapter_config": ["give adapter_config or model_version_id"]})
+    try:
+        clean = validate_adapter_config(adapter_config)
+    except AdapterConfigError as exc:
+        raise ValidationFailed(f"adapter_config is invalid: {exc}",
+                               fields={f"adapter_config.{exc.field}": [exc.message]}) from exc
+    if limit is not None and limit < 1:
+        raise ValidationFailed("limit must be at least 1", fields={"limit": ["a positive number of cases"]})
+    categories = [str(c) for c in categories]
+    if categories and suite.kind == SuiteKind.BFCL:
+        unknown = [c for c in categories if c not in suite.categories]
+        if unknown:
+            raise ValidationFailed(f"suite {suite.name} has no categories {unknown}",
+                                   fields={"categories": [f"choose from {sorted(suite.categories)}"]})
+    with transaction.atomic():
+        run = EvalRun.objects.create(
+            name=name.strip()[:200], suite=suite, model_version_id=model_version_id,
+            model_label=(label or adapter_label(clean))[:200], adapter_config=clean, case_limit=limit,
+            category_filter=categories, created_by=created_by[:200],
+        )
+        if enqueue:
+            from ftops.evaluation.tasks import eval_run_execute_task
+
+            run_id = run.pk
+            transaction.on_commit(lambda: eval_run_execute_task.delay(run_id))
+    return run
+
+
+def _claim(run_id: int) -> bool:
+    """Queued -> running (or a running run whose worker stopped heart-beating)."""
+    now = timezone.now()
+    stale = now - RUN_LEASE
+    claimable = Q(status=RunStatus.QUEUED) | Q(status=RunStatus.RUNNING, heartbeat_at__lt=stale)
+    return EvalRun.objects.filter(claimable, pk=run_id).update(
+        status=RunStatus.RUNNING, started_at=now, heartbeat_at=now, error="", progress_done=0
+    ) == 1
+
+
+def eval_run_execute(*, run_id: int, adapter: ModelAdapter | None = None) -> EvalRun:
+    """Claim a queued run, evaluate and store the results. Running it twice is harmless:
+    the second call finds the run claimed (or finished) and returns it unchanged."""
+    if not EvalRun.objects.filter(pk=run_id).exists():
+        raise NotFound(f"evaluation run {run_id} does not exist")
+    if not _claim(run_id):
+        return EvalRun.objects.get(pk=run_id)
+    run = EvalRun.objects.select_related("suite", "suite__dataset_version").get(pk=run_id)
+    try:
+        records = suite_records(run.suite, categories=run.category_filter, limit=run.case_limit)
+        EvalRun.objects.filter(pk=run_id).update(progress_total=len(records))
+        model = adapter or build_adapter(run.adapter_config)
+
+        def progress(done: int, total: int) -> None:
+            still_running = EvalRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
+                progress_done=done, progress_total=total, heartbeat_at=timezone.now())
+            if not still_running:
+                raise RunCancelled(run_id)
+
+        # Several adapter batches per call: the HF adapter sorts each call's prompts by length.
+        chunk = max(PROGRESS_EVERY, 4 * int(run.adapter_config.get("batch_size") or 0))
+        report = evaluate_records(adapter=model, records=records, batch_size=chunk, on_progress=progress)
+        if isinstance(model, FewShotAdapter):
+            report.meta["fewshot_prompt"] = model.prompt
+    except RunCancelled:
+        run.refresh_from_db()
+        return run
+    except Exception as exc:  # a run records why it failed; the worker itself carries on
+        log.exception("evaluation run %s failed", run_id)
+        EvalRun.objects.filter(pk=run_id).update(status=RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:4000],
+                                                 finished_at=timezone.now())
+        run.refresh_from_db()
+        return run
+    return eval_run_store_report(run=run, report=report)
+
+
+def build_adapter(config: dict[str, Any]) -> ModelAdapter:
+    """The adapter a stored config names; few-shot prompts drawn from a dataset are built here,
+    since choosing their examples reads the dataset and runs the wrapped model once."""
+    if config.get("kind") != "fewshot" or "examples_from" not in config:
+        return adapter_from_config(config)
+    from ftops.catalog.models import Service
+    from ftops.datasets.selectors import dataset_records, version_get
+
+    source = config["examples_from"]
+    pool = dataset_records(version=version_get(number=source["dataset_version"]), split=source["split"])
+    vocabulary: dict[str, Any] = {}
+    for service in Service.objects.filter(name__in={r.service for r in pool}).prefetch_related("tools"):
+        vocabulary.update(service.domain_vocabulary or {})
+        for tool in service.tools.all():
+            vocabulary.update(tool.domain_vocabulary or {})
+    return FewShotAdapter.from_records(adapter_from_config(config["inner"]), pool,
+                                       max_examples=source["max_examples"], vocabulary=vocabulary)
+
+
+def _failure_row(run: EvalRun, result: RecordResult) -> EvalFailure:
+    record, score = result.record, result.score
+    raw = "\n---\n".join(o.raw for o in result.outputs if o.raw)
+    return EvalFailure(
+        run=run, record_id=record.id[:120], category=score.category[:40], service=record.service[:120],
+        tool=record.tool[:200], dimension=record.dimension[:20], behavior=record.behavior[:20],
+        error_type=(score.error_type or "unknown")[:80], error=score.error, user_query=record.user_query,
+        expected=expected_summary(record), got=got_summary(result.outputs), raw=raw[:20000],
+        partial={"tool": score.tool, "args": score.args, "values": score.values,
+                 "steps_passed": score.steps_passed, "steps_total": score.steps_total},
+    )
+
+
+@transaction.atomic
+def eval_run_store_report(*, run: EvalRun, report: EvalReport) -> EvalRun:
+    """Metrics and failures of a finished evaluation, stored once (replaces any earlier)."""
+    run = EvalRun.objects.select_for_update().get(pk=run.pk)
+    if run.status == RunStatus.CANCELLED:
+        return run
+    run.failures.all().delete()
+    EvalFailure.objects.bulk_create([_failure_row(run, r) for r in report.failures()], batch_size=500)
+    run.metrics = {**report.summary(), **report.meta}
+    run.exact = report.exact
+    run.status = RunStatus.SUCCEEDED
+    run.progress_done = run.progress_total = report.n
+    run.finished_at = timezone.now()
+    run.error = ""
+    run.save()
+    return run
+
+
+@transaction.atomic
+def eval_run_cancel(*, run: EvalRun) -> EvalRun:
+    """Cancel a run that has not finished (a queued one never starts)."""
+    updated = EvalRun.objects.filter(pk=run.pk, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
+        status=RunStatus.CANCELLED, finished_at=timezone.now())
+    run.refresh_from_db()
+    if not updated and run.status != RunStatus.CANCELLED:
+        raise Conflict(f"run {run.pk} has already {run.status}")
+    return run

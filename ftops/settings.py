@@ -1,0 +1,243 @@
+"""ftops settings, driven by environment variables.
+
+Embedded default (nothing set): SQLite under ``var/`` and Celery tasks run in-process.
+Production: ``DATABASE_URL`` (PostgreSQL) and ``CELERY_BROKER_URL`` (Redis).
+Malformed values stop start-up with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+from kombu import Queue
+
+from ftops.common.env import SettingsError, env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("FTOPS_VAR_DIR", str(BASE_DIR / "var")))
+ARTIFACTS_DIR = Path(env_str("FTOPS_ARTIFACTS_DIR", str(VAR_DIR / "artifacts")))
+
+DEBUG = env_bool("FTOPS_DEBUG", False)
+_INSECURE_DEV_KEY = "ftops-dev-insecure-key-change-me-in-production-0123456789abcdef"
+SECRET_KEY = env_str("FTOPS_SECRET_KEY", _INSECURE_DEV_KEY)
+ALLOWED_HOSTS = env_list("FTOPS_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("FTOPS_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "drf_spectacular",
+    "django_htmx",
+    "template_partials",
+    "ftops.common",
+    "ftops.catalog",
+    "ftops.interactions",
+    "ftops.datasets",
+    "ftops.training",
+    "ftops.evaluation",
+    "ftops.discovery",
+    "review",
+    "registry",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "ftops.urls"
+WSGI_APPLICATION = "ftops.wsgi.application"
+ASGI_APPLICATION = "ftops.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "ftops.common.nav.nav_items",
+            ],
+        },
+    }
+]
+
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'ftops.sqlite3'}")
+try:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+except Exception as exc:  # dj_database_url raises several types for bad URLs
+    raise RuntimeError(f"DATABASE_URL is malformed ({exc}); expected e.g. postgres://user@host:5432/db") from exc
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A busy timeout stops the demo server and in-process tasks tripping over each other.
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env_str("FTOPS_STATIC_ROOT", str(VAR_DIR / "staticfiles")))
+
+# --- security -------------------------------------------------------------------------
+SECURE_PRODUCTION = env_bool("FTOPS_SECURE", False)
+SESSION_COOKIE_SECURE = SECURE_PRODUCTION
+CSRF_COOKIE_SECURE = SECURE_PRODUCTION
+SECURE_SSL_REDIRECT = SECURE_PRODUCTION
+SECURE_HSTS_SECONDS = 31536000 if SECURE_PRODUCTION else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_PRODUCTION
+SECURE_HSTS_PRELOAD = SECURE_PRODUCTION
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if SECURE_PRODUCTION else None
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+if SECURE_PRODUCTION and SECRET_KEY == _INSECURE_DEV_KEY:
+    raise RuntimeError("FTOPS_SECURE=1 requires FTOPS_SECRET_KEY to be set to a long random value")
+
+# --- REST API ---------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "ftops.common.auth.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": ["ftops.common.auth.ApiKeyRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"api_key": env_str("FTOPS_API_KEY_RATE", "6000/min")},
+    "EXCEPTION_HANDLER": "ftops.common.api_errors.api_exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ftops API",
+    "DESCRIPTION": "FT-Ops for LLM tool calling: ingest, catalog, curation, training, evaluation.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a "status" with different choices; name each enum so the schema
+    # (and `check --deploy`, which builds it) has no naming collisions.
+    "ENUM_NAME_OVERRIDES": {
+        "IngestBatchStatusEnum": "ftops.interactions.models.BatchStatus",
+        "ReviewStatusEnum": "review.models.ReviewStatus",
+        "ExampleStatusEnum": "ftops.datasets.models.ExampleStatus",
+        "CurationRunStatusEnum": "ftops.datasets.models.RunStatus",
+        "CurationRunKindEnum": "ftops.datasets.models.CurationRun.Kind",
+        # Training and evaluation runs share one lifecycle, so one enum serves both.
+        "RunStatusEnum": "ftops.training.models.RunStatus",
+    },
+}
+
+# --- cache (throttling, locks) -------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Celery -----------------------------------------------------------------------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "")
+# No broker configured: tasks run in-process (embedded default, tests, demo).
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_QUEUES = [Queue(name) for name in ("default", "ingestion", "curation", "evaluation", "training")]
+CELERY_TASK_ROUTES = {
+    "ftops.interactions.tasks.*": {"queue": "ingestion"},
+    "ftops.datasets.tasks.*": {"queue": "curation"},
+    "ftops.evaluation.tasks.*": {"queue": "evaluation"},
+    "ftops.training.tasks.*": {"queue": "training"},
+}
+# Durability for long GPU work lives in the database (lease + heartbeat + reaper); the
+# broker's visibility timeout only has to outlast a normal run's acknowledgement delay.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("FTOPS_VISIBILITY_TIMEOUT_S", 4 * 3600)}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+# Curation: collect production examples, then evaluate the retraining triggers.
+CELERY_BEAT_SCHEDULE["curation-collect-and-triggers"] = {
+    "task": "ftops.datasets.tasks.curation_scheduled",
+    "schedule": 60.0 * env_int("FTOPS_CURATION_INTERVAL_MIN", 60),
+    "options": {"queue": "curation"},
+}
+
+# Review: failures reach the queue shortly after ingest; abandoned claims return to it.
+CELERY_BEAT_SCHEDULE["review-enqueue-failures"] = {
+    "task": "review.tasks.enqueue_failures",
+    "schedule": 60.0 * env_int("FTOPS_REVIEW_ENQUEUE_EVERY_MIN", 5),
+}
+CELERY_BEAT_SCHEDULE["review-release-expired-leases"] = {
+    "task": "review.tasks.release_expired_leases",
+    "schedule": 120.0,
+}
+
+# --- ftops ------------------------------------------------------------------------------
+FTOPS_CONFIG_FILE = env_str("FTOPS_CONFIG_FILE", str(BASE_DIR / "ft_ops_config.yaml"))
+FTOPS_PII_REDACTION = env_bool("FTOPS_PII_REDACTION", True)
+FTOPS_REVIEW_LEASE_MINUTES = env_int("FTOPS_REVIEW_LEASE_MINUTES", 15)
+FTOPS_INGEST_MAX_BATCH = env_int("FTOPS_INGEST_MAX_BATCH", 1000)
+# A full ingest batch (1,000 interactions with conversations) is several MB; Django's 2.5 MB
+# default would refuse it before the API could say anything useful.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("FTOPS_MAX_REQUEST_MB", 32, minimum=1) * 1024 * 1024
+FTOPS_FAILURE_FEEDBACK_MAX = env_int("FTOPS_FAILURE_FEEDBACK_MAX", 2)
+FTOPS_BASE_MODEL = env_str("FTOPS_BASE_MODEL", str(VAR_DIR / "models" / "ftops-tiny-base"))
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("FTOPS_LOG_LEVEL", "WARNING")},
+}
+
+# PII types redacted at ingest (ftops.interactions.pii.PII_TYPES); FTOPS_PII_REDACTION=0 turns it all off.
+FTOPS_PII_TYPES = env_list("FTOPS_PII_TYPES", ["email", "phone", "card", "iban", "ssn", "ip"])
+_unknown_pii = sorted(set(FTOPS_PII_TYPES) - {"email", "phone", "card", "iban", "ssn", "ip"})
+if _unknown_pii:
+    raise SettingsError(f"FTOPS_PII_TYPES has unknown type(s) {_unknown_pii}; use email,phone,card,iban,ssn,ip")
+
+# Share of review items (percent, 0-100) that two different reviewers must correct; their
+# agreement on tool and arguments is recorded. Chosen deterministically per interaction.
+FTOPS_REVIEW_DOUBLE_REVIEW_PERCENT = env_int("FTOPS_REVIEW_DOUBLE_REVIEW_PERCENT", 0)
+if FTOPS_REVIEW_DOUBLE_REVIEW_PERCENT > 100:
+    raise SettingsError(f"FTOPS_REVIEW_DOUBLE_REVIEW_PERCENT={FTOPS_REVIEW_DOUBLE_REVIEW_PERCENT} must be 0-100")
+
+# --- training (helper D) -------------------------------------------------------------
+# A run's lease: heartbeats extend it; the reaper re-queues runs whose lease ran out.
+FTOPS_TRAINING_LEASE_S = env_int("FTOPS_TRAINING_LEASE_S", 300)
+FTOPS_TRAINING_REQUEUE_AFTER_S = env_int("FTOPS_TRAINING_REQUEUE_AFTER_S", 900)
+FTOPS_OPENAI_BASE_URL = env_str("FTOPS_OPENAI_BASE_URL", "")
+CELERY_BEAT_SCHEDULE["training-reap-leases"] = {
+    "task": "ftops.training.tasks.training_reap_task",
+    "schedule": float(env_int("FTOPS_TRAINING_REAP_EVERY_S", 60)),
+}
+
+# Covering indexes (INCLUDE columns) serve PostgreSQL; the embedded SQLite ignores the extra
+# columns and still gets a usable index, so the warning says nothing actionable.
+SILENCED_SYSTEM_CHECKS = ["models.W040"]

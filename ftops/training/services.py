@@ -1,0 +1,388 @@
+"""Writes for training runs: create, claim, heartbeat, finish, cancel, reap.
+
+The database, not the broker, decides who trains: ``training_run_claim`` is one conditional
+UPDATE, so a task delivered twice (Redis redelivers unacknowledged tasks) finds the run
+already leased and returns without training. A worker that dies stops heartbeating; the
+reaper sees the lease expire and queues the run again, and the next worker resumes from
+the newest checkpoint in the run's artifact folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, is_dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from ftops.common.errors import Conflict, NotFound, ValidationFailed
+from ftops.datasets.records import Record
+from ftops.training.backends import BackendResult, TransientBackendError, get_backend
+from ftops.training.ml.lora import TrainingStopped, records_for_service
+from ftops.training.models import Backend, RunStatus, TrainingRun
+
+log = logging.getLogger(__name__)
+
+LOG_TAIL_LINES = 60
+MAX_SERIES_POINTS = 2000
+
+
+def lease_seconds() -> int:
+    return int(getattr(settings, "FTOPS_TRAINING_LEASE_S", 300))
+
+
+def worker_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def run_artifact_dir(run: TrainingRun) -> Path:
+    return Path(settings.ARTIFACTS_DIR) / "training" / f"run-{run.pk}"
+
+
+def _config_dict(config: Any) -> dict[str, Any]:
+    if is_dataclass(config) and not isinstance(config, type):
+        return asdict(config)
+    return dict(config)
+
+
+@transaction.atomic
+def training_run_create(
+    *,
+    backend: str,
+    dataset_version: Any,
+    config: dict[str, Any] | None = None,
+    base_model: str = "",
+    service: str = "",
+    name: str = "",
+    actor: str = "",
+    enqueue: bool = True,
+) -> TrainingRun:
+    """A queued run with its full typed config; its task is sent once the row is committed."""
+    if backend not in Backend.values:
+        raise ValidationFailed(f"unknown backend {backend!r}", fields={"backend": [f"one of {Backend.values}"]})
+    if dataset_version is None:
+        raise ValidationFailed("a dataset version is required", fields={"dataset_version": ["give a version number"]})
+    if getattr(dataset_version, "status", "ready") != "ready":
+        raise ValidationFailed(f"dataset version {dataset_version.number} is {dataset_version.status}, not ready",
+                               fields={"dataset_version": ["choose a ready version"]})
+    impl = get_backend(backend)
+    base = base_model.strip() or impl.default_base_model()
+    data = dict(config or {})
+    data.pop("base_model", None)
+    data["dataset_version"] = str(dataset_version.number)
+    data["service"] = service
+    try:
+        typed = impl.parse_config(data, base_model=base)
+    except (TypeError, ValueError) as exc:
+        detail = exc.args[0] if exc.args else str(exc)
+        fields = {f"config.{k}": [v] for k, v in detail.items()} if isinstance(detail, dict) else {
+            "config": [str(detail)]}
+        raise ValidationFailed("the training config is invalid; see 'fields'", fields=fields) from exc
+    if service and not _service_known(service):
+        raise ValidationFailed(f"unknown service {service!r}", fields={"service": ["a catalog service name"]})
+    run = TrainingRun.objects.create(
+        name=name or f"{backend}-{service or 'all'}-v{dataset_version.number}",
+        backend=backend, base_model=base, config=_config_dict(typed), dataset_version=dataset_version,
+        service=service, created_by=actor, log_tail=f"{timezone.now():%H:%M:%S} queued\n",
+    )
+    if enqueue:
+        training_run_enqueue(run_id=run.pk)
+    return run
+
+
+def _service_known(name: str) -> bool:
+    from ftops.catalog.models import Service
+
+    return Service.objects.filter(name=name).exists()
+
+
+def training_run_enqueue(*, run_id: int, countdown: float | None = None) -> None:
+    from ftops.training.tasks import training_run_task
+
+    def send() -> None:
+        if countdown:
+            training_run_task.apply_async(args=[run_id], countdown=countdown)
+        else:
+            training_run_task.delay(run_id)
+
+    transaction.on_commit(send)
+
+
+def training_run_claim(*, run_id: int, owner: str, now: Any = None) -> TrainingRun | None:
+    """Lease the run for ``owner``; None when another worker holds it or it is finished."""
+    now = now or timezone.now()
+    claimable = Q(status=RunStatus.QUEUED) | Q(status=RunStatus.RUNNING, lease_expires_at__lt=now)
+    updated = (
+        TrainingRun.objects.filter(pk=run_id, cancel_requested=False, attempts__lt=F("max_attempts"))
+        .filter(claimable)
+        .update(status=RunStatus.RUNNING, lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds()),
+                heartbeat_at=now, attempts=F("attempts") + 1, started_at=Coalesce("started_at", now),
+                error="", updated_at=now)
+    )
+    if updated != 1:
+        return None
+    return TrainingRun.objects.select_related("dataset_version").get(pk=run_id)
+
+
+class RunContext:
+    """What a backend sees of its run: progress, log, heartbeat and the cancel flag.
+
+    Writes are throttled (``flush_every_s``) except when forced; every write is conditional
+    on still holding the lease, so a worker that lost its run to the reaper stops at once.
+    """
+
+    def __init__(self, run: TrainingRun, owner: str, *, flush_every_s: float = 2.0,
+                 echo: Callable[[str], None] | None = None) -> None:
+        self.run_id = run.pk
+        self.echo = echo
+        self.owner = owner
+        self.artifact_dir = run_artifact_dir(run)
+        self.flush_every_s = flush_every_s
+        self.loss_series: list[list[float]] = list(run.loss_series or [])
+        self.val_series: list[list[float]] = list(run.val_loss_series or [])
+        self.lines: list[str] = (run.log_tail or "").splitlines()[-LOG_TAIL_LINES:]
+        self.fields: dict[str, Any] = {}
+        self._last_flush = 0.0
+
+    def log(self, line: str) -> None:
+        log.info("training run %s: %s", self.run_id, line)
+        if self.echo is not None:
+            self.echo(line)
+        self.lines.append(f"{timezone.now():%H:%M:%S} {line}")
+        self.lines = self.lines[-LOG_TAIL_LINES:]
+
+    def progress(self, *, step: int, total_steps: int, loss: float | None = None, val_loss: float | None = None,
+                 eta_s: float | None = None, force: bool = False) -> None:
+        if loss is not None:
+            self.loss_series = _append_point(self.loss_series, step, loss)
+        if val_loss is not None:
+            self.val_series = _append_point(self.val_series, step, val_loss)
+        pct = min(100.0, 100.0 * step / total_steps) if total_steps else 0.0
+        self.fields.update(step=step, total_steps=total_steps, progress=round(pct, 2), eta_seconds=eta_s)
+        self._flush(force=force)
+
+    def set_external_ids(self, **ids: str) -> None:
+        with transaction.atomic():
+            run = TrainingRun.objects.select_for_update().get(pk=self.run_id)
+            TrainingRun.objects.filter(pk=self.run_id).update(external_ids={**(run.external_ids or {}), **ids})
+
+    def check(self) -> None:
+        """Heartbeat; raise ``TrainingStopped`` when cancelled or when the lease was lost."""
+        self._flush(force=False)
+
+    def _flush(self, *, force: bool) -> None:
+        import time
+
+        now_m = time.monotonic()
+        if not force and now_m - self._last_flush < self.flush_every_s:
+            return
+        self._last_flush = now_m
+        now = timezone.now()
+        updated = TrainingRun.objects.filter(
+            pk=self.run_id, lease_owner=self.owner, status=RunStatus.RUNNING, cancel_requested=False
+        ).update(
+            lease_expires_at=now + timedelta(seconds=lease_seconds()), heartbeat_at=now, updated_at=now,
+            loss_series=self.loss_series, val_loss_series=self.val_series, log_tail="\n".join(self.lines) + "\n",
+            **self.fields,
+        )
+        if updated == 1:
+            return
+        state = TrainingRun.objects.filter(pk=self.run_id).values("cancel_requested", "log_tail").first()
+        if state and state["cancel_requested"]:
+            # Keep the lines others wrote meanwhile (who asked to cancel) in the final tail.
+            known = set(self.lines)
+            self.lines += [line for line in (state["log_tail"] or "").splitlines() if line not in known]
+            raise TrainingStopped("cancelled")
+        raise TrainingStopped("lease lost")
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"loss_series": self.loss_series, "val_loss_series": self.val_series,
+                "log_tail": "\n".join(self.lines) + "\n", **self.fields}
+
+
+def _append_point(series: list[list[float]], step: int, value: float) -> list[list[float]]:
+    series = [p for p in series if p[0] < step]  # a resumed run replays steps after its checkpoint
+    series.append([step, round(float(value), 6)])
+    if len(series) > MAX_SERIES_POINTS:
+        series = series[::2]
+    return series
+
+
+def _training_records(run: TrainingRun) -> tuple[list[Record], list[Record]]:
+    from ftops.datasets.selectors import dataset_records
+
+    version = run.dataset_version
+    if version is None:
+        raise RuntimeError("the run has no dataset version")
+    # Training reads train and validation only; the holdout stays unseen (never allow_holdout).
+    train = dataset_records(version=version, split="train")
+    val = dataset_records(version=version, split="validation")
+    return records_for_service(train, run.service), records_for_service(val, run.service)
+
+
+def _rules(records: list[Record]) -> list[str]:
+    from ftops.catalog.models import Service
+    from ftops.training.ml.fewshot import domain_rules
+
+    names = sorted({r.service for r in records})
+    vocab = dict(Service.objects.filter(name__in=names).values_list("name", "domain_vocabulary"))
+    return domain_rules({k: v for k, v in vocab.items() if v})
+
+
+def training_run_execute(*, run_id: int, owner: str | None = None,
+                         echo: Callable[[str], None] | None = None) -> TrainingRun | None:
+    """Claim the run and train it; None when this delivery is a duplicate (``echo`` mirrors the log)."""
+    owner = owner or worker_identity()
+    run = training_run_claim(run_id=run_id, owner=owner)
+    if run is None:
+        log.info("training run %s not claimed by %s (held elsewhere or finished)", run_id, owner)
+        return None
+    ctx = RunContext(run, owner, echo=echo)
+    ctx.log(f"attempt {run.attempts} claimed by {owner}")
+    ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        ctx.progress(step=run.step, total_steps=run.total_steps, force=True)
+        train, val = _training_records(run)
+        if not train:
+            raise RuntimeError("the dataset version has no training records" +
+                               (f" for service {run.service!r}" if run.service else ""))
+        result = get_backend(run.backend).run(run=run, ctx=ctx, train=train, val=val, rules=_rules(train))
+    except TrainingStopped as stop:
+        reason = stop.args[0] if stop.args else "stopped"
+        if reason == "cancelled":
+            ctx.log("cancelled")
+            _finish(run_id, owner, status=RunStatus.CANCELLED, ctx=ctx, require_lease=False)
+        else:
+            log.warning("training run %s: %s; another worker owns it now", run_id, reason)
+        return TrainingRun.objects.get(pk=run_id)
+    except TransientBackendError as exc:
+        ctx.log(f"transient error, will retry: {exc}")
+        _requeue_after_error(run_id, owner, ctx, str(exc))
+        return TrainingRun.objects.get(pk=run_id)
+    except Exception as exc:
+        log.exception("training run %s failed", run_id)
+        ctx.log(f"failed: {exc}")
+        _finish(run_id, owner, status=RunStatus.FAILED, ctx=ctx, error=str(exc) or type(exc).__name__)
+        return TrainingRun.objects.get(pk=run_id)
+    ctx.log("succeeded")
+    return training_run_succeed(run_id=run_id, owner=owner, result=result, ctx=ctx)
+
+
+def _finish(run_id: int, owner: str, *, status: str, ctx: RunContext, error: str = "",
+            require_lease: bool = True, extra: dict[str, Any] | None = None) -> int:
+    now = timezone.now()
+    qs = TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING)
+    if require_lease:
+        qs = qs.filter(lease_owner=owner)
+    values = {**ctx.snapshot(), **(extra or {}), "eta_seconds": None}
+    return qs.update(status=status, error=error[:4000], finished_at=now, lease_owner="", lease_expires_at=None,
+                     updated_at=now, **values)
+
+
+def _requeue_after_error(run_id: int, owner: str, ctx: RunContext, error: str) -> None:
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().get(pk=run_id)
+        if run.lease_owner != owner or run.status != RunStatus.RUNNING:
+            return
+        if run.attempts >= run.max_attempts:
+            _finish(run_id, owner, status=RunStatus.FAILED, ctx=ctx, error=f"gave up after {run.attempts} "
+                    f"attempts: {error}")
+            return
+        TrainingRun.objects.filter(pk=run_id).update(status=RunStatus.QUEUED, lease_owner="", lease_expires_at=None,
+                                                     error=error, updated_at=timezone.now(), **ctx.snapshot())
+        training_run_enqueue(run_id=run_id, countdown=30 * run.attempts)
+
+
+@transaction.atomic
+def training_run_succeed(*, run_id: int, owner: str, result: BackendResult, ctx: RunContext) -> TrainingRun:
+    """Mark the run succeeded with its artifacts and register the model version it produced."""
+    from registry.services import model_version_register
+
+    run = TrainingRun.objects.select_for_update(of=("self",)).select_related("dataset_version").get(pk=run_id)
+    if run.status != RunStatus.RUNNING or run.lease_owner != owner:
+        return run  # lost the lease at the last moment: the new owner finishes it
+    extra = {"artifact_path": result.artifact_path, "artifact_bytes": result.artifact_bytes,
+             "artifact": result.artifact, "metrics": result.metrics, "progress": 100.0}
+    snapshot = ctx.snapshot()
+    snapshot.update(progress=100.0)
+    _finish(run_id, owner, status=RunStatus.SUCCEEDED, ctx=ctx, extra={**extra, **{
+        k: v for k, v in snapshot.items() if k not in extra}})
+    run.refresh_from_db()
+    model_version_register(
+        name=run.name, base_model=run.base_model, adapter_path=result.model_ref, training_run=run,
+        dataset_version=run.dataset_version, metrics=result.metrics, card=result.card,
+    )
+    return run
+
+
+@transaction.atomic
+def training_run_cancel(*, run_id: int, actor: str = "") -> TrainingRun:
+    """Queued runs stop at once; running ones at their next step (the loop checks the flag)."""
+    run = TrainingRun.objects.select_for_update().filter(pk=run_id).first()
+    if run is None:
+        raise NotFound(f"training run {run_id} does not exist")
+    if run.is_final:
+        raise Conflict(f"training run {run_id} is already {run.status}")
+    now = timezone.now()
+    line = f"{now:%H:%M:%S} cancel requested by {actor or 'unknown'}\n"
+    lease_dead = run.lease_expires_at is None or run.lease_expires_at < now
+    if run.status == RunStatus.QUEUED or lease_dead:
+        TrainingRun.objects.filter(pk=run_id).update(status=RunStatus.CANCELLED, cancel_requested=True,
+                                                     finished_at=now, lease_owner="", lease_expires_at=None,
+                                                     log_tail=(run.log_tail or "") + line, updated_at=now)
+    else:
+        TrainingRun.objects.filter(pk=run_id).update(cancel_requested=True, log_tail=(run.log_tail or "") + line,
+                                                     updated_at=now)
+    run.refresh_from_db()
+    return run
+
+
+def training_runs_reap(*, now: Any = None) -> dict[str, list[int]]:
+    """Re-queue runs whose worker stopped heartbeating; give up after ``max_attempts``.
+
+    Also re-sends queued runs nobody picked up for a while (a lost broker message): the
+    claim makes an extra delivery harmless.
+    """
+    now = now or timezone.now()
+    requeued: list[int] = []
+    failed: list[int] = []
+    resent: list[int] = []
+    expired = list(TrainingRun.objects.filter(status=RunStatus.RUNNING, lease_expires_at__lt=now)
+                   .values_list("pk", "attempts", "max_attempts"))
+    for run_id, attempts, max_attempts in expired:
+        with transaction.atomic():
+            base = TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING, lease_expires_at__lt=now)
+            if attempts >= max_attempts:
+                if base.update(status=RunStatus.FAILED, finished_at=now, lease_owner="", lease_expires_at=None,
+                               error=f"the worker stopped responding {attempts} times; giving up", updated_at=now):
+                    failed.append(run_id)
+                continue
+            if base.update(status=RunStatus.QUEUED, lease_owner="", lease_expires_at=None, updated_at=now):
+                _append_log(run_id, f"lease expired after attempt {attempts}; re-queued (resumes from checkpoint)")
+                training_run_enqueue(run_id=run_id)
+                requeued.append(run_id)
+    stale = now - timedelta(seconds=int(getattr(settings, "FTOPS_TRAINING_REQUEUE_AFTER_S", 900)))
+    stale_ids = TrainingRun.objects.filter(status=RunStatus.QUEUED, updated_at__lt=stale).values_list("pk", flat=True)
+    for run_id in list(stale_ids):
+        with transaction.atomic():
+            if TrainingRun.objects.filter(pk=run_id, status=RunStatus.QUEUED, updated_at__lt=stale).update(
+                    updated_at=now):
+                training_run_enqueue(run_id=run_id)
+                resent.append(run_id)
+    return {"requeued": requeued, "failed": failed, "resent": resent}
+
+
+def _append_log(run_id: int, line: str) -> None:
+    run = TrainingRun.objects.select_for_update().get(pk=run_id)
+    lines = ((run.log_tail or "") + f"{timezone.now():%H:%M:%S} {line}\n").splitlines()[-LOG_TAIL_LINES:]
+    TrainingRun.objects.filter(pk=run_id).update(log_tail="\n".join(lines) + "\n")

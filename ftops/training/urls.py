@@ -1,0 +1,10 @@
+from django.urls import URLPattern, URLResolver, path
+
+from ftops.training import views
+
+app_name = "training"
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("", views.run_list, name="runs"),
+    path("runs/<int:run_id>/", views.run_detail, name="run"),
+    path("runs/<int:run_id>/cancel", views.run_cancel, name="cancel"),
+]

@@ -1,0 +1,171 @@
+"""What is wrong with a model's tool calls, and how far two reviewers agree (no Django imports).
+
+``diagnose_calls`` checks each call against the offered tools' schemas (unknown tool, unknown
+parameter, missing required, wrong type, value not allowed) and, where the expected calls are
+known, against them; the item page highlights each argument with the result.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from review.schema_form import as_dict, schema_type, validate_arguments
+
+OK, UNKNOWN, INVALID, MISMATCH, MISSING = "ok", "unknown", "invalid", "mismatch", "missing"
+
+
+@dataclass
+class ArgumentCheck:
+    name: str
+    value: str  # JSON text of what the model sent ("" when missing)
+    status: str
+    message: str = ""
+    expected: str = ""  # JSON text of the expected value, when known
+
+
+@dataclass
+class CallCheck:
+    index: int
+    name: str
+    known_tool: bool
+    arguments: list[ArgumentCheck] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    expected_name: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and all(a.status == OK for a in self.arguments)
+
+
+@dataclass
+class Diagnosis:
+    calls: list[CallCheck]
+    problems: list[str]  # about the turn as a whole (calls missing, a call made where none was due)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and all(c.ok for c in self.calls)
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _acceptable(expected: Any, schema: Mapping[str, Any]) -> list[Any]:
+    """Expected values as a list of acceptable ones (BFCL possible answers or one plain value)."""
+    if isinstance(expected, list) and schema_type(schema) != "array":
+        return [v for v in expected if v != ""] or [""]
+    return [expected]
+
+
+def diagnose_calls(
+    calls: list[dict[str, Any]],
+    schemas: Mapping[str, Mapping[str, Any]],
+    expected_calls: list[dict[str, Any]] | None = None,
+    expected_behavior: str = "",
+) -> Diagnosis:
+    checks: list[CallCheck] = []
+    problems: list[str] = []
+    expected_calls = expected_calls or []
+    for index, call in enumerate(calls):
+        name = str(call.get("name") or "")
+        arguments = as_dict(call.get("arguments"))
+        schema = schemas.get(name)
+        expected = expected_calls[index] if index < len(expected_calls) else None
+        check = CallCheck(index=index, name=name, known_tool=schema is not None,
+                          expected_name=str(expected.get("name") or "") if expected else "")
+        if schema is None:
+            check.problems.append(f"'{name}' is not one of the tools offered")
+        if expected is not None and check.expected_name and check.expected_name != name:
+            check.problems.append(f"expected a call to '{check.expected_name}'")
+        check.arguments = _check_arguments(arguments, schema, expected if check.expected_name == name else None)
+        checks.append(check)
+    if expected_calls and len(expected_calls) > len(calls):
+        for missing in expected_calls[len(calls):]:
+            problems.append(f"expected call to '{missing.get('name')}' was not made")
+    if calls and expected_behavior in ("clarify", "ask_for_details", "abstain"):
+        problems.append(f"the right behaviour was to {expected_behavior.replace('_', ' ')}, not to call a tool")
+    if not calls and expected_behavior in ("call", "sequence"):
+        problems.append("the model made no call where one was expected")
+    return Diagnosis(calls=checks, problems=problems)
+
+
+def _check_arguments(
+    arguments: Mapping[str, Any], schema: Mapping[str, Any] | None, expected: Mapping[str, Any] | None
+) -> list[ArgumentCheck]:
+    properties = (schema or {}).get("properties") or {}
+    errors: dict[str, str] = {}
+    if schema is not None:
+        for path, message in validate_arguments(schema, arguments):
+            key = str(path[0]) if path else ""
+            errors.setdefault(key, message)
+    expected_args = (expected or {}).get("arguments") or {}
+    out: list[ArgumentCheck] = []
+    for name, value in arguments.items():
+        check = ArgumentCheck(name=name, value=_dump(value), status=OK)
+        if schema is not None and name not in properties:
+            check.status, check.message = UNKNOWN, "not a parameter of this tool"
+        elif name in errors:
+            check.status, check.message = INVALID, errors[name]
+        if name in expected_args:
+            acceptable = _acceptable(expected_args[name], properties.get(name) or {})
+            check.expected = _dump(acceptable[0])
+            if value not in acceptable and check.status == OK:
+                check.status, check.message = MISMATCH, "differs from the expected value"
+        elif expected is not None and check.status == OK:
+            check.status, check.message = MISMATCH, "not in the expected call"
+        out.append(check)
+    for name in (schema or {}).get("required") or []:
+        if name not in arguments:
+            exp = expected_args.get(name, None)
+            out.append(ArgumentCheck(name=name, value="", status=MISSING, message="required but missing",
+                                     expected=_dump(_acceptable(exp, properties.get(name) or {})[0])
+                                     if name in expected_args else ""))
+    for name, exp in expected_args.items():
+        if name not in arguments and all(a.name != name for a in out):
+            acceptable = _acceptable(exp, properties.get(name) or {})
+            if acceptable != [""]:
+                out.append(ArgumentCheck(name=name, value="", status=MISSING, message="expected but missing",
+                                         expected=_dump(acceptable[0])))
+    return out
+
+
+def agreement(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, Any]:
+    """How far two reviewers' answers agree: on behaviour, on each call's tool, on each argument.
+
+    Each answer is ``{"behavior", "calls": [{name, arguments}], "required_fields"?}``.
+    """
+    calls_a = list(first.get("calls") or [])
+    calls_b = list(second.get("calls") or [])
+    per_call: list[dict[str, Any]] = []
+    agreed = total = 0
+    for index in range(max(len(calls_a), len(calls_b))):
+        a = calls_a[index] if index < len(calls_a) else {}
+        b = calls_b[index] if index < len(calls_b) else {}
+        args_a = a.get("arguments") or {}
+        args_b = b.get("arguments") or {}
+        per_arg = {}
+        for name in sorted(set(args_a) | set(args_b)):
+            same = name in args_a and name in args_b and args_a[name] == args_b[name]
+            per_arg[name] = {"agree": same, "first": args_a.get(name), "second": args_b.get(name)}
+            agreed += int(same)
+            total += 1
+        per_call.append({"tool": a.get("name") == b.get("name"), "first": a.get("name"), "second": b.get("name"),
+                         "arguments": per_arg})
+    fields_a = sorted(first.get("required_fields") or [])
+    fields_b = sorted(second.get("required_fields") or [])
+    behavior = first.get("behavior") == second.get("behavior")
+    tool = all(c["tool"] for c in per_call)
+    full = behavior and tool and agreed == total and fields_a == fields_b
+    return {
+        "behavior": behavior,
+        "tool": tool,
+        "calls": per_call,
+        "required_fields": fields_a == fields_b,
+        "arguments_agreed": agreed,
+        "arguments_total": total,
+        "full": full,
+    }

@@ -1,0 +1,338 @@
+"""Reads for the review pages and API: the queue with its counts, one item in full, statistics.
+
+Every page reads a fixed number of queries whatever the page size (the tests assert it).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Avg, Count, Max, Q, QuerySet
+from django.utils import timezone
+
+from ftops.catalog.models import Service, Tool
+from ftops.common.errors import Forbidden, NotFound
+from review.access import Actor
+from review.diagnosis import Diagnosis, diagnose_calls
+from review.forms import ToolInfo
+from review.models import ReviewAction, ReviewEvent, ReviewItem, ReviewStatus, ReviewSubmission, open_q
+from review.schema_form import as_dict
+
+
+def _status_q(status: str, actor: Actor | None, now: datetime) -> Q:
+    if status == "open":
+        return open_q(now)
+    if status == "mine":
+        return Q(status=ReviewStatus.CLAIMED, holder=actor.label if actor else "", lease_expires_at__gte=now)
+    if status == "claimed":
+        return Q(status=ReviewStatus.CLAIMED, lease_expires_at__gte=now)
+    if status in ReviewStatus.values:
+        return Q(status=status)
+    return Q()
+
+
+def review_queue(
+    *,
+    status: str = "open",
+    service: str = "",
+    tool: str = "",
+    kind: str = "",
+    q: str = "",
+    actor: Actor | None = None,
+    now: datetime | None = None,
+) -> QuerySet[ReviewItem]:
+    """Items matching the queue's filters, newest interaction first."""
+    now = now or timezone.now()
+    qs = ReviewItem.objects.select_related("service").filter(_status_q(status, actor, now))
+    if service:
+        qs = qs.filter(service__name=service)
+    if tool:
+        qs = qs.filter(tool_name=tool)
+    if kind:
+        qs = qs.filter(failure_kind=kind)
+    if q:
+        qs = qs.filter(Q(user_query__icontains=q) | Q(tool_name__icontains=q))
+    return qs.order_by("-occurred_at", "-id")
+
+
+@dataclass
+class Facets:
+    services: list[tuple[str, int]] = field(default_factory=list)
+    tools: list[tuple[str, int]] = field(default_factory=list)
+    kinds: list[tuple[str, int]] = field(default_factory=list)
+
+
+@dataclass
+class QueueSummary:
+    counts: dict[str, int]  # open, claimed, mine, corrected, rejected, skipped, all
+    facets: Facets  # by service, tool and failure kind among the items of the status filter
+    total: int | None  # items matching all filters, when the summary can tell (no text search)
+
+
+def _share(status_filter: str, status: str, n: int, expired: int) -> int:
+    """How many of a group's ``n`` items (``expired`` of them claimed past their lease) a status filter shows."""
+    if status_filter == "open":
+        if status in (ReviewStatus.PENDING, ReviewStatus.SKIPPED):
+            return n
+        return expired if status == ReviewStatus.CLAIMED else 0
+    if status_filter == "claimed":
+        return n - expired if status == ReviewStatus.CLAIMED else 0
+    if status_filter == "all":
+        return n
+    return n if status == status_filter else 0
+
+
+def queue_summary(*, filters: dict[str, Any], actor: Actor | None = None,
+                  now: datetime | None = None) -> QueueSummary:
+    """Status counts, facets and the filtered total from one grouped pass over the queue.
+
+    The grouped rows (status x service x tool x kind: hundreds, not the 100,000 items) come
+    from the ``ix_review_summary`` covering index; "claimed by me" adds one indexed count.
+    """
+    now = now or timezone.now()
+    rows = list(
+        ReviewItem.objects.values_list("status", "service_id", "tool_name", "failure_kind")
+        .annotate(n=Count("*"), expired=Count("lease_expires_at", filter=Q(lease_expires_at__lt=now))).order_by()
+    )
+    names = dict(Service.objects.filter(pk__in={r[1] for r in rows}).values_list("pk", "name")) if rows else {}
+    label = actor.label if actor else ""
+    counts = {key: sum(_share(key, r[0], r[4], r[5]) for r in rows)
+              for key in ("open", "claimed", "corrected", "rejected", "skipped", "all")}
+    status = filters.get("status") or "open"
+    if status == "mine":
+        mine_rows = list(
+            ReviewItem.objects.filter(_status_q("mine", actor, now))
+            .values_list("service_id", "tool_name", "failure_kind").annotate(n=Count("*")).order_by()
+        )
+        grouped = [(sid, tool, kind, n) for sid, tool, kind, n in mine_rows]
+        counts["mine"] = sum(r[3] for r in grouped)
+    else:
+        grouped = [(r[1], r[2], r[3], _share(status, r[0], r[4], r[5])) for r in rows]
+        counts["mine"] = ReviewItem.objects.filter(_status_q("mine", actor, now)).count() if label else 0
+    by_service: dict[str, int] = defaultdict(int)
+    by_tool: dict[str, int] = defaultdict(int)
+    by_kind: dict[str, int] = defaultdict(int)
+    total = 0
+    for service_id, tool, kind, n in grouped:
+        if not n:
+            continue
+        service_name = names.get(service_id, str(service_id))
+        by_service[service_name] += n
+        by_tool[tool] += n
+        by_kind[kind] += n
+        if ((not filters.get("service") or filters["service"] == service_name)
+                and (not filters.get("tool") or filters["tool"] == tool)
+                and (not filters.get("kind") or filters["kind"] == kind)):
+            total += n
+
+    def ranked(values: dict[str, int]) -> list[tuple[str, int]]:
+        return sorted(values.items(), key=lambda p: (-p[1], p[0]))
+
+    return QueueSummary(
+        counts=counts,
+        facets=Facets(services=ranked(by_service), tools=ranked(by_tool), kinds=ranked(by_kind)),
+        total=None if filters.get("q") else total,
+    )
+
+
+def review_item_get(*, item_id: int) -> ReviewItem:
+    item = (
+        ReviewItem.objects.select_related("interaction", "service", "example", "claimed_by")
+        .filter(pk=item_id).first()
+    )
+    if item is None:
+        raise NotFound(f"review item {item_id} does not exist")
+    return item
+
+
+def review_item_for_decision(*, item_id: int, actor: Actor) -> ReviewItem:
+    """The item, if this actor may decide on it now (holds it or it is open); else Forbidden.
+
+    Object-level check shared by the HTML views and the API before any form is processed.
+    """
+    item = review_item_get(item_id=item_id)
+    if item.first_reviewer == actor.label and item.status != ReviewStatus.CORRECTED:
+        raise Forbidden("you gave the first of two reviews of this item; a different reviewer gives the second")
+    return item
+
+
+def service_tools(*, service: Service, offered: list[dict[str, Any]] | None = None) -> dict[str, ToolInfo]:
+    """The tools a correction may use: the service's catalogued tools at their current schema."""
+    offered_names = set()
+    for tool in offered or []:
+        fn = tool.get("function") if isinstance(tool, dict) and isinstance(tool.get("function"), dict) else tool
+        if isinstance(fn, dict) and fn.get("name"):
+            offered_names.add(str(fn["name"]))
+    tools = Tool.objects.filter(service=service, current_version__isnull=False).select_related("current_version")
+    out: dict[str, ToolInfo] = {}
+    for t in tools:
+        version = t.current_version
+        if version is None:
+            continue
+        out[t.name] = ToolInfo(name=t.name, description=version.description or t.description,
+                               schema=version.parameters if isinstance(version.parameters, dict) else {},
+                               offered=t.name in offered_names)
+    return out
+
+
+@dataclass
+class OfferedTool:
+    name: str
+    description: str
+    schema: dict[str, Any]
+    in_catalog: bool
+
+
+@dataclass
+class ItemView:
+    item: ReviewItem
+    conversation: list[dict[str, Any]]
+    offered: list[OfferedTool]
+    model_calls: list[dict[str, Any]]
+    diagnosis: Diagnosis
+    expected_calls: list[dict[str, Any]]
+    expected_behavior: str
+    expected_tool: str
+    tool_results: list[dict[str, Any]]
+    tools: dict[str, ToolInfo]
+    submissions: list[ReviewSubmission]
+    events: list[ReviewEvent]
+    newer_id: int | None = None
+    older_id: int | None = None
+
+
+def _normalise_call(call: Any) -> dict[str, Any]:
+    import json
+
+    if not isinstance(call, dict):
+        return {"name": "", "arguments": {}}
+    if isinstance(call.get("function"), dict):
+        fn = call["function"]
+        args = fn.get("arguments")
+        if isinstance(args, str):
+            try:
+                args = json.loads(args)
+            except ValueError:
+                args = {"(unparsable arguments)": args}
+        return {"name": str(fn.get("name") or ""), "arguments": args if isinstance(args, dict) else {}}
+    args = call.get("arguments")
+    if isinstance(args, str):
+        try:
+            args = json.loads(args)
+        except ValueError:
+            args = {"(unparsable arguments)": args}
+    return {"name": str(call.get("name") or ""), "arguments": args if isinstance(args, dict) else {}}
+
+
+def item_view(*, item: ReviewItem, actor: Actor, filters: dict[str, Any] | None = None) -> ItemView:
+    """Everything the item page shows (a fixed handful of queries)."""
+    interaction = item.interaction
+    tools = service_tools(service=item.service, offered=interaction.tools)
+    offered: list[OfferedTool] = []
+    offered_schemas: dict[str, dict[str, Any]] = {}
+    for tool in interaction.tools if isinstance(interaction.tools, list) else []:
+        fn = tool.get("function") if isinstance(tool, dict) and isinstance(tool.get("function"), dict) else tool
+        if not isinstance(fn, dict) or not fn.get("name"):
+            continue
+        name = str(fn["name"])
+        params = as_dict(fn.get("parameters"))
+        offered.append(OfferedTool(name=name, description=str(fn.get("description") or ""), schema=params,
+                                   in_catalog=name in tools))
+        offered_schemas[name] = params
+    calls = [_normalise_call(c) for c in (interaction.tool_calls if isinstance(interaction.tool_calls, list) else [])]
+    simulated = (interaction.metadata or {}).get("simulated") if isinstance(interaction.metadata, dict) else None
+    simulated = simulated if isinstance(simulated, dict) else {}
+    expected_calls = [c for c in simulated.get("expected_calls") or [] if isinstance(c, dict)]
+    expected_behavior = str(simulated.get("expected_behavior") or "")
+    # What the model saw is the judge of "unknown tool"; the catalog fills in tools not sent along.
+    schemas = {name: info.schema for name, info in tools.items() if name in offered_schemas or not offered_schemas}
+    schemas.update(offered_schemas)
+    diagnosis = diagnose_calls(calls, schemas, expected_calls, expected_behavior)
+    conversation = [m for m in interaction.messages if isinstance(m, dict)] if isinstance(
+        interaction.messages, list) else []
+    tool_results = [m for m in conversation if m.get("role") == "tool"]
+    newer, older = neighbours(item=item, actor=actor, filters=filters)
+    return ItemView(
+        item=item, conversation=conversation, offered=offered, model_calls=calls, diagnosis=diagnosis,
+        expected_calls=expected_calls, expected_behavior=expected_behavior,
+        expected_tool=str(simulated.get("tool") or ""), tool_results=tool_results, tools=tools,
+        submissions=list(item.submissions.all()), events=list(item.events.all()[:20]),
+        newer_id=newer, older_id=older,
+    )
+
+
+def neighbours(*, item: ReviewItem, actor: Actor | None = None,
+               filters: dict[str, Any] | None = None) -> tuple[int | None, int | None]:
+    """The ids before and after ``item`` in the queue's order (newest first) under ``filters``."""
+    base = review_queue(actor=actor, **(filters or {"status": "all"}))
+    newer = (base.filter(Q(occurred_at__gt=item.occurred_at) | Q(occurred_at=item.occurred_at, id__gt=item.pk))
+             .order_by("occurred_at", "id").values_list("pk", flat=True).first())
+    older = (base.filter(Q(occurred_at__lt=item.occurred_at) | Q(occurred_at=item.occurred_at, id__lt=item.pk))
+             .order_by("-occurred_at", "-id").values_list("pk", flat=True).first())
+    return newer, older
+
+
+@dataclass
+class ReviewerStats:
+    actor: str
+    corrected: int = 0
+    first_reviews: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    claimed: int = 0
+    conflicts: int = 0
+    avg_seconds: float | None = None
+    last_at: datetime | None = None
+    double_reviews: int = 0
+    agreed: int = 0
+    arguments_agreed: int = 0
+    arguments_total: int = 0
+
+    @property
+    def decisions(self) -> int:
+        return self.corrected + self.first_reviews + self.rejected
+
+    @property
+    def agreement_rate(self) -> float | None:
+        return round(100.0 * self.agreed / self.double_reviews, 1) if self.double_reviews else None
+
+    @property
+    def argument_agreement_rate(self) -> float | None:
+        return round(100.0 * self.arguments_agreed / self.arguments_total, 1) if self.arguments_total else None
+
+
+def reviewer_stats(*, days: int | None = 30, now: datetime | None = None) -> list[ReviewerStats]:
+    """Per reviewer: decisions, skips, time per decision and double-review agreement (2 queries)."""
+    now = now or timezone.now()
+    since = now - timedelta(days=days) if days else None
+    events = ReviewEvent.objects.exclude(actor="system")
+    if since:
+        events = events.filter(at__gte=since)
+    decided = [ReviewAction.CORRECTED, ReviewAction.SUBMITTED, ReviewAction.REJECTED]
+    rows = events.values("actor").annotate(
+        corrected=Count("id", filter=Q(action=ReviewAction.CORRECTED)),
+        first_reviews=Count("id", filter=Q(action=ReviewAction.SUBMITTED)),
+        rejected=Count("id", filter=Q(action=ReviewAction.REJECTED)),
+        skipped=Count("id", filter=Q(action=ReviewAction.SKIPPED)),
+        claimed=Count("id", filter=Q(action=ReviewAction.CLAIMED)),
+        conflicts=Count("id", filter=Q(action=ReviewAction.CONFLICT)),
+        avg_seconds=Avg("seconds_spent", filter=Q(action__in=decided)),
+        last_at=Max("at"),
+    ).order_by()
+    stats = {r["actor"]: ReviewerStats(**r) for r in rows}
+    doubles = ReviewItem.objects.filter(agreement__isnull=False)
+    if since:
+        doubles = doubles.filter(resolved_at__gte=since)
+    for first, second, info in doubles.values_list("first_reviewer", "resolved_by", "agreement"):
+        for who in {first, second}:
+            if not who:
+                continue
+            s = stats.setdefault(who, ReviewerStats(actor=who))
+            s.double_reviews += 1
+            s.agreed += int(bool((info or {}).get("full")))
+            s.arguments_agreed += int((info or {}).get("arguments_agreed") or 0)
+            s.arguments_total += int((info or {}).get("arguments_total") or 0)
+    return sorted(stats.values(), key=lambda s: (-s.decisions, s.actor))

@@ -1,0 +1,85 @@
+// Review pages: keyboard shortcuts and the help overlay. Everything here is an enhancement;
+// each action also has a visible button or link that works without JavaScript.
+(function () {
+  "use strict";
+
+  function typing(target) {
+    if (!target || !target.tagName) return false;
+    var tag = target.tagName.toLowerCase();
+    return tag === "input" || tag === "textarea" || tag === "select" || target.isContentEditable;
+  }
+
+  function helpDialog() { return document.getElementById("shortcut-help"); }
+
+  function toggleHelp() {
+    var dialog = helpDialog();
+    if (!dialog) return;
+    if (dialog.open) dialog.close(); else dialog.showModal();
+  }
+
+  function rows() { return Array.prototype.slice.call(document.querySelectorAll("tr[data-row]")); }
+
+  function focusRow(step) {
+    var all = rows();
+    if (!all.length) return false;
+    var current = all.findIndex(function (row) { return row.contains(document.activeElement); });
+    var next = current < 0 ? 0 : Math.min(all.length - 1, Math.max(0, current + step));
+    var link = all[next].querySelector("a.row-link");
+    if (link) { link.focus(); all[next].scrollIntoView({block: "nearest"}); }
+    return true;
+  }
+
+  function follow(id) {
+    var link = document.getElementById(id);
+    if (link) window.location.assign(link.href);
+  }
+
+  function submitCorrection() {
+    var form = document.getElementById("correction-form");
+    var button = document.getElementById("submit-correction");
+    if (form && button && !button.disabled) form.requestSubmit(button);
+  }
+
+  function edit() {
+    var claim = document.getElementById("claim-form");
+    if (claim) { claim.requestSubmit(); return; }
+    var form = document.getElementById("correction-form");
+    if (!form) return;
+    var field = form.querySelector("[aria-invalid=true]") ||
+      form.querySelector("fieldset.call input:not([type=hidden]), fieldset.call select, fieldset.call textarea");
+    if (field) field.focus();
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      if (document.getElementById("correction-form")) { event.preventDefault(); submitCorrection(); }
+      return;
+    }
+    if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return;
+    var dialog = helpDialog();
+    if (dialog && dialog.open && event.key !== "?") return;
+    switch (event.key) {
+      case "?": event.preventDefault(); toggleHelp(); break;
+      case "j": event.preventDefault(); if (!focusRow(1)) follow("next-item"); break;
+      case "k": event.preventDefault(); if (!focusRow(-1)) follow("prev-item"); break;
+      case "x": {
+        var row = rows().find(function (r) { return r.contains(document.activeElement); });
+        var box = row && row.querySelector("input[type=checkbox]");
+        if (box) { event.preventDefault(); box.checked = !box.checked; }
+        break;
+      }
+      case "e": event.preventDefault(); edit(); break;
+      case "s": {
+        var skip = document.getElementById("skip-form");
+        if (skip) { event.preventDefault(); skip.requestSubmit(); }
+        break;
+      }
+      default: break;
+    }
+  });
+
+  document.addEventListener("click", function (event) {
+    var toggle = event.target.closest && event.target.closest("[data-help-toggle]");
+    if (toggle) toggleHelp();
+  });
+})();

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import json
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from ftops.catalog.models import Service, Tool
+from ftops.common.models import AuditEvent
+from ftops.datasets.models import TrainingExample
+from tests.catalog.conftest import stdio_command
+from tests.catalog.factories import openai_tools, shipping_doc
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args: str) -> list[str]:
+    out = StringIO()
+    call_command("catalog_import", *args, stdout=out)
+    return out.getvalue().splitlines()
+
+
+def test_command_prints_what_it_created_and_nothing_the_second_time(tmp_path: Path) -> None:
+    path = tmp_path / "shipping.json"
+    path.write_text(json.dumps([shipping_doc()]))
+
+    lines = run(str(path))
+
+    assert lines == [
+        f"imported {path} as tool-docs",
+        "services created: 1 (shipping)",
+        "tools created: 2 (shipping.create_label, shipping.get_latest_order)",
+        "schema versions created: 2",
+        "  shipping.create_label v1 (initial)",
+        "  shipping.get_latest_order v1 (initial, inferred)",
+        "tools unchanged: 0",
+        "examples created: 6, already present: 0",
+    ]
+    audit = AuditEvent.objects.get(action="catalog.imported")
+    assert audit.actor == "system"
+    assert audit.detail["examples_created"] == 6
+
+    second = run(str(path))
+
+    assert second[-3:] == ["tools unchanged: 2", "examples created: 0, already present: 6",
+                           "nothing changed: the catalog already had this content"]
+    assert (Service.objects.count(), Tool.objects.count(), TrainingExample.objects.count()) == (1, 2, 6)
+
+
+def test_command_with_format_and_service(tmp_path: Path) -> None:
+    path = tmp_path / "tools.json"
+    path.write_text(json.dumps(openai_tools()))
+
+    lines = run(str(path), "--format", "openai-tools", "--service", "weather")
+
+    assert lines[:3] == [f"imported {path} as openai-tools", "services created: 1 (weather)",
+                         "tools created: 2 (weather.get_weather, weather.get_time)"]
+
+
+def test_command_imports_from_a_stdio_mcp_server() -> None:
+    lines = run(stdio_command(), "--service", "payments-mcp")
+
+    assert lines[1] == "services created: 1 (payments-mcp)"
+    assert lines[2] == ("tools created: 3 (payments-mcp.create_payment, payments-mcp.get_payment_status, "
+                        "payments-mcp.refund_payment)")
+
+
+def test_command_reports_bad_input_as_an_error(tmp_path: Path) -> None:
+    doc = shipping_doc()
+    doc["training_examples"][0]["correct_parameters"]["carrier"] = "pigeon"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(doc))
+
+    with pytest.raises(CommandError) as caught:
+        run(str(path))
+
+    message = str(caught.value)
+    assert message.startswith("1 example(s) are invalid; nothing was imported")
+    assert "documents[0].training_examples[0]" in message
+    assert "'pigeon' is not one of ['ups', 'fedex', 'dhl']" in message
+    assert Service.objects.count() == 0
+
+    lines = run(str(path), "--skip-invalid")
+    assert "examples created: 5, already present: 0" in lines
+    assert "examples skipped as invalid: 1" in lines

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from ftops.catalog.services import catalog_import_documents
+from tests.catalog.factories import SHIPPING_PARAMS, shipping_doc
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def logged_in(client: Client, admin_user: Any) -> Client:
+    client.force_login(admin_user)
+    return client
+
+
+def test_pages_need_login(client: Client) -> None:
+    catalog_import_documents(documents=[shipping_doc()], source="t")
+    for url in ("/catalog/", "/catalog/shipping/", "/catalog/shipping/tools/create_label/"):
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith("/login/")
+
+
+def test_services_page_lists_services_with_tool_counts(logged_in: Client) -> None:
+    empty = logged_in.get("/catalog/")
+    assert empty.status_code == 200
+    assert "No services yet." in empty.content.decode()
+
+    catalog_import_documents(documents=[shipping_doc()], source="t")
+    body = logged_in.get("/catalog/").content.decode()
+
+    assert '<a href="/catalog/shipping/">Shipping</a>' in body
+    assert "<td>2</td>" in body  # create_label and the inferred get_latest_order
+    assert 'aria-current="page">Catalog</a>' in body
+
+
+def test_service_page_lists_its_tools(logged_in: Client) -> None:
+    catalog_import_documents(documents=[shipping_doc()], source="t")
+    body = logged_in.get("/catalog/shipping/").content.decode()
+
+    assert '<a href="/catalog/shipping/tools/create_label/"><code>create_label</code></a>' in body
+    assert "<code>order_id</code>*" in body and "<code>weight_grams</code>," not in body
+    assert '<span class="badge warn">inferred</span>' in body  # get_latest_order
+    assert logged_in.get("/catalog/nope/").status_code == 404
+
+
+def test_tool_page_shows_versions_with_breaking_and_additive_badges(logged_in: Client) -> None:
+    catalog_import_documents(documents=[shipping_doc()], source="t")
+    removed = {**SHIPPING_PARAMS, "properties": {k: v for k, v in SHIPPING_PARAMS["properties"].items()
+                                                 if k != "weight_grams"}}
+    doc = shipping_doc(parameters=removed)
+    doc["training_examples"][1]["correct_parameters"].pop("weight_grams")
+    catalog_import_documents(documents=[doc], source="t2")
+    widened = {**removed, "properties": {**removed["properties"], "note": {"type": "string"}}}
+    doc3 = shipping_doc(parameters=widened)
+    doc3["training_examples"][1]["correct_parameters"].pop("weight_grams")
+    catalog_import_documents(documents=[doc3], source="t3")
+
+    body = logged_in.get("/catalog/shipping/tools/create_label/").content.decode()
+
+    assert body.index('id="v3"') < body.index('id="v2"') < body.index('id="v1"')
+    assert '<span class="badge good">additive</span>' in body
+    assert '<span class="badge bad">breaking</span>' in body
+    assert '<span class="badge bad">removed</span></td><td><code>weight_grams</code>' in body
+    assert '<span class="badge good">added</span></td><td><code>note</code>' in body
+    assert "&quot;pattern&quot;: &quot;^ORD-\\\\d{5}$&quot;" in body
+    assert logged_in.get("/catalog/shipping/tools/nope/").status_code == 404
+
+
+def test_tool_names_with_dots_have_pages(logged_in: Client) -> None:
+    from ftops.catalog.services import catalog_import
+
+    catalog_import(source="bfcl-inline", fmt="bfcl", content=[{"name": "math.factorial", "parameters": {
+        "type": "dict", "properties": {"n": {"type": "integer"}}, "required": ["n"]}}])
+    response = logged_in.get("/catalog/bfcl/tools/math.factorial/")
+    assert response.status_code == 200
+    assert "<code>math.factorial</code>" in response.content.decode()

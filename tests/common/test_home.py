@@ -1,0 +1,122 @@
+"""The home dashboard: counts, failure rates by service and kind, charts, empty states, query count."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+from django.utils import timezone
+
+from ftops.catalog.models import Service
+from ftops.common.selectors import home_dashboard
+from review.services import review_items_enqueue_failures
+from tests.review.factories import add_tool, make_interaction, make_payments
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache() -> None:
+    cache.clear()  # the dashboard caches its figures for a minute
+
+
+@pytest.fixture
+def logged_in(admin_user) -> Client:
+    client = Client()
+    client.force_login(admin_user)
+    return client
+
+
+def seed() -> None:
+    now = timezone.now()
+    payments = make_payments()
+    orders = Service.objects.create(name="orders")
+    add_tool(orders, "get_order", {"type": "object", "properties": {"order_id": {"type": "string"}}})
+    for n in range(3):
+        make_interaction(payments, when=now - timedelta(hours=2 + n), failure_kind="type_error")
+    make_interaction(payments, when=now - timedelta(hours=1), is_failure=False)
+    make_interaction(orders, when=now - timedelta(days=3), is_failure=False, calls=[])
+    make_interaction(orders, when=now - timedelta(days=3), failure_kind="unknown_tool", calls=[])
+    make_interaction(orders, when=now - timedelta(days=20), failure_kind="value_error", calls=[])
+    make_interaction(orders, when=now - timedelta(days=60), failure_kind="value_error", calls=[])
+
+
+def test_dashboard_numbers(db) -> None:
+    seed()
+    review_items_enqueue_failures()
+    dash = home_dashboard()
+    assert dash["days"] == 7
+    assert (dash["services"], dash["tools"], dash["last_24h"], dash["last_7d"]) == (2, 4, 4, 6)
+    assert (dash["window_total"], dash["window_failures"], dash["window_failure_rate"]) == (6, 4, 66.7)
+    assert dash["per_service"] == [
+        {"name": "payments", "total": 4, "failures": 3, "failure_rate": 75.0},
+        {"name": "orders", "total": 2, "failures": 1, "failure_rate": 50.0},
+    ]
+    assert dash["by_kind"] == [{"failure_kind": "type_error", "label": "Wrong type", "n": 3},
+                               {"failure_kind": "unknown_tool", "label": "Unknown tool", "n": 1}]
+    assert len(dash["daily"]) == 7
+    assert dash["daily"][-1]["day"] == timezone.now().date().isoformat()
+    assert sum(d["total"] for d in dash["daily"]) == 6
+    assert sum(d["failures"] for d in dash["daily"]) == 4
+    assert (dash["review_open"], dash["review_all"]) == (6, 6)
+    month = home_dashboard(days=30)
+    assert (month["window_total"], month["window_failures"], month["window_failure_rate"]) == (7, 5, 71.4)
+    assert [(r["failure_kind"], r["n"]) for r in month["by_kind"]] == [
+        ("type_error", 3), ("unknown_tool", 1), ("value_error", 1)]
+    assert len(month["daily"]) == 30
+    wide = home_dashboard(days=120)
+    assert (wide["window_total"], wide["window_failures"]) == (8, 6)
+
+
+def test_home_page_renders_charts_from_vendored_chartjs(logged_in: Client) -> None:
+    seed()
+    body = logged_in.get("/").content.decode()
+    assert '<script src="/static/vendor/chart-4.6.1.umd.min.js" defer></script>' in body
+    assert "cdn" not in body.lower()
+    config = json.loads(re.search(r'<script id="chart-rate" type="application/json">(.*?)</script>', body).group(1))
+    assert config["data"]["labels"] == ["payments", "orders"]
+    assert config["data"]["datasets"][0]["data"] == [75.0, 50.0]
+    kinds = json.loads(re.search(r'<script id="chart-kind" type="application/json">(.*?)</script>', body).group(1))
+    assert kinds["data"]["labels"][0] == "Wrong type"
+    assert 'data-chart="chart-rate"' in body and 'data-chart="chart-daily"' in body
+    assert '<a href="/review/?service=payments">payments</a>' in body
+
+
+def test_empty_states_say_what_to_do_next(logged_in: Client) -> None:
+    body = logged_in.get("/").content.decode()
+    assert "No services yet." in body
+    assert "python manage.py catalog_import" in body
+    make_payments()
+    assert "No services yet." in logged_in.get("/").content.decode()  # cached for a minute
+    cache.clear()
+    body = logged_in.get("/").content.decode()
+    assert "No interactions in the last 7 days." in body
+    assert "POST /api/v1/interactions" in body
+
+
+@pytest.mark.parametrize("extra", [0, 30])
+def test_home_query_count_is_constant(logged_in: Client, extra: int, django_assert_max_num_queries) -> None:
+    seed()
+    payments = Service.objects.get(name="payments")
+    for n in range(extra):
+        service = Service.objects.create(name=f"svc-{n}")
+        make_interaction(service, calls=[])
+        make_interaction(payments, failure_kind="missing_required")
+    with django_assert_max_num_queries(9):
+        assert logged_in.get("/").status_code == 200
+
+
+def test_figures_are_cached_for_a_minute(logged_in: Client, django_assert_max_num_queries) -> None:
+    seed()
+    first = home_dashboard()
+    make_interaction(Service.objects.get(name="payments"))
+    with django_assert_max_num_queries(0):
+        assert home_dashboard() == first
+    assert home_dashboard(use_cache=False)["last_24h"] == first["last_24h"] + 1
+
+
+def test_home_needs_login(client: Client, db) -> None:
+    response = client.get("/")
+    assert response.status_code == 302 and response["Location"].startswith("/login/")

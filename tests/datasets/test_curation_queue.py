@@ -1,0 +1,88 @@
+"""Curation work travels through Redis to a real Celery worker consuming the ``curation`` queue."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ftops.datasets.models import CurationRun, DatasetVersion, TrainingExample
+from tests.celery_fixtures import ROOT, START_TIMEOUT_S, WorkerHandle, _use_broker, shared_database_url
+from tests.datasets.factories import build_shop
+
+pytestmark = [pytest.mark.services, pytest.mark.celery_worker]
+
+
+@pytest.fixture
+def curation_worker(transactional_db: Any, redis_url: str, tmp_path: Path) -> Iterator[WorkerHandle]:
+    from django.db import connection
+
+    from ftops.celery import app
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the real-worker test shares the test database: run it on PostgreSQL (DATABASE_URL=postgres://…)")
+    database_url = shared_database_url()
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "ftops.settings", "DATABASE_URL": database_url,
+           "CELERY_BROKER_URL": redis_url, "FTOPS_VAR_DIR": str(tmp_path / "var"), "PYTHONUNBUFFERED": "1"}
+    env.pop("REDIS_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "ftops", "worker", "-Q", "curation", "--concurrency=1",
+         "--pool=solo", "--loglevel=INFO", "-n", f"ftops-curation-{uuid.uuid4().hex[:8]}@%h", "--without-gossip",
+         "--without-mingle", "--without-heartbeat"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    assert process.stdout is not None
+    handle = WorkerHandle(process=process, broker_url=redis_url, database_url=database_url)
+    stream = process.stdout
+
+    def pump() -> None:
+        for line in stream:
+            handle.output.append(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    saved = (app.conf.broker_url, app.conf.task_always_eager)
+    try:
+        handle.wait_for(lambda: any(" ready." in line for line in handle.output), timeout=START_TIMEOUT_S,
+                        what="the worker to report ready")
+        _use_broker(app, redis_url, eager=False)
+        yield handle
+    finally:
+        _use_broker(app, saved[0], eager=saved[1])
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def test_build_and_curation_run_on_the_curation_queue(curation_worker: WorkerHandle, make_key: Any) -> None:
+    build_shop()
+    client, _ = make_key("ml_orchestrator")
+    response = client.post("/api/v1/datasets", {"seed": 2}, format="json")
+    assert response.status_code == 202 and response.json()["status"] == "pending"
+    number = response.json()["number"]
+
+    def built() -> bool:
+        return DatasetVersion.objects.get(number=number).status in ("ready", "failed")
+
+    curation_worker.wait_for(built, timeout=240, what=f"dataset version {number} to be built")
+    version = DatasetVersion.objects.get(number=number)
+    assert (version.status, version.progress) == ("ready", 100), version.error
+    assert version.quality_report["total_examples"] == TrainingExample.objects.count()
+    assert "dataset_version_build_task" in curation_worker.log()
+
+    run = client.post("/api/v1/curation/runs", {"kind": "triggers"}, format="json").json()
+    curation_worker.wait_for(lambda: CurationRun.objects.get(pk=run["id"]).status in ("ready", "failed"),
+                             timeout=120, what="the trigger run")
+    done = CurationRun.objects.get(pk=run["id"])
+    assert done.status == "ready" and done.progress == 100
+    # 125 new high-quality examples for the shop service: above the configured 100
+    assert [e["kind"] for e in done.result["triggers"]["fired"]] == ["high_quality_examples"]

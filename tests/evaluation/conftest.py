@@ -1,0 +1,3 @@
+from tests.evaluation.openai_server import fake_openai
+
+__all__ = ["fake_openai"]

@@ -1,0 +1,188 @@
+"""PII redaction: recall on a generated set per type, and quiet on enterprise identifiers."""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+import string
+from collections.abc import Callable
+
+import pytest
+
+from ftops.interactions.pii import IBAN_LENGTHS, PII_TYPES, iban_valid, luhn_valid, redact_text, redact_value
+
+N_PER_TYPE = 400
+TEMPLATES = [
+    "{x}",
+    "Please use {x} for this.",
+    "contact: {x}, thanks",
+    "The customer gave {x}.",
+    "({x})",
+    "value={x};",
+    "Line one\n{x}\nline three",
+    "refund to {x} and ship ORD-10293 today",
+]
+
+
+def _luhn_complete(prefix: str, length: int, rng: random.Random) -> str:
+    body = prefix + "".join(rng.choice(string.digits) for _ in range(length - len(prefix) - 1))
+    for check in string.digits:
+        if luhn_valid(body + check):
+            return body + check
+    raise AssertionError("unreachable")
+
+
+def gen_email(rng: random.Random) -> str:
+    local = rng.choice(["jane", "j.doe", "mark_t", "ops+billing", "a1b2", "x"]) + str(rng.randint(0, 999))
+    domain = rng.choice(["acme.example", "mail.acme.co.uk", "example.com", "corp-mail.io", "b.de"])
+    return f"{local}@{domain}"
+
+
+def gen_phone(rng: random.Random) -> str:
+    a, b, c = rng.randint(200, 989), rng.randint(200, 999), rng.randint(0, 9999)
+    return rng.choice(
+        [
+            f"+1 ({a}) {b}-{c:04d}",
+            f"+1 {a}-{b}-{c:04d}",
+            f"({a}) {b}-{c:04d}",
+            f"{a}-{b}-{c:04d}",
+            f"{a}.{b}.{c:04d}",
+            f"+44 20 {rng.randint(1000, 9999)} {rng.randint(1000, 9999)}",
+            f"+49 30 {rng.randint(1000000, 99999999)}",
+            f"+33 1 {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)}",
+            f"+1{a}{b}{c:04d}",
+        ]
+    )
+
+
+def gen_card(rng: random.Random) -> str:
+    prefix, length = rng.choice([("4", 16), ("51", 16), ("55", 16), ("34", 15), ("37", 15), ("6011", 16), ("4", 13)])
+    number = _luhn_complete(prefix, length, rng)
+    style = rng.choice(["compact", "spaces", "dashes"])
+    if style == "compact" or length == 13:
+        return number
+    groups = [number[i : i + 4] for i in range(0, len(number), 4)] if length == 16 else [
+        number[:4], number[4:10], number[10:]
+    ]
+    return (" " if style == "spaces" else "-").join(groups)
+
+
+def gen_iban(rng: random.Random) -> str:
+    country = rng.choice(["DE", "GB", "FR", "NL", "ES", "IT", "BE", "CH", "PL", "SE"])
+    length = IBAN_LENGTHS[country]
+    bank = "".join(rng.choice(string.ascii_uppercase) for _ in range(4)) if country in ("GB", "NL") else ""
+    bban = bank + "".join(rng.choice(string.digits) for _ in range(length - 4 - len(bank)))
+    numeric = "".join(str(int(ch, 36)) for ch in bban + country + "00")
+    iban = f"{country}{98 - int(numeric) % 97:02d}{bban}"
+    assert iban_valid(iban)
+    if rng.random() < 0.5:
+        return " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))
+    return iban
+
+
+def gen_ssn(rng: random.Random) -> str:
+    sep = rng.choice(["-", "-", " "])
+    return f"{rng.randint(100, 899):03d}{sep}{rng.randint(1, 99):02d}{sep}{rng.randint(1, 9999):04d}"
+
+
+def gen_ip(rng: random.Random) -> str:
+    if rng.random() < 0.5:
+        return str(ipaddress.IPv4Address(rng.randint(0x01000000, 0xDFFFFFFF)))
+    address = ipaddress.IPv6Address(rng.getrandbits(128))
+    if rng.random() < 0.3:
+        address = ipaddress.IPv6Address(int(address) & ~0xFFFFFFFF0000)  # gives '::' compression a chance
+    return address.compressed if rng.random() < 0.6 else address.exploded
+
+
+GENERATORS: dict[str, Callable[[random.Random], str]] = {
+    "email": gen_email, "phone": gen_phone, "card": gen_card, "iban": gen_iban, "ssn": gen_ssn, "ip": gen_ip,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", PII_TYPES)
+def test_recall_on_generated_set_is_at_least_99_percent(kind: str) -> None:
+    rng = random.Random(f"pii-{kind}")
+    misses: list[str] = []
+    for _ in range(N_PER_TYPE):
+        value = GENERATORS[kind](rng)
+        text = rng.choice(TEMPLATES).format(x=value)
+        redacted, counts = redact_text(text)
+        if value in redacted or counts.get(kind, 0) != 1 or f"[{kind.upper()}]" not in redacted:
+            misses.append(f"{text!r} -> {redacted!r} {counts}")
+    recall = 1 - len(misses) / N_PER_TYPE
+    assert recall >= 0.99, f"{kind} recall {recall:.3f}; first misses: {misses[:5]}"
+
+
+def gen_negative(rng: random.Random) -> str:
+    return rng.choice(
+        [
+            f"ORD-{rng.randint(10000, 99999)}",
+            f"order ORD-{rng.randint(100000, 9999999)} is awaiting_shipment",
+            f"SKU-{rng.choice(string.ascii_uppercase)}{rng.choice(string.ascii_uppercase)}{rng.randint(10, 99)}-"
+            f"{rng.randint(1000, 9999)}",
+            f"sku {''.join(rng.choice(string.ascii_uppercase + string.digits) for _ in range(10))}",
+            f"amount_cents {rng.randint(1, 10**9)}",
+            f"charge {rng.randint(1, 10**7)} cents",
+            f"${rng.randint(1, 99999):,}.{rng.randint(0, 99):02d}",
+            f"2025-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:"
+            f"{rng.randint(0, 59):02d}Z",
+            f"2025-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d} {rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}",
+            f"at {rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}",
+            f"epoch {rng.randint(1_600_000_000, 1_900_000_000)}",
+            f"ts_ms {rng.randint(1_600_000_000_000, 1_900_000_000_000)}",
+            f"cus_{rng.randint(1000, 99999)}",
+            f"customer cus_{''.join(rng.choice(string.ascii_lowercase + string.digits) for _ in range(14))}",
+            f"{rng.randint(1, 12):02d}/{rng.randint(1, 28):02d}/2025",
+            f"qty {rng.randint(1, 500)} of {rng.randint(1, 500)}",
+            f"v{rng.randint(0, 9)}.{rng.randint(0, 20)}.{rng.randint(0, 50)}",
+            f"INV-2025-{rng.randint(1, 99999):05d}",
+            f"pi_{''.join(rng.choice(string.ascii_letters + string.digits) for _ in range(24))}",
+            f"warehouse WH-{rng.randint(1, 99)} bin {rng.randint(1, 999)}",
+        ]
+    )
+
+
+def test_no_false_positive_on_order_ids_skus_amounts_and_timestamps() -> None:
+    rng = random.Random("negatives")
+    hits = []
+    for _ in range(3000):
+        text = gen_negative(rng)
+        redacted, counts = redact_text(text)
+        if counts or redacted != text:
+            hits.append(f"{text!r} -> {redacted!r}")
+    assert hits == []
+
+
+def test_redact_value_walks_nested_arguments_and_keeps_numbers_and_keys() -> None:
+    value = {
+        "customer": {"email": "jane@acme.example", "customer_id": "cus_1001"},
+        "amount_cents": 129900,
+        "notes": ["call +1 (555) 201-3344", "card 4111 1111 1111 1111"],
+        "jane@acme.example": True,
+    }
+    redacted, counts = redact_value(value)
+    assert redacted == {
+        "customer": {"email": "[EMAIL]", "customer_id": "cus_1001"},
+        "amount_cents": 129900,
+        "notes": ["call [PHONE]", "card [CARD]"],
+        "jane@acme.example": True,
+    }
+    assert counts == {"email": 1, "phone": 1, "card": 1}
+    assert value["customer"]["email"] == "jane@acme.example"  # the input is not modified
+
+
+def test_card_numbers_must_pass_luhn_and_ibans_mod_97() -> None:
+    assert redact_text("card 4111 1111 1111 1112") == ("card 4111 1111 1111 1112", {})
+    assert redact_text("iban DE89 3704 0044 0532 0130 01") == ("iban DE89 3704 0044 0532 0130 01", {})
+    assert redact_text("iban DE89 3704 0044 0532 0130 00 ok") == ("iban [IBAN] ok", {"iban": 1})
+
+
+def test_trailing_digits_after_a_card_are_kept_and_rescanned() -> None:
+    assert redact_text("4111 1111 1111 1111 12/27 from 10.0.0.7") == ("[CARD] 12/27 from [IP]", {"card": 1, "ip": 1})
+
+
+def test_only_the_chosen_types_are_redacted() -> None:
+    text = "jane@acme.example from 10.0.0.7"
+    assert redact_text(text, frozenset({"ip"})) == ("jane@acme.example from [IP]", {"ip": 1})
+    with pytest.raises(ValueError, match="unknown PII type"):
+        redact_text(text, frozenset({"passport"}))

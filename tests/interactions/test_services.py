@@ -1,0 +1,93 @@
+"""Ingest service internals: the insert race, queued batches, failure marking."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+
+from ftops.common.errors import Conflict
+from ftops.interactions import services
+from ftops.interactions.models import BatchStatus, IngestBatch, Interaction
+
+
+@pytest.mark.parametrize("use_copy", [True, False])
+def test_concurrent_insert_of_the_same_id_turns_into_a_replay(
+    catalog: Any, payload: Any, monkeypatch: pytest.MonkeyPatch, use_copy: bool
+) -> None:
+    monkeypatch.setattr(services, "COPY_ON_POSTGRES", use_copy)
+    services.interactions_ingest(payloads=[payload("race-1")])
+    real = services.existing_by_external_id
+    calls = []
+
+    def stale_first_read(ids: Any) -> Any:
+        calls.append(1)
+        ids = list(ids)
+        # The first read misses the row another request has just stored.
+        return {} if len(calls) == 1 else real(ids)
+
+    monkeypatch.setattr(services, "existing_by_external_id", stale_first_read)
+    result = services.interactions_ingest(payloads=[payload("race-0"), payload("race-1")])
+    assert len(calls) == 2
+    assert [(i.id, i.replayed) for i in result.items] == [("race-0", False), ("race-1", True)]
+    assert Interaction.objects.count() == 2
+
+
+def test_insert_paths_store_the_same_row(catalog: Any, payload: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    body = payload("same", response_text="jane@acme.example", tool_calls=[{"name": "create_payment",
+                                                                          "arguments": {"currency": "USD"}}])
+    fields = ["external_id", "body_hash", "service_id", "timestamp", "messages", "tools", "tool_calls",
+              "response_text", "metadata", "redactions", "call_verdict", "verdict_reason", "is_failure",
+              "failure_kind", "user_feedback", "success", "confidence", "latency_ms", "tokens_used"]
+    stored = []
+    for use_copy in (True, False):
+        monkeypatch.setattr(services, "COPY_ON_POSTGRES", use_copy)
+        result = services.interactions_ingest(payloads=[body])
+        stored.append(Interaction.objects.filter(pk=result.items[0].pk).values(*fields).get())
+        Interaction.objects.all().delete()
+    assert stored[0] == stored[1]
+    if connection.vendor == "postgresql":
+        assert stored[0]["redactions"] == {"email": 1}
+
+
+def test_queued_batch_claim_is_idempotent_and_conflicts_fail_the_batch(
+    catalog: Any, payload: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        batch = services.interactions_ingest_enqueue(
+            payloads=[payload("qb-1"), payload("qb-2", response_text="mail jane@acme.example")]
+        )
+    assert len(callbacks) == 1
+    assert batch.status == BatchStatus.PENDING
+    assert batch.rows[1]["response_text"] == "mail [EMAIL]"  # nothing raw waits in the queue table
+    done = services.ingest_batch_process(batch_id=batch.pk)
+    assert done is not None and done.status == BatchStatus.DONE
+    assert services.ingest_batch_process(batch_id=batch.pk) is None  # a second delivery does nothing
+    assert Interaction.objects.count() == 2
+
+    with django_capture_on_commit_callbacks(execute=False):
+        late = services.interactions_ingest_enqueue(payloads=[payload("qb-3")])
+    services.interactions_ingest(payloads=[payload("qb-3", user_feedback=1)])  # same id, other body, first
+    failed = services.ingest_batch_process(batch_id=late.pk)
+    assert failed is not None
+    assert (failed.status, failed.error["code"], failed.rows) == (BatchStatus.FAILED, "conflict", [])
+    assert Interaction.objects.get(external_id="qb-3").user_feedback == 1
+
+
+def test_enqueue_refuses_bad_input_at_once(catalog: Any, payload: Any) -> None:
+    services.interactions_ingest(payloads=[payload("e-1")])
+    with pytest.raises(Conflict):
+        services.interactions_ingest_enqueue(payloads=[payload("e-1", user_feedback=1)])
+    assert IngestBatch.objects.count() == 0
+
+
+@override_settings(FTOPS_FAILURE_FEEDBACK_MAX=3)
+def test_failure_marking_order_and_threshold(db: Any) -> None:
+    mark = services.failure_marking
+    assert mark(schema_kind="type_error", success=False, user_feedback=1) == (True, "type_error")
+    assert mark(schema_kind="", success=False, user_feedback=5) == (True, "unsuccessful")
+    assert mark(schema_kind="", success=None, user_feedback=3) == (True, "negative_feedback")
+    assert mark(schema_kind="", success=True, user_feedback=4) == (False, "")
+    assert mark(schema_kind="", success=None, user_feedback=None) == (False, "")

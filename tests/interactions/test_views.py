@@ -1,0 +1,87 @@
+"""The interaction pages: login, roles, filters, pagination, detail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ftops.common.models import AuditEvent
+from ftops.common.selectors import CappedPaginator
+from ftops.interactions.services import interactions_ingest
+
+
+def test_list_requires_login(client: Any, db: Any) -> None:
+    response = client.get("/interactions/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
+
+
+def test_user_without_a_role_gets_403_and_an_audit_row(client: Any, django_user_model: Any) -> None:
+    user = django_user_model.objects.create_user("visitor", password="pw-visitor-123")
+    client.force_login(user)
+    assert client.get("/interactions/").status_code == 403
+    assert AuditEvent.objects.filter(action="permission.denied", object_id="interactions:list").count() == 1
+
+
+def test_list_filters_by_service_and_failure_kind(client: Any, admin_user: Any, catalog: Any, payload: Any) -> None:
+    interactions_ingest(payloads=[
+        payload("p-ok"),
+        payload("p-low", user_feedback=1),
+        payload("o-bad", service="orders", tool_calls=[{"name": "get_order", "arguments": {"order_id": "x"}}]),
+    ])
+    client.force_login(admin_user)
+    page = client.get("/interactions/")
+    assert page.status_code == 200
+    assert page.context["nav_section"] == "interactions"
+    assert {i.external_id for i in page.context["page"].object_list} == {"p-ok", "p-low", "o-bad"}
+    by_service = client.get("/interactions/", {"service": "orders"})
+    assert [i.external_id for i in by_service.context["page"].object_list] == ["o-bad"]
+    by_kind = client.get("/interactions/", {"failure_kind": "negative_feedback"})
+    assert [i.external_id for i in by_kind.context["page"].object_list] == ["p-low"]
+    failures = client.get("/interactions/", {"failures": "1"})
+    assert {i.external_id for i in failures.context["page"].object_list} == {"p-low", "o-bad"}
+    html = failures.content.decode()
+    assert 'href="/interactions/o-bad/"' in html
+    assert "Value not allowed" in html
+
+
+def test_list_paginates(client: Any, admin_user: Any, catalog: Any, payload: Any) -> None:
+    interactions_ingest(payloads=[payload(f"pg-{i:03d}", timestamp=f"2025-03-01T10:{i // 60:02d}:{i % 60:02d}Z")
+                                  for i in range(120)])
+    client.force_login(admin_user)
+    second = client.get("/interactions/", {"page": 2, "service": "payments"})
+    page = second.context["page"]
+    assert (page.number, page.paginator.num_pages, len(page.object_list)) == (2, 3, 50)
+    assert page.object_list[0].external_id == "pg-069"
+    assert "service=payments&amp;page=3" in second.content.decode()
+
+
+def test_detail_page_shows_redacted_conversation_and_verdict(
+    client: Any, admin_user: Any, catalog: Any, payload: Any
+) -> None:
+    interactions_ingest(payloads=[payload(
+        "d-1", messages=[{"role": "user", "content": "refund jane@acme.example"}],
+        tool_calls=[{"name": "create_payment", "arguments": {"currency": "USD"}}],
+    )])
+    client.force_login(admin_user)
+    response = client.get("/interactions/d-1/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "refund [EMAIL]" in html
+    assert "jane@acme.example" not in html
+    assert "create_payment: &#x27;amount_cents&#x27; is a required property" in html
+    assert client.get("/interactions/nope/").status_code == 404
+
+
+def test_the_list_page_says_more_than_when_capped(client: Any, admin_user: Any, monkeypatch: Any,
+                                                   catalog: Any, payload: Any) -> None:
+    interactions_ingest(payloads=[payload(f"cap-{i}") for i in range(4)])
+    monkeypatch.setattr(CappedPaginator, "__init__", _small_cap)
+    client.force_login(admin_user)
+    html = client.get("/interactions/").content.decode()
+    assert "more than 3 interactions" in html
+    assert "of at least 1" in html
+
+
+def _small_cap(self: CappedPaginator, object_list: Any, per_page: int, *, cap: int = 3) -> None:
+    super(CappedPaginator, self).__init__(object_list, per_page)
+    self.cap = 3

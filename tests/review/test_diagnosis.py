@@ -1,0 +1,76 @@
+"""What the item page highlights in the model's call, and double-review agreement."""
+
+from __future__ import annotations
+
+from review.diagnosis import agreement, diagnose_calls
+from tests.review.factories import ORDER_SCHEMA, REFUND_SCHEMA
+
+SCHEMAS = {"refund_payment": REFUND_SCHEMA, "get_order": ORDER_SCHEMA}
+
+
+def statuses(check):
+    return {a.name: (a.status, a.message, a.expected) for a in check.arguments}
+
+
+def test_dollars_instead_of_cents_is_a_type_error_and_differs_from_the_expected_call() -> None:
+    d = diagnose_calls(
+        [{"name": "refund_payment", "arguments": {"payment_id": "pay_123", "amount_cents": 49.99}}], SCHEMAS,
+        [{"name": "refund_payment", "arguments": {"payment_id": "pay_123", "amount_cents": 4999}}], "call")
+    assert d.problems == []
+    assert d.ok is False
+    assert statuses(d.calls[0]) == {
+        "payment_id": ("ok", "", '"pay_123"'),
+        "amount_cents": ("invalid", "must be a whole number (integer)", "4999"),
+    }
+
+
+def test_unknown_tool_unknown_parameter_missing_required_and_bad_enum() -> None:
+    d = diagnose_calls([
+        {"name": "refund", "arguments": {"id": "x"}},
+        {"name": "get_order", "arguments": {"orderId": "o1", "fulfillment_state": "pending"}},
+    ], SCHEMAS)
+    unknown, order = d.calls
+    assert unknown.known_tool is False
+    assert unknown.problems == ["'refund' is not one of the tools offered"]
+    assert statuses(order) == {
+        "orderId": ("unknown", "not a parameter of this tool", ""),
+        "fulfillment_state": ("invalid", "must be one of: awaiting_shipment, shipped, delivered", ""),
+        "order_id": ("missing", "required but missing", ""),
+    }
+
+
+def test_wrong_tool_and_missing_calls_against_the_expected_ones() -> None:
+    d = diagnose_calls([{"name": "get_order", "arguments": {"order_id": "o1"}}], SCHEMAS, [
+        {"name": "refund_payment", "arguments": {"payment_id": ["p1"], "amount_cents": [100]}},
+        {"name": "get_order", "arguments": {"order_id": "o1"}},
+    ])
+    assert d.calls[0].problems == ["expected a call to 'refund_payment'"]
+    assert d.problems == ["expected call to 'get_order' was not made"]
+
+
+def test_a_call_where_the_assistant_should_have_asked() -> None:
+    d = diagnose_calls([{"name": "get_order", "arguments": {"order_id": "o1"}}], SCHEMAS, None, "ask_for_details")
+    assert d.problems == ["the right behaviour was to ask for details, not to call a tool"]
+    assert diagnose_calls([], SCHEMAS, None, "call").problems == ["the model made no call where one was expected"]
+
+
+def test_a_valid_matching_call_is_ok() -> None:
+    call = {"name": "get_order", "arguments": {"order_id": "o1"}}
+    assert diagnose_calls([call], SCHEMAS, [call]).ok is True
+
+
+def test_agreement_on_tool_and_each_argument() -> None:
+    a = {"behavior": "call", "calls": [{"name": "refund_payment",
+                                        "arguments": {"payment_id": "p1", "amount_cents": 4999}}]}
+    b = {"behavior": "call", "calls": [{"name": "refund_payment",
+                                        "arguments": {"payment_id": "p1", "amount_cents": 5000, "reason": "late"}}]}
+    info = agreement(a, b)
+    assert info["behavior"] is True
+    assert info["tool"] is True
+    assert info["full"] is False
+    assert (info["arguments_agreed"], info["arguments_total"]) == (1, 3)
+    assert info["calls"][0]["arguments"]["amount_cents"] == {"agree": False, "first": 4999, "second": 5000}
+    assert info["calls"][0]["arguments"]["payment_id"]["agree"] is True
+    assert agreement(a, a)["full"] is True
+    other_tool = {"behavior": "call", "calls": [{"name": "get_order", "arguments": {}}]}
+    assert agreement(a, other_tool)["tool"] is False

@@ -1,0 +1,72 @@
+"""Queue reads: the one-pass summary (counts, facets, totals), ordering, neighbours, reviewer statistics."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from review.models import ReviewItem
+from review.selectors import neighbours, queue_summary, review_queue, reviewer_stats
+from review.services import review_item_claim, review_item_reject, review_item_skip, review_items_enqueue_failures
+from tests.review.factories import make_interaction
+
+
+def test_summary_counts_expired_claims_as_open_and_totals_follow_the_filters(payments, alice_actor,
+                                                                            bob_actor) -> None:
+    order_call = [{"name": "get_order", "arguments": {"order_id": "1"}}]
+    for n in range(5):
+        make_interaction(payments, external_id=f"s-{n}", failure_kind="type_error" if n < 3 else "value_error",
+                         calls=None if n < 4 else order_call)
+    review_items_enqueue_failures()
+    a, b, c, d, _e = ReviewItem.objects.order_by("pk")
+    review_item_claim(item_id=a.pk, actor=alice_actor)
+    review_item_claim(item_id=b.pk, actor=bob_actor, now=timezone.now() - timedelta(hours=1))  # expired
+    review_item_reject(item_id=c.pk, actor=alice_actor, version=None)
+    review_item_skip(item_id=d.pk, actor=alice_actor, version=None)
+
+    summary = queue_summary(filters={"status": "open"}, actor=alice_actor)
+    assert summary.counts == {"open": 3, "claimed": 1, "mine": 1, "corrected": 0, "rejected": 1, "skipped": 1,
+                              "all": 5}
+    assert summary.total == 3
+    assert summary.facets.services == [("payments", 3)]
+    assert summary.facets.tools == [("refund_payment", 2), ("get_order", 1)]
+    assert summary.facets.kinds == [("value_error", 2), ("type_error", 1)]
+    assert queue_summary(filters={"status": "open", "kind": "value_error"}, actor=alice_actor).total == 2
+    assert queue_summary(filters={"status": "open", "tool": "get_order", "kind": "type_error"},
+                         actor=alice_actor).total == 0
+    assert queue_summary(filters={"status": "open", "q": "refund"}, actor=alice_actor).total is None
+    mine = queue_summary(filters={"status": "mine"}, actor=alice_actor)
+    assert (mine.total, mine.facets.tools) == (1, [("refund_payment", 1)])
+    # The summary's totals agree with the listing itself.
+    for status in ("open", "claimed", "rejected", "skipped", "all", "mine"):
+        listed = review_queue(status=status, actor=alice_actor).count()
+        assert queue_summary(filters={"status": status}, actor=alice_actor).total == listed, status
+
+
+def test_queue_order_and_neighbours(payments, alice_actor) -> None:
+    now = timezone.now()
+    for n in range(3):
+        make_interaction(payments, external_id=f"o-{n}", when=now - timedelta(hours=n))
+    review_items_enqueue_failures()
+    newest, middle, oldest = review_queue(actor=alice_actor)
+    assert [i.interaction.external_id for i in (newest, middle, oldest)] == ["o-0", "o-1", "o-2"]
+    assert neighbours(item=middle, actor=alice_actor, filters={"status": "open"}) == (newest.pk, oldest.pk)
+    assert neighbours(item=newest, actor=alice_actor, filters={"status": "open"}) == (None, middle.pk)
+
+
+def test_reviewer_stats_count_decisions_per_reviewer(payments, alice_actor, bob_actor) -> None:
+    for n in range(3):
+        make_interaction(payments, external_id=f"st-{n}")
+    review_items_enqueue_failures()
+    a, b, c = ReviewItem.objects.order_by("pk")
+    review_item_claim(item_id=a.pk, actor=alice_actor)
+    review_item_reject(item_id=a.pk, actor=alice_actor, version=2)
+    review_item_skip(item_id=b.pk, actor=alice_actor, version=1)
+    review_item_skip(item_id=c.pk, actor=bob_actor, version=1)
+    stats = {s.actor: s for s in reviewer_stats()}
+    assert (stats["alice"].rejected, stats["alice"].skipped, stats["alice"].claimed, stats["alice"].decisions) == (
+        1, 1, 1, 1)
+    assert stats["alice"].avg_seconds is not None
+    assert (stats["bob"].skipped, stats["bob"].decisions) == (1, 0)
+    assert [s.actor for s in reviewer_stats()] == ["alice", "bob"]

@@ -1,0 +1,399 @@
+"""Review pages: role checks, queue filters and counts, the generated form, live validation,
+plain-POST submit, stale submit, bulk actions, statistics, and query counts."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from ftops.common.models import AuditEvent
+from ftops.datasets.models import TrainingExample
+from review.models import ReviewEvent, ReviewItem
+from review.services import review_item_claim, review_items_enqueue_failures
+from tests.review.factories import make_interaction
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def fields_of(item: ReviewItem, **overrides: Any) -> dict[str, Any]:
+    data = {
+        "version": str(item.version), "calls-count": "1", "behavior": "call",
+        "calls-0-tool": "refund_payment", "calls-0-arg-payment_id": "pay_123", "calls-0-arg-amount_cents": "4999",
+        "calls-0-arg-currency": '"USD"', "explanation": "Amounts are in cents.",
+        "mistakes": ["dollars_for_cents"], "action": "submit",
+    }
+    data.update(overrides)
+    return data
+
+
+def claimed(item: ReviewItem, user: Any) -> ReviewItem:
+    from review.access import Actor
+
+    return review_item_claim(item_id=item.pk, actor=Actor(label=user.username, user=user))
+
+
+# --- access -----------------------------------------------------------------------------------
+
+def test_anonymous_users_are_sent_to_login(client: Client, item) -> None:
+    response = client.get(reverse("review:queue"))
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/?next=/review/")
+
+
+def test_users_without_the_reviewer_role_get_403_and_an_audit_row(client: Client, item,
+                                                                   django_user_model) -> None:
+    user = django_user_model.objects.create_user("mallory", "m@example.com", "pw")
+    client.force_login(user)
+    response = client.post(reverse("review:claim", args=[item.pk]))
+    assert response.status_code == 403
+    assert "not a reviewer" in response.content.decode()
+    audit = AuditEvent.objects.get(action="permission.denied")
+    assert (audit.actor, audit.detail["needed_roles"]) == ("mallory", ["reviewer"])
+    item.refresh_from_db()
+    assert (item.status, item.version) == ("pending", 1)
+
+
+def test_staff_and_reviewer_group_members_may_review(client: Client, item, admin_user, alice) -> None:
+    client.force_login(admin_user)
+    assert client.get(reverse("review:queue")).status_code == 200
+    client.force_login(alice)
+    assert client.get(reverse("review:queue")).status_code == 200
+    assert Group.objects.get(name="reviewer").user_set.filter(pk=alice.pk).exists()
+
+
+# --- queue --------------------------------------------------------------------------------------
+
+def test_queue_lists_failures_newest_first_with_counts_filters_and_search(alice_client: Client, payments) -> None:
+    now = timezone.now()
+    make_interaction(payments, query="refund old order", when=now - timedelta(days=2), failure_kind="type_error")
+    make_interaction(payments, query="where is order 7", when=now - timedelta(hours=1),
+                     calls=[{"name": "get_order", "arguments": {"order_id": "7", "fulfillment_state": "pending"}}],
+                     failure_kind="value_error")
+    make_interaction(payments, query="newest refund", when=now, failure_kind="type_error")
+    review_items_enqueue_failures()
+    page = alice_client.get(reverse("review:queue")).content.decode()
+    assert page.index("newest refund") < page.index("where is order 7") < page.index("refund old order")
+    assert re.search(r"Open \(to review\) <span class=\"count\">3</span>", page)
+    assert "refund_payment (2)" in page and "get_order (1)" in page
+    assert "Wrong type (2)" in page and "Value not allowed (1)" in page
+
+    by_kind = alice_client.get(reverse("review:queue"), {"kind": "value_error"}).content.decode()
+    assert "where is order 7" in by_kind and "newest refund" not in by_kind
+    by_tool = alice_client.get(reverse("review:queue"), {"tool": "refund_payment"}).content.decode()
+    assert "where is order 7" not in by_tool and "newest refund" in by_tool
+    searched = alice_client.get(reverse("review:queue"), {"q": "OLD ORDER"}).content.decode()
+    assert "refund old order" in searched and "newest refund" not in searched
+    nothing = alice_client.get(reverse("review:queue"), {"q": "zzz"}).content.decode()
+    assert "Nothing matches these filters." in nothing
+
+
+def test_queue_htmx_filter_returns_only_the_results_partial(alice_client: Client, item) -> None:
+    response = alice_client.get(reverse("review:queue"), {"service": "payments"}, **HTMX)
+    body = response.content.decode()
+    assert body.lstrip().startswith('<section id="queue-results"')
+    assert "<html" not in body
+
+
+def test_empty_queue_says_what_to_do_next(alice_client: Client, db) -> None:
+    body = alice_client.get(reverse("review:queue")).content.decode()
+    assert "No failures to review yet." in body
+    assert "POST /api/v1/interactions" in body
+
+
+def test_queue_paginates(alice_client: Client, payments) -> None:
+    for n in range(53):
+        make_interaction(payments, external_id=f"p-{n}")
+    review_items_enqueue_failures()
+    first = alice_client.get(reverse("review:queue")).content.decode()
+    assert first.count("data-row") == 50
+    assert "Page 1 of 2" in first
+    second = alice_client.get(reverse("review:queue"), {"page": 2}).content.decode()
+    assert second.count("data-row") == 3
+
+
+@pytest.mark.parametrize("rows", [3, 40])
+def test_queue_query_count_does_not_grow_with_rows(alice_client: Client, payments, rows,
+                                                   django_assert_max_num_queries) -> None:
+    for n in range(rows):
+        make_interaction(payments, external_id=f"q-{n}")
+    review_items_enqueue_failures()
+    with django_assert_max_num_queries(9):
+        assert alice_client.get(reverse("review:queue")).status_code == 200
+
+
+# --- item page and the generated form ------------------------------------------------------------
+
+def test_item_page_highlights_what_is_wrong_and_offers_a_claim(alice_client: Client, item) -> None:
+    body = alice_client.get(reverse("review:item", args=[item.pk])).content.decode()
+    assert "Refund $49.99 on payment pay_123" in body
+    assert re.search(r'<tr class="arg-invalid"><th scope="row"><code>amount_cents</code></th><td><code>49.99</code>'
+                     r'</td>\s*<td><span class="badge bad">invalid</span> must be a whole number \(integer\)</td>\s*'
+                     r'<td><code>4999</code></td>', body)
+    assert 'id="claim-form"' in body
+    assert 'id="correction-form"' not in body  # only the holder edits
+
+
+def test_claimed_item_shows_the_form_generated_from_the_schema(alice_client: Client, item, alice) -> None:
+    claimed(item, alice)
+    body = alice_client.get(reverse("review:item", args=[item.pk])).content.decode()
+    assert '"code": "409", "swap": true' in body  # htmx swaps refused submits in
+    assert '<label for="f-calls-0-arg-amount_cents"><code>amount_cents</code> <span class="type">integer</span> ' \
+           '<span class="req">required</span></label>' in body
+    assert re.search(r'<input type="number" id="f-calls-0-arg-amount_cents" name="calls-0-arg-amount_cents" '
+                     r'value="49.99"', body)
+    assert 'step="1"' in body and 'min="1"' in body
+    assert 'aria-describedby="f-calls-0-arg-amount_cents-help f-calls-0-arg-amount_cents-err"' in body
+    assert "Amount to refund in cents (4999 = $49.99)" in body
+    assert '<option value="&quot;USD&quot;" selected>USD</option>' in body
+    assert f'<input type="hidden" name="version" value="{item.version + 1}">' in body
+
+
+def test_item_page_query_count_is_small(alice_client: Client, item, alice, django_assert_max_num_queries) -> None:
+    claimed(item, alice)
+    with django_assert_max_num_queries(12):
+        assert alice_client.get(reverse("review:item", args=[item.pk])).status_code == 200
+
+
+def test_live_validation_returns_the_field_with_its_error(alice_client: Client, item, alice) -> None:
+    claimed(item, alice)
+    url = reverse("review:validate", args=[item.pk])
+    bad = alice_client.post(url, fields_of(item, **{"calls-0-arg-amount_cents": "49.99",
+                                                    "field": "calls-0-arg-amount_cents"}), **HTMX)
+    body = bad.content.decode()
+    assert bad.status_code == 200
+    assert body.lstrip().startswith('<div class="field field-integer has-error" id="wrap-f-calls-0-arg-amount_cents">')
+    assert "must be a whole number (integer); this amount is in cents, so 49.99 dollars is 4999" in body
+    assert 'aria-invalid="true"' in body
+    good = alice_client.post(url, fields_of(item, field="calls-0-arg-amount_cents"), **HTMX).content.decode()
+    assert "has-error" not in good and 'value="4999"' in good
+    missing = alice_client.post(url, fields_of(item, **{"calls-0-arg-payment_id": "",
+                                                        "field": "calls-0-arg-payment_id"}), **HTMX)
+    assert '<p class="field-error" id="f-calls-0-arg-payment_id-err">is required</p>' in missing.content.decode()
+    unknown = alice_client.post(url, fields_of(item, field="calls-0-arg-nope"), **HTMX)
+    assert unknown.status_code == 400
+
+
+def test_picking_another_tool_rerenders_the_form_with_its_fields(alice_client: Client, item, alice) -> None:
+    claimed(item, alice)
+    response = alice_client.post(reverse("review:item", args=[item.pk]),
+                                 fields_of(item, **{"calls-0-tool": "get_order", "action": "refresh"}), **HTMX)
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert body.lstrip().startswith('<section class="review-work" id="review-work"')
+    assert '<form id="correction-form"' in body
+    assert 'name="calls-0-arg-order_id"' in body
+    assert 'name="calls-0-arg-fulfillment_state"' in body
+    assert 'name="calls-0-arg-amount_cents"' not in body
+    assert TrainingExample.objects.count() == 0
+
+
+def test_adding_and_removing_calls_without_javascript(alice_client: Client, item, alice) -> None:
+    claimed(item, alice)
+    url = reverse("review:item", args=[item.pk])
+    added = alice_client.post(url, fields_of(item, action="add_call")).content.decode()
+    assert 'name="calls-count" value="2"' in added and 'name="calls-1-tool"' in added
+    removed = alice_client.post(url, fields_of(item, **{
+        "calls-count": "2", "calls-1-tool": "get_order", "calls-1-arg-order_id": "o-9", "action": "remove:0"}))
+    body = removed.content.decode()
+    assert 'name="calls-count" value="1"' in body
+    assert '<option value="get_order" selected>' in body
+    assert 'value="o-9"' in body
+
+
+def test_plain_post_submit_creates_the_example_and_moves_on(alice_client: Client, item, alice) -> None:
+    current = claimed(item, alice)
+    response = alice_client.post(reverse("review:item", args=[item.pk]),
+                                 fields_of(current, then="queue", **{"calls-0-arg-reason": "late delivery"}))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("review:queue")
+    example = TrainingExample.objects.get()
+    assert (example.source, example.quality) == ("correction", "high")
+    assert example.expected["calls"][0]["arguments"] == {
+        "payment_id": ["pay_123"], "amount_cents": [4999], "currency": ["USD"], "reason": ["late delivery"]}
+    assert example.common_mistakes == ["Amount in dollars instead of cents"]
+    follow = alice_client.get(response["Location"]).content.decode()
+    assert f"Training example #{example.pk} created from review #{item.pk}" in follow
+
+
+def test_invalid_submit_shows_errors_and_keeps_the_input(alice_client: Client, item, alice) -> None:
+    current = claimed(item, alice)
+    response = alice_client.post(reverse("review:item", args=[item.pk]),
+                                 fields_of(current, **{"calls-0-arg-amount_cents": "49.99", "explanation": "mine"}))
+    body = response.content.decode()
+    assert response.status_code == 422
+    assert "Please fix 1 problem below." in body
+    assert 'value="49.99"' in body and ">mine</textarea>" in body
+    assert TrainingExample.objects.count() == 0
+
+
+def test_stale_submit_shows_the_conflict_and_loses_nothing(alice_client: Client, item, alice, bob) -> None:
+    opened = claimed(item, alice)
+    ReviewItem.objects.filter(pk=item.pk).update(lease_expires_at=timezone.now() - timedelta(minutes=1))
+    claimed(item, bob)
+    response = alice_client.post(reverse("review:item", args=[item.pk]), fields_of(
+        opened, explanation="Careful: cents, not dollars", **{"calls-0-arg-reason": "customer asked twice"}))
+    body = response.content.decode()
+    assert response.status_code == 409
+    assert "Not saved: bob is reviewing this item" in body
+    assert "Your input is kept below so nothing is lost" in body
+    assert ">Careful: cents, not dollars</textarea>" in body
+    assert 'value="customer asked twice"' in body and 'value="4999"' in body
+    assert 'id="submit-correction"\n            disabled' in body or "disabled aria-describedby" in body
+    assert TrainingExample.objects.count() == 0
+    item.refresh_from_db()
+    assert (item.holder, item.status) == ("bob", "claimed")
+    assert ReviewEvent.objects.filter(action="conflict", actor="alice").count() == 1
+
+
+def test_stale_submit_when_the_item_is_free_again_lets_the_reviewer_resubmit(alice_client: Client, item,
+                                                                             alice, bob) -> None:
+    opened = claimed(item, alice)
+    ReviewItem.objects.filter(pk=item.pk).update(lease_expires_at=timezone.now() - timedelta(minutes=1))
+    claimed(item, bob)
+    bob_client = Client()
+    bob_client.force_login(bob)
+    bob_client.post(reverse("review:skip", args=[item.pk]), {"version": 3})
+    url = reverse("review:item", args=[item.pk])
+    response = alice_client.post(url, fields_of(opened), **HTMX)
+    body = response.content.decode()
+    assert response.status_code == 409
+    assert body.lstrip().startswith('<section class="review-work" id="review-work"')
+    assert "check the history, then submit again" in body
+    assert '<input type="hidden" name="version" value="4">' in body
+    again = alice_client.post(url, fields_of(opened, version="4"), **HTMX)
+    assert again.status_code == 204 and again["HX-Redirect"]
+    assert TrainingExample.objects.count() == 1
+
+
+def test_ask_for_details_lists_the_required_fields(alice_client: Client, item, alice) -> None:
+    current = claimed(item, alice)
+    url = reverse("review:item", args=[item.pk])
+    body = alice_client.post(url, fields_of(current, behavior="ask_for_details", action="refresh")).content.decode()
+    assert 'name="required_fields" value="payment_id"' in body
+    assert 'name="required_fields" value="amount_cents"' in body
+    assert 'name="required_fields" value="currency"' not in body
+    done = alice_client.post(url, fields_of(current, behavior="ask_for_details", required_fields=["payment_id"],
+                                            question="Which payment do you mean?"))
+    assert done.status_code == 302
+    assert TrainingExample.objects.get().expected == {"required_fields": ["payment_id"],
+                                                      "question": "Which payment do you mean?"}
+
+
+def test_reject_and_skip_buttons(alice_client: Client, payments, alice) -> None:
+    make_interaction(payments, external_id="r1")
+    make_interaction(payments, external_id="r2")
+    review_items_enqueue_failures()
+    first, second = ReviewItem.objects.order_by("pk")
+    after_reject = alice_client.post(reverse("review:reject", args=[first.pk]), {"version": 1, "reason": "bot traffic"})
+    # A decision moves on to the next open item, claimed for the reviewer.
+    assert after_reject["Location"] == reverse("review:item", args=[second.pk])
+    second.refresh_from_db()
+    assert (second.holder, second.version) == ("alice", 2)
+    alice_client.post(reverse("review:skip", args=[second.pk]), {"version": 2, "then": "queue"})
+    assert dict(ReviewItem.objects.values_list("pk", "status")) == {first.pk: "rejected", second.pk: "skipped"}
+    stale = alice_client.post(reverse("review:reject", args=[second.pk]), {"version": 1}, follow=True)
+    assert "Not rejected: this item changed since you opened it." in stale.content.decode()
+
+
+def test_bulk_reject_from_the_queue(alice_client: Client, payments, bob) -> None:
+    for n in range(3):
+        make_interaction(payments, external_id=f"b-{n}")
+    review_items_enqueue_failures()
+    a, b, c = ReviewItem.objects.order_by("pk")
+    claimed(b, bob)
+    response = alice_client.post(reverse("review:bulk"), {"action": "reject", "items": [a.pk, b.pk, c.pk],
+                                                          "reason": "load test"}, follow=True)
+    body = response.content.decode()
+    assert f"Rejected 2 item(s). 1 not changed (held by someone else or already decided): #{b.pk}" in body
+    assert dict(ReviewItem.objects.values_list("pk", "status")) == {a.pk: "rejected", b.pk: "claimed",
+                                                                    c.pk: "rejected"}
+    nothing = alice_client.post(reverse("review:bulk"), {"action": "reject"}, follow=True).content.decode()
+    assert "select at least one item first" in nothing
+
+
+def test_review_next_claims_the_newest_open_item(alice_client: Client, payments) -> None:
+    make_interaction(payments, external_id="older", when=timezone.now() - timedelta(hours=3))
+    make_interaction(payments, external_id="newer", when=timezone.now())
+    review_items_enqueue_failures()
+    response = alice_client.post(reverse("review:next"))
+    newer = ReviewItem.objects.get(interaction__external_id="newer")
+    assert response["Location"] == reverse("review:item", args=[newer.pk])
+    newer.refresh_from_db()
+    assert newer.holder == "alice"
+
+
+def test_statistics_page_per_reviewer(alice_client: Client, item, alice, django_assert_max_num_queries) -> None:
+    current = claimed(item, alice)
+    alice_client.post(reverse("review:item", args=[item.pk]), fields_of(current))
+    with django_assert_max_num_queries(6):
+        body = alice_client.get(reverse("review:stats")).content.decode()
+    assert re.search(r'<tr><th scope="row">alice</th><td>1</td><td>0</td><td>0</td>\s*<td>0</td><td>1</td><td>0</td>',
+                     body)
+    assert 'data-chart="stats-chart"' in body
+
+
+def test_prefill_from_the_expected_answer(alice_client: Client, payments, alice) -> None:
+    make_interaction(payments, external_id="ask", query="refund my last payment", failure_kind="unsuccessful",
+                     calls=[{"name": "get_order", "arguments": {"order_id": "o1"}}],
+                     expected_behavior="ask_for_details")
+    review_items_enqueue_failures()
+    it = ReviewItem.objects.get()
+    it.interaction.metadata["simulated"]["tool"] = "refund_payment"
+    it.interaction.save(update_fields=["metadata"])
+    claimed(it, alice)
+    body = alice_client.get(reverse("review:item", args=[it.pk]), {"prefill": "expected"}).content.decode()
+    assert '<input type="radio" name="behavior" value="ask_for_details" checked>' in body
+    assert '<option value="refund_payment" selected>' in body
+    assert 'name="required_fields" value="payment_id"' in body
+
+
+def test_parallel_calls_and_a_multi_step_sequence_through_the_form(alice_client: Client, payments, alice) -> None:
+    make_interaction(payments, external_id="par", query="refund pay_1 and look up order o-2")
+    make_interaction(payments, external_id="seq", query="refund the payment of order o-3")
+    review_items_enqueue_failures()
+    parallel = ReviewItem.objects.get(interaction__external_id="par")
+    sequence = ReviewItem.objects.get(interaction__external_id="seq")
+    version = claimed(parallel, alice).version
+    done = alice_client.post(reverse("review:item", args=[parallel.pk]), fields_of(
+        parallel, version=str(version), then="queue", **{
+            "calls-count": "2", "calls-0-arg-payment_id": "pay_1", "calls-1-tool": "get_order",
+            "calls-1-arg-order_id": "o-2"}))
+    assert done.status_code == 302
+    version = claimed(sequence, alice).version
+    steps = fields_of(sequence, version=str(version), behavior="sequence", then="queue", **{
+        "calls-count": "2", "calls-0-tool": "get_order", "calls-0-arg-order_id": "o-3",
+        "calls-1-tool": "refund_payment", "calls-1-arg-payment_id": "{prev.payment_id}",
+        "calls-1-arg-amount_cents": "{prev.total_cents}"})
+    steps.pop("calls-0-arg-payment_id")
+    steps.pop("calls-0-arg-amount_cents")
+    steps.pop("calls-0-arg-currency")
+    done = alice_client.post(reverse("review:item", args=[sequence.pk]), steps)
+    assert done.status_code == 302, done.content.decode()[-2000:]
+    by_query = {e.user_query: e for e in TrainingExample.objects.all()}
+    assert by_query["refund pay_1 and look up order o-2"].expected == {"calls": [
+        {"name": "refund_payment", "arguments": {"payment_id": ["pay_1"], "amount_cents": [4999],
+                                                 "currency": ["USD"]}},
+        {"name": "get_order", "arguments": {"order_id": ["o-2"]}},
+    ]}
+    assert by_query["refund the payment of order o-3"].expected == {"steps": [
+        {"name": "get_order", "arguments": {"order_id": "o-3"}},
+        {"name": "refund_payment", "arguments": {"payment_id": "{prev.payment_id}",
+                                                 "amount_cents": "{prev.total_cents}"}},
+    ]}
+    assert by_query["refund the payment of order o-3"].behavior == "sequence"
+
+
+def test_a_prev_reference_is_refused_outside_a_sequence(alice_client: Client, item, alice) -> None:
+    current = claimed(item, alice)
+    response = alice_client.post(reverse("review:item", args=[item.pk]),
+                                 fields_of(current, **{"calls-0-arg-amount_cents": "{prev.total_cents}"}))
+    assert response.status_code == 422
+    assert "must be a whole number (integer)" in response.content.decode()
+    assert TrainingExample.objects.count() == 0

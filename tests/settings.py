@@ -1,0 +1,21 @@
+"""Test settings: the embedded default unless DATABASE_URL points at PostgreSQL."""
+
+import os
+import tempfile
+
+os.environ.setdefault("FTOPS_VAR_DIR", os.path.join(tempfile.gettempdir(), "ftops-test-var"))
+# Tests never reach a broker through settings; queue tests start their own worker.
+os.environ.pop("CELERY_BROKER_URL", None)
+
+from ftops.settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CELERY_TASK_ALWAYS_EAGER = True
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"api_key": "100000/min"}}  # noqa: F405
+LOGGING = {"version": 1, "disable_existing_loggers": False}
+
+# Parallel local runs against the one PostgreSQL need distinct test databases.
+DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get("FTOPS_TEST_DB_NAME") or None  # noqa: F405
+if DATABASES["default"]["TEST"]["NAME"] is None:  # noqa: F405
+    del DATABASES["default"]["TEST"]["NAME"]  # noqa: F405

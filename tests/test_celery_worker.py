@@ -1,0 +1,43 @@
+"""Queued ingestion through Redis and a real Celery worker process."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from ftops.interactions.models import BatchStatus, IngestBatch, Interaction
+from tests.celery_fixtures import WorkerHandle, celery_worker  # noqa: F401  (pytest fixture)
+from tests.interactions.conftest import catalog, payload  # noqa: F401  (pytest fixtures)
+
+pytestmark = [pytest.mark.services, pytest.mark.celery_worker]
+
+
+def test_queued_batch_is_stored_by_a_real_worker(
+    celery_worker: WorkerHandle,  # noqa: F811
+    catalog: Any,  # noqa: F811
+    payload: Any,  # noqa: F811
+    make_key: Any,
+) -> None:
+    client, key = make_key("ingest")
+    batch_body = [payload(f"w-{i}", response_text=f"reach me at user{i}@acme.example") for i in range(25)]
+    batch_body[3]["tool_calls"] = [{"name": "create_payment", "arguments": {"currency": "USD"}}]
+    response = client.post("/api/v1/interactions?async=1", data=json.dumps(batch_body),
+                           content_type="application/json")
+    assert response.status_code == 202, response.content
+    batch_id = response.json()["id"]
+    assert Interaction.objects.count() == 0  # nothing stored in the request itself
+
+    def finished() -> bool:
+        return IngestBatch.objects.get(pk=batch_id).status in (BatchStatus.DONE, BatchStatus.FAILED)
+
+    celery_worker.wait_for(finished, timeout=60, what=f"batch {batch_id} to be processed")
+    batch = IngestBatch.objects.get(pk=batch_id)
+    assert (batch.status, batch.rows, batch.attempts) == (BatchStatus.DONE, [], 1)
+    assert batch.result == {"created": 25, "replayed": 0}
+    assert Interaction.objects.filter(api_key=key).count() == 25
+    bad = Interaction.objects.get(external_id="w-3")
+    assert (bad.call_verdict, bad.failure_kind) == ("invalid", "missing_required")
+    assert Interaction.objects.get(external_id="w-7").response_text == "reach me at [EMAIL]"
+    assert "interactions_ingest_batch" in celery_worker.log()

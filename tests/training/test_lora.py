@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ftops.training.ml.lora import (
+    CARD_JSON,
+    LoraTrainConfig,
+    TrainingStopped,
+    latest_checkpoint,
+    record_target,
+    train_lora,
+)
+from tests.training.conftest import make_records
+
+
+def _cfg(base: Path, **overrides: object) -> LoraTrainConfig:
+    values: dict[str, object] = {"base_model": str(base), "epochs": 2.0, "lr": 5e-3, "batch_examples": 4,
+                                 "checkpoint_every": 3, "seed": 3, "threads": 1, "max_length": 256,
+                                 "row_length": 256, "dataset_version": "7"}
+    values.update(overrides)
+    return LoraTrainConfig(**values)  # type: ignore[arg-type]
+
+
+def test_defaults_are_the_documented_recipe() -> None:
+    cfg = LoraTrainConfig(base_model="x")
+    assert (cfg.r, cfg.alpha, cfg.dropout, cfg.lr) == (8, 16, 0.1, 1e-4)
+    assert cfg.target_modules == ["q_proj", "k_proj", "v_proj", "o_proj"]
+    assert 1 <= cfg.epochs <= 2
+    assert cfg.validate() == {}
+
+
+def test_config_validation_names_each_bad_field() -> None:
+    cfg = LoraTrainConfig(base_model="", r=0, dropout=1.5, lr=0, target_modules=[])
+    assert set(cfg.validate()) == {"base_model", "r", "dropout", "lr", "target_modules"}
+    with pytest.raises(ValueError, match="unknown LoRA config fields: rank"):
+        LoraTrainConfig.from_dict({"rank": 8})
+
+
+def test_record_target_for_each_behaviour(records: list) -> None:
+    assert record_target(records[0]) == '<tool_call>{"name":"get_weather","arguments":{"city":"Paris"}}</tool_call>'
+    assert record_target(records[4]) == "Which room, and for how many hours?"
+    assert record_target(records[5]) == "None of the available tools can do that."
+
+
+def test_adapter_weights_change_and_base_weights_do_not(micro_base: Path, tmp_path: Path) -> None:
+    import torch
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    before = {k: v.clone() for k, v in AutoModelForCausalLM.from_pretrained(micro_base).state_dict().items()}
+    result = train_lora(_cfg(micro_base), make_records(16), make_records(4, seed=1), tmp_path / "adapter")
+    out = Path(result.adapter_dir)
+    assert (out / "adapter_model.safetensors").exists() and (out / "tokenizer_config.json").exists()
+    adapter = load_file(out / "adapter_model.safetensors")
+    lora_b = [v for k, v in adapter.items() if "lora_B" in k]
+    assert lora_b and all(v.abs().sum() > 0 for v in lora_b)  # lora_B starts at zero: training moved it
+    base_after = AutoModelForCausalLM.from_pretrained(micro_base).state_dict()
+    assert all(torch.equal(before[k], base_after[k]) for k in before)
+    tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(micro_base), out)
+    merged = tuned.merge_and_unload().state_dict()
+    changed = [k for k in before if "q_proj" in k and not torch.equal(before[k], merged[k])]
+    assert changed  # the adapter really changes the model's function
+    assert result.trainable_parameters < sum(v.numel() for v in before.values()) / 5
+
+
+def test_card_holds_lineage_config_and_metrics(micro_base: Path, tmp_path: Path) -> None:
+    result = train_lora(_cfg(micro_base, name="acme", epochs=1.0), make_records(8), make_records(4, seed=2),
+                        tmp_path / "a")
+    card = json.loads((Path(result.adapter_dir) / CARD_JSON).read_text())
+    assert card["dataset_version"] == "7"
+    assert card["base_model"] == str(micro_base)
+    assert card["config"]["r"] == 8 and card["config"]["lr"] == 5e-3
+    assert card["metrics"]["train_examples"] == 8 and card["metrics"]["val_examples"] == 4
+    assert card["metrics"]["final_loss"] == result.final_loss
+    assert "dataset version `7`" in (Path(result.adapter_dir) / "README.md").read_text()
+    assert not (Path(result.adapter_dir) / "checkpoints").exists()
+
+
+def test_killed_run_resumes_from_checkpoint_and_matches_uninterrupted(micro_base: Path, tmp_path: Path) -> None:
+    train, val = make_records(24), make_records(4, seed=1)
+    full = train_lora(_cfg(micro_base), train, val, tmp_path / "full")
+
+    def kill_after_seven(progress: object) -> None:
+        if progress.step == 7:  # type: ignore[attr-defined]
+            raise TrainingStopped("simulated worker death")
+
+    with pytest.raises(TrainingStopped):
+        train_lora(_cfg(micro_base), train, val, tmp_path / "killed", on_progress=kill_after_seven)
+    checkpoint = latest_checkpoint(tmp_path / "killed")
+    assert checkpoint is not None and checkpoint.name == "step-6"
+    resumed = train_lora(_cfg(micro_base), train, val, tmp_path / "killed")
+    assert resumed.resumed_from_step == 6
+    assert resumed.steps == full.steps == 12
+    assert abs(resumed.final_loss - full.final_loss) < 1e-3
+    assert resumed.final_val_loss == pytest.approx(full.final_val_loss, abs=1e-3)
+    assert [round(x[1], 3) for x in resumed.losses] == [round(x[1], 3) for x in full.losses]
+
+
+def test_per_service_adapter_trains_on_that_service_only(micro_base: Path, tmp_path: Path) -> None:
+    train = make_records(8, service="weather") + make_records(12, service="rooms")
+    result = train_lora(_cfg(micro_base, service="rooms", epochs=1.0), train, [], tmp_path / "rooms")
+    assert result.train_examples == 12
+    card = json.loads((Path(result.adapter_dir) / CARD_JSON).read_text())
+    assert card["service"] == "rooms"
+    with pytest.raises(ValueError, match="no training records for service 'billing'"):
+        train_lora(_cfg(micro_base, service="billing"), train, [], tmp_path / "none")

@@ -1,0 +1,221 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from ftops.common.errors import Conflict, ValidationFailed
+from ftops.training import services
+from ftops.training.models import RunStatus, TrainingRun
+from registry.models import ModelVersion
+from tests.training.conftest import FAST_LORA, make_records
+
+pytestmark = pytest.mark.django_db
+
+
+class WorkerDied(BaseException):
+    """Stands in for SIGKILL: nothing in the worker gets to clean up."""
+
+
+@pytest.fixture
+def version(make_dataset_version: Any) -> Any:
+    return make_dataset_version(train=make_records(24), validation=make_records(4, seed=1),
+                                test=make_records(6, seed=2))
+
+
+def _lora_run(version: Any, base: Path, **config: Any) -> TrainingRun:
+    return services.training_run_create(backend="lora", dataset_version=version, config={**FAST_LORA, **config},
+                                        base_model=str(base), enqueue=False, actor="test")
+
+
+def test_create_stores_the_full_typed_config(version: Any, micro_base: Path) -> None:
+    run = _lora_run(version, micro_base)
+    assert run.status == RunStatus.QUEUED and run.backend == "lora"
+    assert run.config["r"] == 8 and run.config["alpha"] == 16 and run.config["dropout"] == 0.1
+    assert run.config["lr"] == 5e-3 and run.config["dataset_version"] == str(version.number)
+    assert run.config["base_model"] == str(micro_base)
+
+
+def test_create_rejects_bad_config_and_leaves_nothing(version: Any) -> None:
+    with pytest.raises(ValidationFailed) as info:
+        services.training_run_create(backend="lora", dataset_version=version, config={"r": 0, "lr": 5})
+    assert set(info.value.fields) == {"config.r", "config.lr"}
+    with pytest.raises(ValidationFailed) as unknown:
+        services.training_run_create(backend="lora", dataset_version=version, config={"rank": 4})
+    assert "rank" in str(unknown.value.fields)
+    with pytest.raises(ValidationFailed):
+        services.training_run_create(backend="gpt", dataset_version=version)
+    with pytest.raises(ValidationFailed, match="unknown service"):
+        services.training_run_create(backend="fewshot", dataset_version=version, service="nope")
+    assert TrainingRun.objects.count() == 0
+
+
+def test_create_refuses_a_version_that_is_not_ready(make_dataset_version: Any) -> None:
+    pending = make_dataset_version(train=make_records(2), status="pending")
+    with pytest.raises(ValidationFailed, match="not ready"):
+        services.training_run_create(backend="fewshot", dataset_version=pending)
+    assert TrainingRun.objects.count() == 0
+
+
+def test_create_enqueues_after_commit(version: Any, micro_base: Path, django_capture_on_commit_callbacks: Any,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[int] = []
+    monkeypatch.setattr("ftops.training.tasks.training_run_task.delay", lambda run_id: sent.append(run_id))
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.training_run_create(backend="lora", dataset_version=version, config=FAST_LORA,
+                                           base_model=str(micro_base))
+    assert sent == [run.pk]
+
+
+def test_execute_trains_and_registers_a_model_version(version: Any, micro_base: Path) -> None:
+    run = _lora_run(version, micro_base)
+    done = services.training_run_execute(run_id=run.pk, owner="w1")
+    assert done is not None and done.status == RunStatus.SUCCEEDED, done.error if done else None
+    assert done.progress == 100.0 and done.step == done.total_steps == 12
+    assert [p[0] for p in done.loss_series] == list(range(1, 13))
+    assert done.val_loss_series and done.val_loss_series[-1][0] == 12
+    assert Path(done.artifact_path, "adapter_model.safetensors").exists()
+    assert done.artifact_bytes > 0 and done.lease_owner == "" and done.attempts == 1
+    assert "succeeded" in done.log_tail
+    mv = ModelVersion.objects.get(training_run=done)
+    assert mv.adapter_path == done.artifact_path and mv.dataset_version == version and mv.semver == "0.1.0"
+    assert mv.card["dataset_version"] == str(version.number)
+
+
+def test_duplicate_delivery_does_not_train_twice(version: Any, micro_base: Path) -> None:
+    run = _lora_run(version, micro_base)
+    claimed = services.training_run_claim(run_id=run.pk, owner="worker-a")
+    assert claimed is not None and claimed.lease_owner == "worker-a"
+    assert services.training_run_execute(run_id=run.pk, owner="worker-b") is None
+    run.refresh_from_db()
+    assert (run.status, run.lease_owner, run.attempts) == (RunStatus.RUNNING, "worker-a", 1)
+    assert not services.run_artifact_dir(run).exists()  # worker-b never started training
+
+
+def test_finished_run_is_not_claimed_again(version: Any, micro_base: Path) -> None:
+    run = _lora_run(version, micro_base)
+    services.training_run_execute(run_id=run.pk, owner="w1")
+    assert services.training_run_execute(run_id=run.pk, owner="w2") is None
+    assert ModelVersion.objects.filter(training_run=run).count() == 1
+
+
+def test_dead_worker_lease_expires_reaper_requeues_and_next_worker_resumes(
+        version: Any, micro_base: Path, monkeypatch: pytest.MonkeyPatch,
+        django_capture_on_commit_callbacks: Any) -> None:
+    run = _lora_run(version, micro_base)
+    original = services.RunContext.progress
+
+    def die_at_step_seven(self: Any, **kwargs: Any) -> None:
+        original(self, **kwargs)
+        if kwargs.get("step") == 7:
+            raise WorkerDied
+
+    monkeypatch.setattr(services.RunContext, "progress", die_at_step_seven)
+    with pytest.raises(WorkerDied):
+        services.training_run_execute(run_id=run.pk, owner="dead-worker")
+    monkeypatch.setattr(services.RunContext, "progress", original)
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING and run.lease_owner == "dead-worker"
+    assert services.training_runs_reap()["requeued"] == []  # lease still valid: nothing to do
+
+    later = timezone.now() + timedelta(seconds=services.lease_seconds() + 5)
+    sent: list[int] = []
+    monkeypatch.setattr("ftops.training.tasks.training_run_task.delay", lambda run_id: sent.append(run_id))
+    with django_capture_on_commit_callbacks(execute=True):
+        reaped = services.training_runs_reap(now=later)
+    assert reaped["requeued"] == [run.pk] and sent == [run.pk]
+    run.refresh_from_db()
+    assert run.status == RunStatus.QUEUED and run.lease_owner == ""
+    assert "lease expired" in run.log_tail
+
+    done = services.training_run_execute(run_id=run.pk, owner="worker-2")
+    assert done is not None and done.status == RunStatus.SUCCEEDED
+    assert done.attempts == 2 and done.metrics["resumed_from_step"] == 6
+    assert [p[0] for p in done.loss_series] == list(range(1, 13))
+
+
+def test_reaper_gives_up_after_max_attempts(version: Any, micro_base: Path) -> None:
+    run = _lora_run(version, micro_base)
+    past = timezone.now() - timedelta(minutes=1)
+    TrainingRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, attempts=3, lease_owner="x",
+                                                 lease_expires_at=past)
+    assert services.training_runs_reap()["failed"] == [run.pk]
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED and "stopped responding 3 times" in run.error
+
+
+def test_reaper_resends_queued_runs_nobody_picked_up(version: Any, micro_base: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     django_capture_on_commit_callbacks: Any) -> None:
+    run = _lora_run(version, micro_base)
+    sent: list[int] = []
+    monkeypatch.setattr("ftops.training.tasks.training_run_task.delay", lambda run_id: sent.append(run_id))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.training_runs_reap()["resent"] == []
+        later = timezone.now() + timedelta(hours=1)
+        assert services.training_runs_reap(now=later)["resent"] == [run.pk]
+    assert sent == [run.pk]
+
+
+def test_cancel_a_queued_run_stops_it_at_once(version: Any, micro_base: Path) -> None:
+    run = _lora_run(version, micro_base)
+    cancelled = services.training_run_cancel(run_id=run.pk, actor="alice")
+    assert cancelled.status == RunStatus.CANCELLED and cancelled.finished_at is not None
+    assert services.training_run_execute(run_id=run.pk, owner="w") is None
+    with pytest.raises(Conflict):
+        services.training_run_cancel(run_id=run.pk)
+
+
+def test_cancel_a_running_run_stops_the_loop_between_steps(version: Any, micro_base: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    run = _lora_run(version, micro_base)
+    original = services.RunContext.progress
+    seen: list[int] = []
+
+    def cancel_at_three(self: Any, **kwargs: Any) -> None:
+        seen.append(kwargs.get("step", 0))
+        if kwargs.get("step") == 3:
+            services.training_run_cancel(run_id=run.pk, actor="bob")
+        original(self, **{**kwargs, "force": True})
+
+    monkeypatch.setattr(services.RunContext, "progress", cancel_at_three)
+    done = services.training_run_execute(run_id=run.pk, owner="w1")
+    assert done is not None and done.status == RunStatus.CANCELLED
+    assert max(seen) == 3  # no step after the cancel
+    assert "cancel requested by bob" in done.log_tail
+    assert not ModelVersion.objects.filter(training_run=run).exists()
+
+
+def test_heartbeat_after_losing_the_lease_stops_the_worker(version: Any, micro_base: Path) -> None:
+    from ftops.training.ml.lora import TrainingStopped
+
+    run = _lora_run(version, micro_base)
+    claimed = services.training_run_claim(run_id=run.pk, owner="w1")
+    assert claimed is not None
+    ctx = services.RunContext(claimed, "w1")
+    TrainingRun.objects.filter(pk=run.pk).update(lease_owner="w2")  # the reaper gave it to someone else
+    with pytest.raises(TrainingStopped, match="lease lost"):
+        ctx.progress(step=1, total_steps=10, loss=1.0, force=True)
+    run.refresh_from_db()
+    assert run.lease_owner == "w2" and run.loss_series == []
+
+
+def test_failure_is_recorded_with_its_reason(version: Any, tmp_path: Path) -> None:
+    run = services.training_run_create(backend="lora", dataset_version=version, config=FAST_LORA,
+                                       base_model=str(tmp_path / "no-such-model"), enqueue=False)
+    done = services.training_run_execute(run_id=run.pk, owner="w1")
+    assert done is not None and done.status == RunStatus.FAILED
+    assert "no-such-model" in done.error and done.finished_at is not None
+
+
+def test_fewshot_run_produces_a_prompt_artifact(version: Any) -> None:
+    run = services.training_run_create(backend="fewshot", dataset_version=version, enqueue=False)
+    done = services.training_run_execute(run_id=run.pk, owner="w1")
+    assert done is not None and done.status == RunStatus.SUCCEEDED, done.error if done else None
+    assert done.artifact["tools_covered"] == ["book_room", "get_weather"]
+    assert done.metrics["prompt_tokens"] > 0
+    assert Path(done.artifact_path).read_text() == done.artifact["prompt"]
+    assert ModelVersion.objects.get(training_run=done).card["kind"] == "few-shot-prompt"
