@@ -43,6 +43,8 @@ CATEGORIES = (
     "live_irrelevance", "live_relevance",
 )
 # Entries whose ground truth no output can satisfy (see the module docstring).
+# Names earlier leaderboard releases used for what the current data calls otherwise.
+CATEGORY_ALIASES = {"simple": "simple_python", "java": "simple_java", "javascript": "simple_javascript"}
 UNPASSABLE = frozenset({"live_simple_106", "live_simple_112", "live_multiple_862", "live_multiple_964"})
 _FILE = re.compile(r"^BFCL_v(\d+)_(.+)\.json$")
 
@@ -114,6 +116,8 @@ def _json_lines(path: Path) -> Iterator[dict[str, Any]]:
 
 def load_category(data_dir: Path, category: str) -> list[BfclEntry]:
     files = category_files(data_dir)
+    if category not in files and CATEGORY_ALIASES.get(category) in files:
+        category = CATEGORY_ALIASES[category]
     if category not in files:
         known = ", ".join(c for c in CATEGORIES if c in files) or "none"
         raise BfclDataError(f"no question file for category {category!r} in {data_dir} (available: {known})")

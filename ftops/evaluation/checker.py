@@ -128,8 +128,13 @@ def is_call_list(output: Any) -> bool:
 
 
 def makes_no_call(output: Any) -> bool:
-    """True when the output holds no usable call (what irrelevance needs)."""
-    if not is_call_list(output) or not output:
+    """True when the output holds no call (what irrelevance needs).
+
+    BFCL's relevance check is looser than its call-format check: any non-empty list of dicts
+    counts as an attempted call, even ``[{"f": "x"}]``; only ``[]``, ``[{}]`` and outputs that
+    are not a list of dicts count as no call.
+    """
+    if not isinstance(output, list) or not all(isinstance(item, dict) for item in output) or not output:
         return True
     return len(output) == 1 and len(output[0]) == 0
 
@@ -462,7 +467,10 @@ def _check_plain(param: str, value: Any, acceptable: list[Any], item_type: type 
         return fail("value_error:string", f"invalid value for {param!r}: {value!r}; expected one of {acceptable!r}")
     if isinstance(value, list):
         wanted = _normalised_list(value)
-        if any(isinstance(a, list) and _normalised_list(a) == wanted for a in acceptable):
+        # BFCL iterates each alternative as a list, so the "may be omitted" marker "" also
+        # accepts an explicit empty list.
+        if any((isinstance(a, list) and _normalised_list(a) == wanted) or (a == "" and not value)
+               for a in acceptable):
             return PASS
         return fail("value_error:list/tuple",
                     f"invalid value for {param!r}: {value!r}; expected one of {acceptable!r}")

@@ -64,6 +64,15 @@ def test_score_command_prints_one_line_per_entry_and_accuracy(tmp_path: Path) ->
     assert lines[-1] == "accuracy: 0.5000"
 
 
+def test_score_accepts_the_older_category_names(tmp_path: Path) -> None:
+    data = write_mini_bfcl(tmp_path / "data")
+    results = write_results(tmp_path / "r.jsonl", [
+        {"id": "simple_python_0", "result": [{"calc_area": {"base": 10, "height": 5}}]}])
+    out = io.StringIO()
+    assert main(["score", "--category", "simple", "--results", str(results), "--data-dir", str(data)], out) == 0
+    assert out.getvalue().splitlines()[0] == '{"id": "simple_python_0", "valid": true, "error_type": null}'
+
+
 def test_score_irrelevance_and_missing_results(tmp_path: Path) -> None:
     data = write_mini_bfcl(tmp_path / "data")
     out = io.StringIO()

@@ -187,6 +187,23 @@ def test_irrelevance_and_relevance() -> None:
     assert check_entry("live_relevance", [AREA], "no", None).error_type == "relevance_error:decoder_failed"
 
 
+@pytest.mark.parametrize("output", [[{"calc.area": "base=1"}], [{"calc.area": {}, "calc.volume": {}}]])
+def test_any_list_of_non_empty_dicts_counts_as_a_call_for_relevance(output: list[dict[str, Any]]) -> None:
+    # BFCL's relevance check only asks for a non-empty list of dicts, not the strict call format.
+    assert check_entry("irrelevance", [AREA], output, None).error_type == "irrelevance_error:decoder_success"
+    assert check_entry("live_relevance", [AREA], output, None).valid
+
+
+def test_omittable_array_also_accepts_an_explicit_empty_list() -> None:
+    function = {"name": "tag", "parameters": {"type": "dict", "required": ["id"], "properties": {
+        "id": {"type": "integer"}, "labels": {"type": "array", "items": {"type": "string"}}}}}
+    answer = {"tag": {"id": [1], "labels": [["x"], ""]}}
+    assert check_call(function, {"tag": {"id": 1, "labels": []}}, answer).valid
+    assert check_call(function, {"tag": {"id": 1}}, answer).valid
+    strict = {"tag": {"id": [1], "labels": [["x"]]}}
+    assert check_call(function, {"tag": {"id": 1, "labels": []}}, strict).error_type == "value_error:list/tuple"
+
+
 def test_json_schema_type_names_work_too() -> None:
     function = {"name": "pay", "parameters": {"type": "object", "required": ["amount"], "properties": {
         "amount": {"type": "number"}, "meta": {"type": "object"}, "ids": {"type": "array", "items": {"type": "string"}},
