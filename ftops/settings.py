@@ -84,6 +84,10 @@ try:
 except Exception as exc:  # dj_database_url raises several types for bad URLs
     raise RuntimeError(f"DATABASE_URL is malformed ({exc}); expected e.g. postgres://user@host:5432/db") from exc
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A fresh checkout has no var/ (it is gitignored) and SQLite will not create folders.
+    _sqlite_name = str(DATABASES["default"].get("NAME") or "")
+    if _sqlite_name and _sqlite_name != ":memory:":
+        Path(_sqlite_name).parent.mkdir(parents=True, exist_ok=True)
     # A busy timeout stops the demo server and in-process tasks tripping over each other.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
 

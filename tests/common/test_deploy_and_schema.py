@@ -62,3 +62,14 @@ def test_schema_endpoint_serves_the_ingest_path(make_key: Any) -> None:
     assert response.status_code == 200
     schema = yaml.safe_load(response.content)
     assert schema["paths"]["/api/v1/interactions"]["post"]["operationId"] == "interactions_ingest"
+
+
+def test_a_fresh_checkout_migrates_into_a_var_folder_it_creates(tmp_path: Path) -> None:
+    # var/ is gitignored: the embedded default must create it, or `make demo` fails at migrate.
+    var_dir = tmp_path / "not" / "yet" / "there"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "ftops.settings", "FTOPS_VAR_DIR": str(var_dir)}
+    env.pop("DATABASE_URL", None)
+    result = subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (var_dir / "ftops.sqlite3").is_file()
