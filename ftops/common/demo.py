@@ -29,8 +29,14 @@ class DemoContext:
     out: Callable[[str], None] = print
     summary: dict[str, Any] = field(default_factory=dict)
     shared: dict[str, Any] = field(default_factory=dict)  # handed from stage to stage
+    failures: list[str] = field(default_factory=list)  # stages that could not do their work
 
     def log(self, message: str) -> None:
+        self.out(message)
+
+    def fail(self, message: str) -> None:
+        """Log a stage failure; the demo command still prints its summary, then exits non-zero."""
+        self.failures.append(message)
         self.out(message)
 
 

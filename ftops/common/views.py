@@ -2,15 +2,44 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Page
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 
-from ftops.common.selectors import DASHBOARD_WINDOWS, home_dashboard
+from ftops.common.selectors import DASHBOARD_WINDOWS, CappedPaginator, home_dashboard
+
+
+class LinkedPage(Page):
+    """A page that knows its query parameter and the rest of the query string, so one page's
+    links keep the filters and the other tables' pages (templates/common/_pagination.html)."""
+
+    param = "page"
+    query = ""
+
+
+class _LinkedPaginator(CappedPaginator):
+    def _get_page(self, *args: Any, **kwargs: Any) -> LinkedPage:
+        return LinkedPage(*args, **kwargs)
+
+
+def paginate(request: HttpRequest, object_list: Any, per_page: int, *, param: str = "page",
+             cap: int = 10_000) -> LinkedPage:
+    """The requested page of a queryset or list (``CappedPaginator``: no exact count past ``cap``).
+
+    Several tables on one page each take their own ``param``; render the links with
+    ``{% include "common/_pagination.html" with page=… noun=… anchor=… %}``.
+    """
+    page = cast(LinkedPage, _LinkedPaginator(object_list, per_page, cap=cap).get_page(request.GET.get(param)))
+    query = request.GET.copy()
+    query.pop(param, None)
+    page.param = param
+    page.query = query.urlencode()
+    return page
 
 
 def _url(name: str) -> str:

@@ -33,7 +33,7 @@ def run(ctx: DemoContext) -> None:
                                   enqueue=False)
         run_row = eval_run_execute(run_id=created.pk)
         if run_row.status != run_row.Status.SUCCEEDED:
-            ctx.log(f"{label} evaluation failed: {run_row.error}")
+            ctx.fail(f"{label} evaluation failed: {run_row.error}")
             return
         runs[label] = run_row
         by_dimension = run_row.metrics.get("by_dimension") or {}

@@ -55,7 +55,7 @@ def run(ctx: DemoContext) -> None:
     ctx.log(f"training run {run.pk}: LoRA on {base.name}, dataset v{version.number} (train + validation splits)")
     done = training_run_execute(run_id=run.pk, echo=ctx.log)
     if done is None or done.status != "succeeded":
-        ctx.log(f"training failed: {done.error if done else 'run held by another worker'}")
+        ctx.fail(f"training failed: {done.error if done else 'run held by another worker'}")
         return
     metrics = done.metrics
     ctx.log(f"adapter {done.artifact_path} ({done.artifact_bytes / 1024:.0f} KiB), "

@@ -26,6 +26,7 @@ def test_tuned_adapter_beats_its_base_by_30_points_on_new_phrasings(capsys: Any)
         print("\n".join(lines))
         print({k: v for k, v in summary.items() if k != "stage_seconds"})
     run = ctx.shared["training_run"]
+    assert not ctx.failures, ctx.failures
     assert run.status == RunStatus.SUCCEEDED and run.dataset_version == ctx.shared["dataset_version"]
     assert Path(ctx.shared["tuned_adapter_path"], "adapter_model.safetensors").exists()
     assert summary["train_examples"] > 0 and summary["final_loss"] < run.loss_series[0][1]

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ftops.common.demo import DemoContext, run_demo
 
@@ -43,6 +43,12 @@ class Command(BaseCommand):
         total = sum(ctx.summary.get("stage_seconds", {}).values())
         self.stdout.write(f"pipeline_seconds: {total:.1f}")
         self.stdout.write(f"login: http://{opts['addr']}/  user '{DEMO_USER}'  password '{DEMO_PASSWORD}'")
+        if ctx.failures:
+            failed = "; ".join(ctx.failures)
+            if opts["no_serve"]:
+                # Scripts read the exit status: a pipeline that did not finish is not a success.
+                raise CommandError(f"the demo pipeline did not finish: {failed}")
+            self.stderr.write(f"warning: the demo pipeline did not finish ({failed}); serving what it made")
         if opts["no_serve"]:
             return
         call_command("runserver", opts["addr"], use_reloader=False, insecure_serving=True)
