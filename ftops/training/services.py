@@ -2,25 +2,31 @@
 
 The database, not the broker, decides who trains: ``training_run_claim`` is one conditional
 UPDATE, so a task delivered twice (Redis redelivers unacknowledged tasks) finds the run
-already leased and returns without training. A worker that dies stops heartbeating; the
-reaper sees the lease expire and queues the run again, and the next worker resumes from
-the newest checkpoint in the run's artifact folder.
+already leased and returns without training. While a worker runs a task a daemon thread
+(``LeaseHeartbeat``) extends its lease, so a long model load or validation pass never looks
+like a dead worker; a worker that dies stops heartbeating, the reaper sees the lease expire
+and queues the run again, and the next worker resumes from the newest checkpoint in the
+run's artifact folder (only a checkpoint that names this very run: ``run_identity``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import socket
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, connection, connections, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -35,18 +41,41 @@ log = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 60
 MAX_SERIES_POINTS = 2000
+# Beats per lease period: a lease survives a few missed beats (a slow or briefly unreachable
+# database) before the reaper may take the run.
+HEARTBEATS_PER_LEASE = 5
 
 
 def lease_seconds() -> int:
     return int(getattr(settings, "FTOPS_TRAINING_LEASE_S", 300))
 
 
+def heartbeat_seconds() -> float:
+    return lease_seconds() / HEARTBEATS_PER_LEASE
+
+
 def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def run_token(run: TrainingRun) -> str:
+    """Tells apart two runs that got the same id (a database reset while ARTIFACTS_DIR stays)."""
+    return run.created_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+
+
 def run_artifact_dir(run: TrainingRun) -> Path:
-    return Path(settings.ARTIFACTS_DIR) / "training" / f"run-{run.pk}"
+    # The token keeps a reused id from writing into (and resuming from) an older run's folder,
+    # including one whose adapter a registered model version still serves.
+    return Path(settings.ARTIFACTS_DIR) / "training" / f"run-{run.pk}-{run_token(run)}"
+
+
+def run_identity(run: TrainingRun) -> dict[str, str]:
+    """What a checkpoint must name to be resumed by this run: id, token and a training fingerprint."""
+    version = run.dataset_version
+    decides = {"backend": run.backend, "base_model": run.base_model, "service": run.service, "config": run.config,
+               "dataset_version": [version.pk, version.number, version.content_hash] if version else None}
+    fingerprint = hashlib.sha256(json.dumps(decides, sort_keys=True, default=str).encode()).hexdigest()
+    return {"run_id": str(run.pk), "run_token": run_token(run), "fingerprint": fingerprint}
 
 
 def _config_dict(config: Any) -> dict[str, Any]:
@@ -139,6 +168,8 @@ class RunContext:
 
     Writes are throttled (``flush_every_s``) except when forced; every write is conditional
     on still holding the lease, so a worker that lost its run to the reaper stops at once.
+    ``db_lock`` is shared with the run's ``LeaseHeartbeat``: one process never writes the row
+    from two threads at once (on SQLite a second writer would wait on, or fail against, the first).
     """
 
     def __init__(self, run: TrainingRun, owner: str, *, flush_every_s: float = 2.0,
@@ -147,6 +178,9 @@ class RunContext:
         self.echo = echo
         self.owner = owner
         self.artifact_dir = run_artifact_dir(run)
+        self.identity = run_identity(run)
+        self.db_lock = threading.Lock()
+        self.lease_lost = threading.Event()
         self.flush_every_s = flush_every_s
         self.loss_series: list[list[float]] = list(run.loss_series or [])
         self.val_series: list[list[float]] = list(run.val_loss_series or [])
@@ -172,32 +206,32 @@ class RunContext:
         self._flush(force=force)
 
     def set_external_ids(self, **ids: str) -> None:
-        with transaction.atomic():
+        with self.db_lock, transaction.atomic():
             run = TrainingRun.objects.select_for_update().get(pk=self.run_id)
             TrainingRun.objects.filter(pk=self.run_id).update(external_ids={**(run.external_ids or {}), **ids})
 
     def check(self) -> None:
         """Heartbeat; raise ``TrainingStopped`` when cancelled or when the lease was lost."""
-        self._flush(force=False)
+        # The heartbeat thread saw the lease go: find out why now rather than at the next flush.
+        self._flush(force=self.lease_lost.is_set())
 
     def _flush(self, *, force: bool) -> None:
-        import time
-
         now_m = time.monotonic()
         if not force and now_m - self._last_flush < self.flush_every_s:
             return
         self._last_flush = now_m
-        now = timezone.now()
-        updated = TrainingRun.objects.filter(
-            pk=self.run_id, lease_owner=self.owner, status=RunStatus.RUNNING, cancel_requested=False
-        ).update(
-            lease_expires_at=now + timedelta(seconds=lease_seconds()), heartbeat_at=now, updated_at=now,
-            loss_series=self.loss_series, val_loss_series=self.val_series, log_tail="\n".join(self.lines) + "\n",
-            **self.fields,
-        )
-        if updated == 1:
-            return
-        state = TrainingRun.objects.filter(pk=self.run_id).values("cancel_requested", "log_tail").first()
+        with self.db_lock:
+            now = timezone.now()
+            updated = TrainingRun.objects.filter(
+                pk=self.run_id, lease_owner=self.owner, status=RunStatus.RUNNING, cancel_requested=False
+            ).update(
+                lease_expires_at=now + timedelta(seconds=lease_seconds()), heartbeat_at=now, updated_at=now,
+                loss_series=self.loss_series, val_loss_series=self.val_series,
+                log_tail="\n".join(self.lines) + "\n", **self.fields,
+            )
+            if updated == 1:
+                return
+            state = TrainingRun.objects.filter(pk=self.run_id).values("cancel_requested", "log_tail").first()
         if state and state["cancel_requested"]:
             # Keep the lines others wrote meanwhile (who asked to cancel) in the final tail.
             known = set(self.lines)
@@ -208,6 +242,84 @@ class RunContext:
     def snapshot(self) -> dict[str, Any]:
         return {"loss_series": self.loss_series, "val_loss_series": self.val_series,
                 "log_tail": "\n".join(self.lines) + "\n", **self.fields}
+
+
+class LeaseHeartbeat:
+    """Extends a claimed run's lease from a daemon thread for as long as the task runs.
+
+    ``RunContext`` writes only at step boundaries; a model load, tokenisation, building the
+    base model or a validation pass can outlast the lease without one, and the reaper (or a
+    duplicate delivery) would then start a second trainer on a live run. Each beat is one
+    conditional UPDATE on the lease owner, so a worker that lost the run never takes it back.
+    The thread uses its own database connection and closes it when it stops.
+    """
+
+    def __init__(self, *, run_id: int, owner: str, interval_s: float | None = None,
+                 lock: threading.Lock | None = None, lost: threading.Event | None = None) -> None:
+        self.run_id = run_id
+        self.owner = owner
+        self.interval_s = interval_s if interval_s is not None else heartbeat_seconds()
+        self.lock = lock or threading.Lock()
+        self.lost = lost or threading.Event()
+        self.beats = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> LeaseHeartbeat:
+        if connection.in_atomic_block:
+            # The claim is not committed yet, so another connection cannot see it (a test's
+            # transaction, a caller's atomic block); the step-boundary writes still extend the lease.
+            log.debug("training run %s: no heartbeat thread inside a transaction", self.run_id)
+            return self
+        self._thread = threading.Thread(target=self._loop, name=f"training-heartbeat-{self.run_id}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            # A beat stuck on the database must not hang the worker: the thread is a daemon,
+            # and a late beat changes nothing once the run has left this owner.
+            self._thread.join(timeout=self.interval_s + 10)
+
+    def __enter__(self) -> LeaseHeartbeat:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def beat(self) -> bool:
+        """Extend the lease; False when this worker no longer holds the run."""
+        with self.lock:
+            now = timezone.now()
+            updated = TrainingRun.objects.filter(pk=self.run_id, lease_owner=self.owner,
+                                                 status=RunStatus.RUNNING).update(
+                lease_expires_at=now + timedelta(seconds=lease_seconds()), heartbeat_at=now)
+        self.beats += 1
+        return updated == 1
+
+    def _loop(self) -> None:
+        try:
+            while not self._stop.wait(self.interval_s):
+                try:
+                    held = self.beat()
+                except DatabaseError:
+                    # Transient (a restart, a locked SQLite file): the lease outlasts a few missed
+                    # beats. Drop the connection so the next beat opens a fresh one.
+                    log.warning("training run %s: heartbeat failed; retrying", self.run_id, exc_info=True)
+                    connections.close_all()
+                    continue
+                if not held:
+                    log.warning("training run %s: %s no longer holds the lease; heartbeat stops",
+                                self.run_id, self.owner)
+                    self.lost.set()
+                    return
+        finally:
+            connections.close_all()  # this thread's connections only (they are per thread)
 
 
 def _append_point(series: list[list[float]], step: int, value: float) -> list[list[float]]:
@@ -251,12 +363,14 @@ def training_run_execute(*, run_id: int, owner: str | None = None,
     ctx.log(f"attempt {run.attempts} claimed by {owner}")
     ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
     try:
-        ctx.progress(step=run.step, total_steps=run.total_steps, force=True)
-        train, val = _training_records(run)
-        if not train:
-            raise RuntimeError("the dataset version has no training records" +
-                               (f" for service {run.service!r}" if run.service else ""))
-        result = get_backend(run.backend).run(run=run, ctx=ctx, train=train, val=val, rules=_rules(train))
+        # The heartbeat stops before the outcome is written below: those writes end the lease.
+        with LeaseHeartbeat(run_id=run_id, owner=owner, lock=ctx.db_lock, lost=ctx.lease_lost):
+            ctx.progress(step=run.step, total_steps=run.total_steps, force=True)
+            train, val = _training_records(run)
+            if not train:
+                raise RuntimeError("the dataset version has no training records" +
+                                   (f" for service {run.service!r}" if run.service else ""))
+            result = get_backend(run.backend).run(run=run, ctx=ctx, train=train, val=val, rules=_rules(train))
     except TrainingStopped as stop:
         reason = stop.args[0] if stop.args else "stopped"
         if reason == "cancelled":

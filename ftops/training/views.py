@@ -23,6 +23,7 @@ from ftops.training.services import training_run_cancel
 READ_ROLES = [Role.ML_ORCHESTRATOR.value, Role.APPROVER.value, Role.REVIEWER.value]
 WRITE_ROLES = [Role.ML_ORCHESTRATOR.value]
 PAGE_SIZE = 25
+LIST_DEFERRED = ("loss_series", "val_loss_series", "log_tail", "config", "artifact", "external_ids")
 
 
 def _require(request: HttpRequest, roles: list[str], view_name: str) -> None:
@@ -48,7 +49,9 @@ def run_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", "")
     if status not in RunStatus.values:
         status = ""
-    page = Paginator(selectors.training_runs_list(status=status or None), PAGE_SIZE).get_page(request.GET.get("page"))
+    # The list shows none of the big columns (loss curves, log tail, config): leave them in the database.
+    runs = selectors.training_runs_list(status=status or None).defer(*LIST_DEFERRED)
+    page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "training/runs.html", {
         "nav_section": "training", "page": page, "status": status, "status_choices": RunStatus.choices,
     })

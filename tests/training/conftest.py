@@ -112,11 +112,5 @@ def make_dataset_version(db: Any) -> Callable[..., Any]:
     return _make
 
 
-@pytest.fixture(autouse=True)
-def _artifacts_in_tmp(settings: Any, tmp_path: Path) -> None:
-    # Run ids repeat across tests (and databases): a stale checkpoint must never be resumed.
-    settings.ARTIFACTS_DIR = tmp_path / "artifacts"
-
-
 FAST_LORA = {"epochs": 2.0, "lr": 5e-3, "batch_examples": 4, "checkpoint_every": 3, "seed": 3, "threads": 1,
              "max_length": 256, "row_length": 256}

@@ -1,10 +1,11 @@
 """A local stand-in for OpenAI's files and fine-tuning endpoints, as documented.
 
 It speaks the real wire protocol (multipart upload, JSON job objects, newest-first event
-lists, bearer auth) so the official ``openai`` client runs against it unchanged. It checks
-uploads the way the service does (purpose, .jsonl, chat format, tool-call arguments as
-JSON strings, at least 10 examples) and moves a job through validating_files -> running ->
-succeeded | failed as it is polled.
+lists paged with ``limit`` and the ``after`` cursor, bearer auth) so the official ``openai``
+client runs against it unchanged. It checks uploads the way the service does (purpose,
+.jsonl, chat format, tool-call arguments as JSON strings, at least 10 examples) and moves a
+job through validating_files -> running (with ``estimated_finish``) -> succeeded | failed
+as it is polled.
 """
 
 from __future__ import annotations
@@ -17,20 +18,25 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 API_KEY = "sk-test-ftops"
 MIN_EXAMPLES = 10
+ESTIMATED_RUNTIME_S = 600
 
 
 @dataclass
 class FakeOpenAI:
     scenario: str = "succeed"  # succeed | fail
+    burst: bool = False  # all three metrics events (and a message) appear between two polls
+    max_page: int = 100  # the server's own page cap (it may return fewer than ``limit``)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     contents: dict[str, bytes] = field(default_factory=dict)
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     polls: dict[str, int] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
+    event_queries: list[dict[str, list[str]]] = field(default_factory=list)
     url: str = ""
 
     def start(self) -> FakeOpenAI:
@@ -75,12 +81,22 @@ class FakeOpenAI:
             if method == "GET" and len(parts) == 4:
                 return self.send(h, 200, self.advance(job))
             if method == "GET" and parts[4:] == ["events"]:
-                data = sorted(self.events[job["id"]], key=lambda e: e["created_at"], reverse=True)
-                return self.send(h, 200, {"object": "list", "data": data, "has_more": False})
+                return self.send(h, 200, self.list_events(job["id"], parse_qs(urlsplit(h.path).query)))
             if method == "POST" and parts[4:] == ["cancel"]:
                 job["status"] = "cancelled"
                 return self.send(h, 200, job)
         return self.send(h, 404, error(f"Unknown route {method} {path}", "not_found"))
+
+    def list_events(self, job_id: str, query: dict[str, list[str]]) -> dict[str, Any]:
+        """Newest first; ``after`` is the id of the previous page's last (oldest) event."""
+        self.event_queries.append(query)
+        newest_first = self.events[job_id][::-1]
+        after = (query.get("after") or [""])[0]
+        if after:
+            ids = [e["id"] for e in newest_first]
+            newest_first = newest_first[ids.index(after) + 1:] if after in ids else []
+        limit = min(int((query.get("limit") or ["20"])[0]), self.max_page)
+        return {"object": "list", "data": newest_first[:limit], "has_more": len(newest_first) > limit}
 
     def send(self, h: BaseHTTPRequestHandler, status: int, payload: dict[str, Any]) -> None:
         raw = json.dumps(payload).encode()
@@ -127,6 +143,7 @@ class FakeOpenAI:
                "fine_tuned_model": None, "finished_at": None, "hyperparameters": hyper, "model": body["model"],
                "organization_id": "org-test", "result_files": [], "seed": body.get("seed") or 42,
                "status": "validating_files", "trained_tokens": None, "training_file": body["training_file"],
+               "estimated_finish": None,
                "validation_file": body.get("validation_file"), "suffix": body.get("suffix"),
                "method": body.get("method"), "metadata": body.get("metadata")}
         self.jobs[job_id] = job
@@ -142,7 +159,15 @@ class FakeOpenAI:
         events = self.events[job["id"]]
         if n == 1:
             job["status"] = "running"
+            job["estimated_finish"] = job["created_at"] + ESTIMATED_RUNTIME_S
             events.append(event(job["id"], n, "info", "Fine-tuning job started"))
+        elif n == 2 and self.burst:
+            for step in (1, 2, 3):
+                events.append(event(job["id"], n, "info", f"Step {step}/3: training loss={2.0 / step:.2f}",
+                                    "metrics", {"step": step, "total_steps": 3, "train_loss": 2.0 / step,
+                                                "valid_loss": 2.5 / step}, seq=step))
+            events.append(event(job["id"], n, "info", "Checkpoint saved at step 3", seq=4))
+            self.polls[job["id"]] = 4
         elif 2 <= n <= 4:
             step = n - 1
             events.append(event(job["id"], n, "info", f"Step {step}/3: training loss={2.0 / step:.2f}", "metrics",
@@ -150,11 +175,13 @@ class FakeOpenAI:
                                  "valid_loss": 2.5 / step}))
         elif self.scenario == "fail":
             job["status"] = "failed"
+            job["estimated_finish"] = None
             job["error"] = {"code": "invalid_training_file", "param": "training_file",
                             "message": "The job failed due to an invalid training file: too many tokens per example."}
             events.append(event(job["id"], n, "error", "Fine-tuning job failed"))
         else:
             job["status"] = "succeeded"
+            job["estimated_finish"] = None
             job["fine_tuned_model"] = f"ft:{job['model']}:ftops:{job['suffix']}:abc123"
             job["trained_tokens"] = 12345
             job["finished_at"] = int(time.time())
@@ -168,9 +195,10 @@ def error(message: str, code: str, *, param: str | None = None, kind: str = "inv
 
 
 def event(job_id: str, n: int, level: str, message: str, kind: str = "message",
-          data: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"id": f"ftevent-{job_id}-{n}-{kind}", "object": "fine_tuning.job.event", "created_at": 1_700_000_000 + n,
-            "level": level, "message": message, "type": kind, "data": data}
+          data: dict[str, Any] | None = None, *, seq: int = 0) -> dict[str, Any]:
+    """Events of one poll share ``created_at`` (whole seconds), as bursts of real ones do."""
+    return {"id": f"ftevent-{job_id}-{n}-{seq}-{kind}", "object": "fine_tuning.job.event",
+            "created_at": 1_700_000_000 + n, "level": level, "message": message, "type": kind, "data": data}
 
 
 def check_chat_jsonl(content: bytes) -> str:

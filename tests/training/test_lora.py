@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from ftops.training.ml.lora import (
     CARD_JSON,
+    OWNER_FILE,
     LoraTrainConfig,
     TrainingStopped,
     latest_checkpoint,
@@ -98,6 +100,45 @@ def test_killed_run_resumes_from_checkpoint_and_matches_uninterrupted(micro_base
     assert abs(resumed.final_loss - full.final_loss) < 1e-3
     assert resumed.final_val_loss == pytest.approx(full.final_val_loss, abs=1e-3)
     assert [round(x[1], 3) for x in resumed.losses] == [round(x[1], 3) for x in full.losses]
+
+
+def test_checkpoint_resumes_only_for_its_owner(micro_base: Path, tmp_path: Path) -> None:
+    train, val = make_records(24), make_records(4, seed=1)
+    run_a = {"run_id": "5", "run_token": "a"}
+    fresh = train_lora(_cfg(micro_base), train, val, tmp_path / "fresh")
+
+    def kill_after_seven(progress: object) -> None:
+        if progress.step == 7:  # type: ignore[attr-defined]
+            raise TrainingStopped("simulated worker death")
+
+    with pytest.raises(TrainingStopped):
+        train_lora(_cfg(micro_base), train, val, tmp_path / "a", on_progress=kill_after_seven, identity=run_a)
+    written = latest_checkpoint(tmp_path / "a")
+    assert written is not None
+    assert json.loads((written / OWNER_FILE).read_text())["run_token"] == "a"
+
+    # The same folder seen by: another run with the same id, run A with an edited config, and
+    # a checkpoint from before owners were recorded. None of them may continue A's weights.
+    legacy = tmp_path / "legacy"
+    shutil.copytree(tmp_path / "a", legacy)
+    (legacy / "checkpoints" / "step-6" / OWNER_FILE).unlink()
+    cases = [("run_b", {"run_id": "5", "run_token": "b"}, {}, "it names a different run_token"),
+             ("edited", run_a, {"lr": 4e-3}, "it names a different config_sha256"),
+             ("legacy", run_a, {}, "it records no owner")]
+    for name, identity, overrides, reason in cases:
+        folder = legacy if name == "legacy" else tmp_path / name
+        if name != "legacy":
+            shutil.copytree(tmp_path / "a", folder)
+        lines: list[str] = []
+        result = train_lora(_cfg(micro_base, **overrides), train, val, folder, identity=identity,
+                            on_log=lines.append)
+        assert result.resumed_from_step == 0, name
+        assert any(f"ignoring checkpoint step-6 in {folder}: {reason}" in line for line in lines), (name, lines)
+        if not overrides:
+            assert result.final_loss == pytest.approx(fresh.final_loss, abs=1e-6)  # a clean start, not a blend
+
+    resumed = train_lora(_cfg(micro_base), train, val, tmp_path / "a", identity=run_a)
+    assert resumed.resumed_from_step == 6
 
 
 def test_per_service_adapter_trains_on_that_service_only(micro_base: Path, tmp_path: Path) -> None:

@@ -53,6 +53,46 @@ def test_success_uploads_files_creates_the_job_and_records_the_model(make_datase
     assert ModelVersion.objects.get(training_run=done).adapter_path == model_id
 
 
+def test_eta_comes_from_the_jobs_estimated_finish(make_dataset_version: Any, fake_openai: FakeOpenAI,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.training.openai_server import ESTIMATED_RUNTIME_S
+
+    version = make_dataset_version(train=make_records(24))
+    run = _run(version, fake_openai)
+    original = services.RunContext.progress
+    stored: list[float | None] = []
+
+    def record_eta(self: Any, **kwargs: Any) -> None:
+        original(self, **{**kwargs, "force": True})
+        stored.append(TrainingRun.objects.get(pk=run.pk).eta_seconds)
+
+    monkeypatch.setattr(services.RunContext, "progress", record_eta)
+    done = services.training_run_execute(run_id=run.pk, owner="w1")
+    assert done is not None and done.status == RunStatus.SUCCEEDED, done.error if done else None
+    running = [eta for eta in stored if eta is not None]
+    # Every poll while the job runs (start, three metrics polls) counts down to the job's
+    # created_at + ESTIMATED_RUNTIME_S; nothing before the first poll, nothing once finished.
+    assert len(running) >= 4
+    assert all(ESTIMATED_RUNTIME_S - 10 < eta <= ESTIMATED_RUNTIME_S for eta in running)
+    assert stored[0] is None and stored[-1] is None and done.eta_seconds is None
+
+
+def test_events_between_polls_are_all_read_across_pages(make_dataset_version: Any,
+                                                        fake_openai: FakeOpenAI) -> None:
+    fake_openai.burst = True  # three metrics events and a message arrive between two polls
+    fake_openai.max_page = 2  # and the server pages them two at a time
+    version = make_dataset_version(train=make_records(24))
+    done = services.training_run_execute(run_id=_run(version, fake_openai).pk, owner="w1")
+    assert done is not None and done.status == RunStatus.SUCCEEDED, done.error if done else None
+    assert done.loss_series == [[1, 2.0], [2, 1.0], [3, 0.666667]]
+    assert done.val_loss_series == [[1, 2.5], [2, 1.25], [3, 0.833333]]
+    log = done.log_tail
+    assert log.index("Fine-tuning job started") < log.index("Checkpoint saved at step 3")
+    assert "successfully completed" in log
+    cursors = [q["after"][0] for q in fake_openai.event_queries if "after" in q]
+    assert cursors and all(c.startswith("ftevent-ftjob-0001-") for c in cursors)
+
+
 def test_failed_job_shows_its_reason_on_the_run(make_dataset_version: Any, fake_openai: FakeOpenAI) -> None:
     fake_openai.scenario = "fail"
     version = make_dataset_version(train=make_records(24))

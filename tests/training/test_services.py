@@ -1,19 +1,27 @@
 from __future__ import annotations
 
+import shutil
+import threading
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
+from django.db import OperationalError, connections
 from django.utils import timezone
 
 from ftops.common.errors import Conflict, ValidationFailed
 from ftops.training import services
+from ftops.training.ml.lora import latest_checkpoint
 from ftops.training.models import RunStatus, TrainingRun
 from registry.models import ModelVersion
 from tests.training.conftest import FAST_LORA, make_records
 
 pytestmark = pytest.mark.django_db
+
+T = TypeVar("T")
 
 
 class WorkerDied(BaseException):
@@ -135,6 +143,142 @@ def test_dead_worker_lease_expires_reaper_requeues_and_next_worker_resumes(
     assert done is not None and done.status == RunStatus.SUCCEEDED
     assert done.attempts == 2 and done.metrics["resumed_from_step"] == 6
     assert [p[0] for p in done.loss_series] == list(range(1, 13))
+
+
+def test_a_reused_run_id_never_resumes_the_old_runs_checkpoint(version: Any, micro_base: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    old = _lora_run(version, micro_base)
+    original = services.RunContext.progress
+
+    def die_at_step_seven(self: Any, **kwargs: Any) -> None:
+        original(self, **kwargs)
+        if kwargs.get("step") == 7:
+            raise WorkerDied
+
+    monkeypatch.setattr(services.RunContext, "progress", die_at_step_seven)
+    with pytest.raises(WorkerDied):
+        services.training_run_execute(run_id=old.pk, owner="dead-worker")
+    monkeypatch.setattr(services.RunContext, "progress", original)
+    old.refresh_from_db()
+    old_dir = services.run_artifact_dir(old)
+    assert (latest_checkpoint(old_dir) or Path()).name == "step-6"
+
+    # A database reset: the row goes, ARTIFACTS_DIR stays, and the next run gets the same id.
+    TrainingRun.objects.filter(pk=old.pk).delete()
+    new = TrainingRun.objects.create(pk=old.pk, name=old.name, backend="lora", base_model=old.base_model,
+                                     config=old.config, dataset_version=version)
+    new_dir = services.run_artifact_dir(new)
+    assert new_dir != old_dir and services.run_identity(new)["run_id"] == str(old.pk)
+    assert services.run_identity(new)["run_token"] != services.run_identity(old)["run_token"]
+    # Even the old run's checkpoint in the new run's own folder (as with a shared folder per
+    # id) is refused: it names another run.
+    shutil.copytree(old_dir / "checkpoints", new_dir / "checkpoints")
+
+    done = services.training_run_execute(run_id=new.pk, owner="worker-2")
+    assert done is not None and done.status == RunStatus.SUCCEEDED, done.error if done else None
+    assert done.metrics["resumed_from_step"] == 0 and done.attempts == 1
+    assert "ignoring checkpoint step-6" in done.log_tail and "it names a different run_token" in done.log_tail
+    assert [p[0] for p in done.loss_series] == list(range(1, 13))
+    assert (latest_checkpoint(old_dir) or Path()).name == "step-6"  # the old folder is left as it was
+
+
+def _retry_locked(fn: Callable[[], T]) -> T:
+    """Run ``fn`` again while SQLite reports a lock held by another thread's connection.
+
+    The SQLite test database is one shared-cache in-memory database, where a statement that
+    meets another connection's write fails at once with 'database table is locked' (the busy
+    timeout a file database waits on does not apply); PostgreSQL never gets here.
+    """
+    for attempt in range(200):
+        try:
+            return fn()
+        except OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 199:
+                raise
+            time.sleep(0.01)
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.django_db(transaction=True)  # the worker and its heartbeat use their own connections
+def test_heartbeat_keeps_a_blocked_run_leased_so_it_is_neither_reaped_nor_trained_twice(
+        make_dataset_version: Any, settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ftops.training.backends.fewshot import FewShotBackend
+
+    settings.FTOPS_TRAINING_LEASE_S = 2  # a beat every 0.4 s
+    version = make_dataset_version(train=make_records(24))
+    run = services.training_run_create(backend="fewshot", dataset_version=version, enqueue=False)
+    entered, release = threading.Event(), threading.Event()
+    bodies: list[str] = []
+    original = FewShotBackend.run
+
+    def blocking_run(self: Any, **kwargs: Any) -> Any:
+        bodies.append(threading.current_thread().name)
+        entered.set()
+        release.wait(60)  # a long model load: no step boundary, so no write from the run itself
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(FewShotBackend, "run", blocking_run)
+    outcome: dict[str, Any] = {}
+
+    def worker() -> None:
+        try:
+            outcome["run"] = services.training_run_execute(run_id=run.pk, owner="w1")
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=worker, name="worker-1")
+    thread.start()
+    try:
+        assert entered.wait(60)
+        claimed = _retry_locked(lambda: TrainingRun.objects.get(pk=run.pk))
+        time.sleep(2.5 * services.lease_seconds())  # the lease as claimed has run out twice over
+        reaped = _retry_locked(services.training_runs_reap)
+        duplicate = _retry_locked(lambda: services.training_run_execute(run_id=run.pk, owner="w2"))
+        held = _retry_locked(lambda: TrainingRun.objects.get(pk=run.pk))
+        now = timezone.now()
+    finally:
+        release.set()
+        thread.join(60)
+    assert reaped == {"requeued": [], "failed": [], "resent": []}
+    assert duplicate is None
+    assert (held.status, held.lease_owner, held.attempts) == (RunStatus.RUNNING, "w1", 1)
+    assert claimed.lease_expires_at is not None and held.lease_expires_at is not None
+    assert held.lease_expires_at > now and held.lease_expires_at > claimed.lease_expires_at + timedelta(seconds=2)
+    assert bodies == ["worker-1"]  # the duplicate delivery never reached the backend
+    done = outcome["run"]
+    assert done is not None and done.status == RunStatus.SUCCEEDED, done.error if done else None
+    assert (done.attempts, done.lease_owner) == (1, "")
+    assert not [t for t in threading.enumerate() if t.name.startswith("training-heartbeat-")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_heartbeat_never_extends_a_lease_this_worker_lost(version: Any, micro_base: Path) -> None:
+    run = _lora_run(version, micro_base)
+    assert services.training_run_claim(run_id=run.pk, owner="w1") is not None
+    heartbeat = services.LeaseHeartbeat(run_id=run.pk, owner="w1", interval_s=0.05).start()
+    try:
+        deadline = time.monotonic() + 10
+        while heartbeat.beats < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert heartbeat.beats >= 2 and not heartbeat.lost.is_set()
+        taken_until = timezone.now() + timedelta(seconds=1)
+        _retry_locked(lambda: TrainingRun.objects.filter(pk=run.pk).update(lease_owner="w2",
+                                                                          lease_expires_at=taken_until))
+        assert heartbeat.lost.wait(10)
+    finally:
+        heartbeat.stop()
+    assert not heartbeat.running
+    run.refresh_from_db()
+    assert (run.lease_owner, run.lease_expires_at) == ("w2", taken_until)
+
+
+def test_heartbeat_thread_waits_for_a_committed_claim(version: Any, micro_base: Path) -> None:
+    run = _lora_run(version, micro_base)
+    services.training_run_claim(run_id=run.pk, owner="w1")
+    # Inside this test's transaction another connection cannot see the claim: no thread.
+    with services.LeaseHeartbeat(run_id=run.pk, owner="w1", interval_s=0.01) as heartbeat:
+        time.sleep(0.05)
+        assert not heartbeat.running and heartbeat.beats == 0
 
 
 def test_reaper_gives_up_after_max_attempts(version: Any, micro_base: Path) -> None:

@@ -84,3 +84,21 @@ def test_cancel_needs_the_orchestrator_role(client: Any, django_user_model: Any,
 
 def test_unknown_run_is_404(staff: Any) -> None:
     assert staff.get(reverse("training:run", args=[987654])).status_code == 404
+
+
+@pytest.mark.parametrize("size", [3, 40])
+def test_training_pages_take_the_same_queries_whatever_the_rows(staff: Any, size: int,
+                                                                 django_assert_max_num_queries: Any) -> None:
+    from ftops.datasets.models import DatasetVersion
+    from tests.common.pages import get_within
+
+    runs = []
+    for n in range(size):
+        version = DatasetVersion.objects.create(number=n + 1, status="ready")
+        runs.append(TrainingRun.objects.create(
+            backend="lora", base_model="tiny", dataset_version=version, name=f"run {n}", status=RunStatus.SUCCEEDED,
+            progress=100.0, loss_series=[[s, 1.0 / (s + 1)] for s in range(size * 10)], metrics={"final_loss": 0.1},
+            log_tail="done\n" * size))
+    get_within(staff, django_assert_max_num_queries, reverse("training:runs"), 4)
+    get_within(staff, django_assert_max_num_queries, reverse("training:runs"), 4, status="succeeded")
+    get_within(staff, django_assert_max_num_queries, reverse("training:run", args=[runs[-1].pk]), 3)

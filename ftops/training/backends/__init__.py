@@ -32,6 +32,7 @@ class BackendResult:
 class Context(Protocol):
     run_id: int
     artifact_dir: Any
+    identity: dict[str, str]  # stored in checkpoints: only this run resumes from them
 
     def progress(self, *, step: int, total_steps: int, loss: float | None = None, val_loss: float | None = None,
                  eta_s: float | None = None, force: bool = False) -> None: ...

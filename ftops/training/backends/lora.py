@@ -52,7 +52,7 @@ class LoraBackend:
             ctx.check()
 
         result = train_lora(cfg, train, val, Path(ctx.artifact_dir), on_progress=on_progress, resume=True,
-                            on_log=ctx.log)
+                            on_log=ctx.log, identity=ctx.identity)
         card = json.loads((Path(result.adapter_dir) / CARD_JSON).read_text())
         metrics = {k: v for k, v in result.to_dict().items() if k not in ("losses", "val_losses", "adapter_dir")}
         return BackendResult(artifact_path=result.adapter_dir, artifact_bytes=result.adapter_bytes,

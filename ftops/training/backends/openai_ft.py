@@ -5,10 +5,15 @@ which checks every line against the fine-tuning format and refuses bad records w
 
 A re-delivered run finds its file and job ids in ``run.external_ids`` and goes on polling
 the same job instead of starting a second one.
+
+Events are listed newest first and ``after`` is a pagination cursor (the last, i.e. oldest,
+event of the previous page), so each poll reads pages back from the newest event until it
+meets one it has already seen: a burst of events between two polls is never cut off.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from dataclasses import asdict, dataclass, fields
@@ -26,6 +31,8 @@ if TYPE_CHECKING:
 
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini-2024-07-18"
 TERMINAL = ("succeeded", "failed", "cancelled")
+EVENTS_PAGE = 100  # the API's largest page
+MAX_EVENT_PAGES = 50  # per poll; a job's whole history fits in far fewer
 
 
 @dataclass
@@ -130,7 +137,7 @@ class OpenAIBackend:
                 ids["job_id"] = job.id
                 ctx.set_external_ids(job_id=job.id)
                 ctx.log(f"openai: job {job.id} created ({job.status})")
-            return self._poll(client, cfg, ctx, ids["job_id"])
+            return self._poll(client, cfg, ctx, ids["job_id"], step=run.step, total_steps=run.total_steps)
         except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError) as exc:
             raise TransientBackendError(f"OpenAI is unreachable or busy: {_explain(exc)}") from exc
         except openai.APIStatusError as exc:
@@ -165,9 +172,10 @@ class OpenAIBackend:
             raise RuntimeError("no training examples to upload")
         return out
 
-    def _poll(self, client: Any, cfg: OpenAIFineTuneConfig, ctx: Context, job_id: str) -> BackendResult:
+    def _poll(self, client: Any, cfg: OpenAIFineTuneConfig, ctx: Context, job_id: str, *, step: int = 0,
+              total_steps: int = 0) -> BackendResult:
         try:
-            return self._poll_loop(client, cfg, ctx, job_id)
+            return self._poll_loop(client, cfg, ctx, job_id, step=step, total_steps=total_steps)
         except TrainingStopped as stop:
             # A cancel noticed anywhere in the loop (a progress write or the heartbeat) stops the
             # remote job too; a lost lease does not: the new owner goes on polling it.
@@ -178,24 +186,25 @@ class OpenAIBackend:
                     ctx.log(f"openai: cancelled job {job_id}")
             raise
 
-    def _poll_loop(self, client: Any, cfg: OpenAIFineTuneConfig, ctx: Context, job_id: str) -> BackendResult:
+    def _poll_loop(self, client: Any, cfg: OpenAIFineTuneConfig, ctx: Context, job_id: str, *, step: int,
+                   total_steps: int) -> BackendResult:
         seen: set[str] = set()
         deadline = time.monotonic() + cfg.timeout_s
         last_loss: float | None = None
         while True:
             job = client.fine_tuning.jobs.retrieve(job_id)
-            events = list(client.fine_tuning.jobs.list_events(job_id, limit=100).data)
-            for event in sorted(events, key=lambda e: (e.created_at, e.id)):  # the API lists newest first
-                if event.id in seen:
-                    continue
-                seen.add(event.id)
+            eta = _eta_seconds(job)
+            for event in _new_events(client, job_id, seen):
                 data = event.data if isinstance(event.data, dict) else {}
                 if event.type == "metrics" and "step" in data:
                     last_loss = data.get("train_loss", last_loss)
-                    ctx.progress(step=int(data["step"]), total_steps=int(data.get("total_steps") or 0),
-                                 loss=data.get("train_loss"), val_loss=data.get("valid_loss"))
+                    step, total_steps = int(data["step"]), int(data.get("total_steps") or total_steps)
+                    ctx.progress(step=step, total_steps=total_steps, loss=data.get("train_loss"),
+                                 val_loss=data.get("valid_loss"), eta_s=eta)
                 else:
                     ctx.log(f"openai [{event.level}]: {event.message}")
+            # Also between metrics events: the estimate moves while the job queues or validates.
+            ctx.progress(step=step, total_steps=total_steps, eta_s=eta)
             if job.status == "succeeded":
                 ctx.log(f"openai: job {job_id} succeeded -> {job.fine_tuned_model}")
                 ctx.set_external_ids(fine_tuned_model=job.fine_tuned_model or "")
@@ -219,3 +228,28 @@ class OpenAIBackend:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"OpenAI job {job_id} still {job.status} after {cfg.timeout_s:.0f}s")
             time.sleep(cfg.poll_interval_s)
+
+
+def _eta_seconds(job: Any) -> float | None:
+    """Seconds until the job's own ``estimated_finish`` (unix seconds; null unless running)."""
+    finish = getattr(job, "estimated_finish", None)
+    if not finish or job.status in TERMINAL:
+        return None
+    return max(0.0, float(finish) - time.time())
+
+
+def _new_events(client: Any, job_id: str, seen: set[str]) -> list[Any]:
+    """Events not in ``seen`` (which this adds them to), oldest first."""
+    fresh: list[Any] = []
+    after: str | None = None
+    for _ in range(MAX_EVENT_PAGES):
+        page = client.fine_tuning.jobs.list_events(job_id, limit=EVENTS_PAGE, **({"after": after} if after else {}))
+        data = list(page.data)  # newest first
+        new = list(itertools.takewhile(lambda e: e.id not in seen, data))
+        fresh.extend(new)
+        more = page.has_more if page.has_more is not None else len(data) >= EVENTS_PAGE
+        if not data or len(new) < len(data) or not more:
+            break  # reached what an earlier poll saw, or the job's first event
+        after = data[-1].id
+    seen.update(e.id for e in fresh)
+    return fresh[::-1]

@@ -9,10 +9,16 @@ Durability: every ``checkpoint_every`` steps the adapter weights, optimizer, sch
 states and step are written to ``out_dir/checkpoints/step-N``; a later call with the same
 ``out_dir`` resumes from the newest one and, because the data order is a pure function of
 (seed, epoch) and the RNG state is restored, reproduces the uninterrupted run.
+
+Each checkpoint names its owner (``owner.json``: the caller's run identity plus a hash of the
+config). A checkpoint whose owner differs is never resumed: a reused folder (a run id handed
+out again after a database reset, an edited config) would otherwise continue someone else's
+weights and optimizer state without any error.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -31,6 +37,7 @@ log = logging.getLogger(__name__)
 
 CARD_JSON = "ftops_card.json"
 STATE_FILE = "trainer_state.pt"
+OWNER_FILE = "owner.json"
 
 
 @dataclass
@@ -279,8 +286,26 @@ def latest_checkpoint(out_dir: Path) -> Path | None:
     return max(done, key=lambda p: int(p.name.split("-")[1])) if done else None
 
 
+def checkpoint_owner(cfg: LoraTrainConfig, identity: dict[str, str] | None = None) -> dict[str, str]:
+    """Who may resume a checkpoint: the caller's identity plus a hash of the config."""
+    config_hash = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()
+    return {**(identity or {}), "config_sha256": config_hash}
+
+
+def foreign_checkpoint_reason(checkpoint: Path, owner: dict[str, str]) -> str:
+    """Why ``checkpoint`` belongs to someone else ('' when ``owner`` wrote it)."""
+    try:
+        found = json.loads((checkpoint / OWNER_FILE).read_text())
+    except (OSError, ValueError):
+        return "it records no owner"
+    if not isinstance(found, dict):
+        return "it records no owner"
+    differ = sorted(k for k in set(owner) | set(found) if owner.get(k) != found.get(k))
+    return f"it names a different {', '.join(differ)}" if differ else ""
+
+
 def _save_checkpoint(out_dir: Path, model: Any, optimizer: Any, scheduler: Any, step: int,
-                     history: dict[str, Any], keep: int) -> Path:
+                     history: dict[str, Any], keep: int, owner: dict[str, str]) -> Path:
     import torch
     from peft import get_peft_model_state_dict
 
@@ -297,6 +322,8 @@ def _save_checkpoint(out_dir: Path, model: Any, optimizer: Any, scheduler: Any, 
         "rng": _rng_state(),
         "history": history,
     }, tmp / STATE_FILE)
+    # Written before the rename, so a checkpoint folder never exists without its owner.
+    (tmp / OWNER_FILE).write_text(json.dumps(owner, sort_keys=True))
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)  # a crash mid-write leaves only a .tmp folder, never a half checkpoint
     olds = sorted((p for p in root.glob("step-*")), key=lambda p: int(p.name.split("-")[1]))
@@ -335,10 +362,12 @@ def dir_size(path: Path) -> int:
 
 def train_lora(cfg: LoraTrainConfig, train: list[Record], val: list[Record], out_dir: Path | str,
                on_progress: Callable[[TrainProgress], None] | None = None, resume: bool = True,
-               on_log: Callable[[str], None] | None = None) -> TrainResult:
+               on_log: Callable[[str], None] | None = None, identity: dict[str, str] | None = None) -> TrainResult:
     """Train LoRA adapters on ``train`` (validation loss on ``val``); save to ``out_dir``.
 
     ``on_progress`` is called after every step (and may raise ``TrainingStopped``).
+    ``identity`` (e.g. a run id and token) is stored in every checkpoint; only a call with the
+    same identity and config resumes from it, any other starts fresh.
     """
     import torch
     from peft import LoraConfig, TaskType, get_peft_model, set_peft_model_state_dict
@@ -390,7 +419,13 @@ def train_lora(cfg: LoraTrainConfig, train: list[Record], val: list[Record], out
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     history: dict[str, Any] = {"losses": [], "val_losses": [], "tokens": 0, "seconds": 0.0}
     start_step = 0
+    owner = checkpoint_owner(cfg, identity)
     checkpoint = latest_checkpoint(out_dir) if resume else None
+    if checkpoint is not None and (reason := foreign_checkpoint_reason(checkpoint, owner)):
+        say(f"lora: ignoring checkpoint {checkpoint.name} in {out_dir}: {reason} "
+            "(another run or config wrote it); starting fresh")
+        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+        checkpoint = None
     if checkpoint is not None:
         state = torch.load(checkpoint / STATE_FILE, map_location=device, weights_only=False)
         set_peft_model_state_dict(model, state["adapter"])
@@ -442,7 +477,7 @@ def train_lora(cfg: LoraTrainConfig, train: list[Record], val: list[Record], out
         if at_checkpoint:
             history_snapshot = dict(history, seconds=history.get("seconds", 0.0) + elapsed)
             saved = str(_save_checkpoint(out_dir, model, optimizer, scheduler, done, history_snapshot,
-                                         cfg.keep_checkpoints))
+                                         cfg.keep_checkpoints, owner))
         rate = (done - start_step) / elapsed if elapsed > 0 else 0.0
         eta = (total - done) / rate if rate > 0 else None
         if on_progress is not None:
