@@ -2,8 +2,12 @@
 
 Creates a scratch database, migrates it, seeds it with COPY, then requests each main page
 repeatedly through Django's test client as a logged-in staff user and prints p50/p95 per page.
-The last line is ``ratio: <200 ms / worst p95>`` (>= 1 means every page's p95 is under 200 ms).
-The scratch database is dropped at the end.
+Besides the interactions, review items and examples it seeds two dataset versions (the newer
+one holds every example, the older one 95% of them with a few in other splits), a few training
+runs with loss curves and logs, and evaluation runs on the newer version's test split with
+their failures, so the dataset, training, evaluation and catalog pages are timed on real sizes.
+The last line is ``ratio: <200 ms / worst p95>`` (>= 1 means every page's p95 is under 200 ms),
+also with --keep/--reuse. The scratch database is dropped at the end unless --keep.
 
     .venv/bin/python bench/pages.py              # full size (a few minutes to seed)
     .venv/bin/python bench/pages.py --scale 0.01 # quick smoke run
@@ -171,6 +175,7 @@ def seed(conn: psycopg.Connection, *, scale: float, rng: random.Random) -> dict[
 
     copy_model(conn, TrainingExample, examples())
     conn.commit()
+    pipeline = seed_pipeline(conn, tools=tools, rng=rng, now=now)
     # What autovacuum does in production soon after a bulk load: statistics and the visibility
     # map that index-only scans need.
     conn.autocommit = True
@@ -180,12 +185,137 @@ def seed(conn: psycopg.Connection, *, scale: float, rng: random.Random) -> dict[
     return {
         "user": user, "interactions": n_interactions, "review_items": len(failures), "examples": n_examples,
         "seed_seconds": round(time.monotonic() - started, 1), "interactions_seconds": round(t_interactions, 1),
+        **pipeline,
     }
+
+
+SPLIT_OF = ["train"] * 6 + ["validation", "test", "test", "holdout"]
+TEST_DIMENSIONS = ["seen_phrasing", "new_phrasing", "zero_shot_tool"]
+
+
+def _report(members: list[tuple[int, str, str, str]], tools: list[Any], n_conflicts: int) -> dict[str, Any]:
+    """A quality report shaped like the curation's, for ``members`` (example id, tool, split, dimension)."""
+    from collections import Counter
+
+    per_tool: dict[str, dict[str, Any]] = {}
+    for _, tool, split, _ in members:
+        row = per_tool.setdefault(tool, {"total": 0, "train": 0, "validation": 0, "test": 0, "holdout": 0,
+                                         "edge_cases": 0, "edge_case_coverage": 0.0, "behaviors": {"call": 0}})
+        row["total"] += 1
+        row[split] += 1
+        row["behaviors"]["call"] += 1
+    for row in per_tool.values():
+        row["edge_cases"] = row["total"] // 20
+        row["edge_case_coverage"] = 0.05
+    splits = Counter(split for _, _, split, _ in members)
+    ids = [m[0] for m in members]
+    return {
+        "split_sizes": {s: splits.get(s, 0) for s in ("train", "validation", "test", "holdout")},
+        "per_tool": per_tool, "examples_per_tool": {t: r["total"] for t, r in per_tool.items()},
+        "tools_covered": len(per_tool), "unique_queries": len(members), "diversity_score": 0.41,
+        "high_quality_count": len(members) * 2 // 3, "duplicates_removed": 12, "contamination_removed": 3,
+        "conflicts_count": n_conflicts, "average_per_tool": len(members) // max(1, len(per_tool)),
+        "imbalanced_tools": [], "zero_shot_tools": [tools[-1][1].name], "source_mix": {"manual": len(members)},
+        "test_dimensions": {d: splits.get("test", 0) // 3 for d in TEST_DIMENSIONS},
+        "conflicts": [{"examples": [ids[i], ids[-i - 1]], "cosine": 0.97, "queries": [f"q {i}", f"r {i}"],
+                       "expected_tools": [["a"], ["b"]], "kind": "different_tool"} for i in range(n_conflicts)],
+        "notes": [],
+    }
+
+
+def seed_pipeline(conn: psycopg.Connection, *, tools: list[Any], rng: random.Random,
+                  now: datetime) -> dict[str, Any]:
+    """Two dataset versions over the examples, training runs, and evaluation runs with failures."""
+    from ftops.datasets.models import DatasetMembership, DatasetVersion, TrainingExample
+    from ftops.evaluation.models import EvalFailure, EvalRun, EvalSuite
+    from ftops.training.models import TrainingRun
+
+    started = time.monotonic()
+    tool_names = {t.pk: t.name for _, t, _ in tools}
+    with conn.cursor() as cur:
+        cur.execute(f'SELECT id, tool_id, user_query FROM "{TrainingExample._meta.db_table}" ORDER BY id')
+        rows = [(pk, tool_names.get(tool_id, ""), query) for pk, tool_id, query in cur.fetchall()]
+    newer: list[tuple[int, str, str, str]] = []
+    for i, (pk, tool, _) in enumerate(rows):
+        split = SPLIT_OF[i % 10]
+        newer.append((pk, tool, split, TEST_DIMENSIONS[i % 3] if split == "test" else ""))
+    # The older version lacks the newest 5% of the examples and had 3% of the others elsewhere.
+    older = [(pk, tool, "train" if split != "train" and rng.random() < 0.03 else split,
+              "" if split != "train" else dim) for pk, tool, split, dim in newer[: int(len(newer) * 0.95)]]
+    queries = {pk: query for pk, _, query in rows}
+    versions = []
+    for number, members in ((1, older), (2, newer)):
+        version = DatasetVersion.objects.create(
+            number=number, status="ready", seed=number, params={"rotation": 0}, content_hash=f"{number:064x}",
+            quality_report=_report(members, tools, n_conflicts=120), built_at=now, created_by="bench")
+        copy_model(conn, DatasetMembership, (
+            {"version_id": version.pk, "example_id": pk, "split": split, "dimension": dim, "position": position,
+             "snapshot": {"id": str(pk), "tool": tool, "messages": [{"role": "user", "content": queries[pk]}],
+                          "behavior": "call", "split": split, "dimension": dim}}
+            for position, (pk, tool, split, dim) in enumerate(members)))
+        conn.commit()
+        versions.append(version)
+
+    runs = []
+    for n in range(6):
+        steps = 2000
+        runs.append(TrainingRun.objects.create(
+            name=f"bench lora {n}", backend="lora", base_model="ftops-tiny-base", dataset_version=versions[n % 2],
+            status="succeeded" if n else "running", progress=100.0 if n else 42.0, step=steps, total_steps=steps,
+            loss_series=[[s, round(2.5 / (1 + s / 100), 4)] for s in range(0, steps, 2)],
+            val_loss_series=[[s, round(2.7 / (1 + s / 100), 4)] for s in range(0, steps, 50)],
+            log_tail="".join(f"step {s} loss {2.5 / (1 + s / 100):.4f}\n" for s in range(steps - 200, steps)),
+            metrics={"final_loss": 0.12}, config={"lora_r": 16, "epochs": 3}, created_by="bench"))
+
+    test_cases = [(pk, tool, dim) for pk, tool, split, dim in newer if split == "test"]
+    suite = EvalSuite.objects.create(name="bench v2 test", kind="dataset", dataset_version=versions[1], split="test",
+                                     case_count=len(test_cases), categories={"simple": len(test_cases)})
+
+    def metrics(failed: set[int]) -> dict[str, Any]:
+        def group(key_of: Any) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for case in test_cases:
+                row = out.setdefault(key_of(case), {"n": 0, "ok": 0})
+                row["n"] += 1
+                row["ok"] += case[0] not in failed
+            return {k: {"n": r["n"], "exact": round(100.0 * r["ok"] / r["n"], 2), "tool": 98.0, "args": 95.0,
+                        "values": round(100.0 * r["ok"] / r["n"], 2)} for k, r in out.items()}
+        overall = group(lambda c: "all")["all"]
+        return {"overall": overall, "by_category": group(lambda c: "simple"),
+                "by_service": group(lambda c: c[1].split("_tool_")[0]), "by_tool": group(lambda c: c[1]),
+                "by_dimension": group(lambda c: c[2]), "latency_ms": {"p50": 180, "p95": 420},
+                "tokens": {"prompt": 1_200_000, "completion": 90_000}, "parse_errors": 3}
+
+    eval_runs = []
+    for n, share in enumerate((0.35, 0.30, 0.22, 0.18)):
+        failed = {pk for pk, _, _ in test_cases if rng.random() < share}
+        m = metrics(failed)
+        run = EvalRun.objects.create(
+            name=f"bench eval {n}", suite=suite, model_label=f"bench-model-{n}", status="succeeded",
+            adapter_config={"kind": "replay", "path": "bench"}, progress_done=len(test_cases),
+            progress_total=len(test_cases), exact=m["overall"]["exact"], metrics=m, created_by="bench",
+            started_at=now, finished_at=now)
+        copy_model(conn, EvalFailure, (
+            {"run_id": run.pk, "record_id": str(pk), "category": "simple", "service": tool.split("_tool_")[0],
+             "tool": tool, "dimension": dim, "behavior": "call",
+             "error_type": rng.choice(["value_error:int", "missing_required", "wrong_tool", "type_error:str"]),
+             "error": "amount_cents: expected 4999, got 49.99", "user_query": queries[pk],
+             "expected": {"calls": [{"name": tool, "arguments": {"id": [f"x{pk}"]}}]},
+             "got": {"calls": [{"name": tool, "arguments": {"id": f"y{pk}"}}]}, "raw": "",
+             "partial": {"tool": True, "args": False}}
+            for pk, tool, dim in test_cases if pk in failed))
+        conn.commit()
+        eval_runs.append(run)
+    return {"versions": [v.number for v in versions], "members": len(older) + len(newer),
+            "training_runs": [r.pk for r in runs], "eval_runs": [r.pk for r in eval_runs],
+            "eval_cases": len(test_cases), "pipeline_seconds": round(time.monotonic() - started, 1)}
 
 
 def pages(user: Any) -> list[tuple[str, str]]:
     from django.urls import NoReverseMatch, reverse
 
+    from ftops.evaluation.models import EvalRun
+    from ftops.training.models import TrainingRun
     from review.access import Actor
     from review.models import ReviewItem
     from review.services import review_item_claim
@@ -201,13 +331,39 @@ def pages(user: Any) -> list[tuple[str, str]]:
         ("review queue, page 100", reverse("review:queue") + "?page=100"),
         ("review item", reverse("review:item", args=[viewed])),
         ("review item with form", reverse("review:item", args=[claimed])),
+        ("review queue, search", reverse("review:queue") + "?q=request+4242"),
         ("reviewer statistics", reverse("review:stats")),
     ]
-    for label, name, query in (("dataset examples", "datasets:examples", ""),
-                               ("dataset examples, search", "datasets:examples", "?q=refund+77"),
-                               ("interactions list", "interactions:list", "")):
+    training = list(TrainingRun.objects.order_by("-id").values_list("pk", flat=True)[:1])
+    evals = list(EvalRun.objects.order_by("id").values_list("pk", flat=True))
+    wanted: list[tuple[str, str, list[Any], str]] = [
+        ("dataset examples", "datasets:examples", [], ""),
+        ("dataset examples, search", "datasets:examples", [], "?q=refund+77"),
+        ("dataset versions", "datasets:versions", [], ""),
+        ("dataset version detail", "datasets:version", [2], ""),
+        ("dataset diff", "datasets:diff", [], "?a=1&b=2"),
+        ("dataset diff, cache cleared", "datasets:diff", [], "?a=1&b=2&added_page=3#cold"),
+        ("training runs", "training:runs", [], ""),
+        ("interactions list", "interactions:list", [], ""),
+        ("catalog services", "catalog:services", [], ""),
+        ("catalog service", "catalog:service", ["payments"], ""),
+        ("catalog tool", "catalog:tool", ["payments", "payments_tool_0"], ""),
+        ("evaluation runs", "evaluation:runs", [], ""),
+    ]
+    if training:
+        wanted.append(("training run detail", "training:run", training, ""))
+    if len(evals) >= 2:
+        wanted += [
+            ("evaluation run detail", "evaluation:run", [evals[0]], ""),
+            ("evaluation failures", "evaluation:failures", [evals[0]], ""),
+            ("evaluation failures, page 20", "evaluation:failures", [evals[0]], "?error_type=wrong_tool&page=20"),
+            ("evaluation compare", "evaluation:compare", [], f"?base={evals[0]}&other={evals[-1]}"),
+            ("evaluation compare, page 5", "evaluation:compare", [],
+             f"?base={evals[0]}&other={evals[-1]}&fixed_page=5&regressed_page=2"),
+        ]
+    for label, name, args, query in wanted:
         try:
-            found.append((label, reverse(name) + query))
+            found.append((label, reverse(name, args=args) + query))
         except NoReverseMatch:
             print(f"(skipped {label}: no page named {name} yet)")
     return found
@@ -217,6 +373,8 @@ def measure(client: Any, url: str, repeat: int, *, cold: bool = False) -> list[f
     from django.core.cache import cache
 
     for _ in range(3):  # warm connections and PostgreSQL's buffers
+        if cold:
+            cache.clear()
         response = client.get(url)
         if response.status_code != 200:
             raise SystemExit(f"bench: GET {url} answered {response.status_code}")
@@ -251,31 +409,34 @@ def main() -> None:
 
         call_command("migrate", verbosity=0, interactive=False)
         if args.reuse:
-            info = {"user": get_user_model().objects.get(username="bench")}
+            info: dict[str, Any] = {"user": get_user_model().objects.get(username="bench")}
             print(f"reusing {name}")
         else:
             with psycopg.connect(url) as conn:
                 info = seed(conn, scale=args.scale, rng=random.Random(args.seed))
             print(f"seeded {info['interactions']:,} interactions, {info['review_items']:,} review items, "
                   f"{info['examples']:,} examples in {info['seed_seconds']} s "
-                  f"(interactions COPY {info['interactions_seconds']} s)")
+                  f"(interactions COPY {info['interactions_seconds']} s); dataset versions {info['versions']} "
+                  f"with {info['members']:,} members, {len(info['training_runs'])} training runs, "
+                  f"{len(info['eval_runs'])} evaluation runs on {info['eval_cases']:,} cases "
+                  f"({info['pipeline_seconds']} s)")
         client = Client()
         client.force_login(info["user"])
         results = []
         for label, page_url in pages(info["user"]):
             times = measure(client, page_url.removesuffix("#cold"), args.repeat, cold=page_url.endswith("#cold"))
             results.append((label, statistics.median(times), p95(times)))
-            print(f"{label:28s} p50 {results[-1][1]:8.1f} ms   p95 {results[-1][2]:8.1f} ms   {page_url}")
+            print(f"{label:30s} p50 {results[-1][1]:8.1f} ms   p95 {results[-1][2]:8.1f} ms   {page_url}")
         worst = max(r[2] for r in results)
         print(f"worst p95: {worst:.1f} ms ({max(results, key=lambda r: r[2])[0]}); budget {BUDGET_MS:.0f} ms")
         connections.close_all()
-        print(f"ratio: {BUDGET_MS / worst:.3f}")
     finally:
         if not args.keep and not args.reuse:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         else:
             print(f"kept database {name}")
         admin.close()
+    print(f"ratio: {BUDGET_MS / worst:.3f}")  # always the last line, also with --keep/--reuse
 
 
 if __name__ == "__main__":

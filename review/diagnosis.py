@@ -2,14 +2,18 @@
 
 ``diagnose_calls`` checks each call against the offered tools' schemas (unknown tool, unknown
 parameter, missing required, wrong type, value not allowed) and, where the expected calls are
-known, against them; the item page highlights each argument with the result.
+known, against them; the item page highlights each argument with the result. ``suggest_fix``
+undoes the mechanical mistakes (dollars for cents, a renamed parameter) when that is all that is
+wrong, for the item page's prefill and the queue's bulk "accept the suggested fix".
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from review.schema_form import as_dict, schema_type, validate_arguments
@@ -169,3 +173,140 @@ def agreement(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, 
         "arguments_total": total,
         "full": full,
     }
+
+
+# --- suggested fixes -------------------------------------------------------------------------
+
+CENTS_HINT = re.compile(r"cents?\b", re.IGNORECASE)
+DOLLAR_TEXT = re.compile(r"^\s*\$?\s*(\d+(?:\.\d+)?)\s*$")
+
+
+@dataclass
+class SuggestedFix:
+    """Calls with mechanical mistakes undone, confident enough to accept without editing."""
+
+    calls: list[dict[str, Any]]  # [{name, arguments}]
+    changes: list[str]  # what was changed, one line each ("amount_cents: 49.99 → 4999 …")
+    mistakes: list[str]  # mistake tag slugs (review.correction.MISTAKE_TAGS)
+
+    @property
+    def explanation(self) -> str:
+        return "Suggested fix accepted: " + "; ".join(self.changes) + "."
+
+
+def _wants_cents(name: str, schema: Mapping[str, Any]) -> bool:
+    return schema_type(schema) == "integer" and bool(
+        "cents" in name.lower() or CENTS_HINT.search(str(schema.get("description") or "")))
+
+
+def _dollars_to_cents(value: Any) -> int | None:
+    """49.99 or "$49.99" → 4999; None unless it is plainly an amount in dollars.
+
+    A whole number is left alone: 50 may well mean 50 cents, so only a fractional amount (or a
+    string with a dollar sign) is taken as dollars.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        text, has_sign = repr(value), False
+    elif isinstance(value, str):
+        match = DOLLAR_TEXT.match(value)
+        if not match:
+            return None
+        text, has_sign = match.group(1), "$" in value
+    else:
+        return None
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        return None
+    if amount == amount.to_integral_value() and not has_sign:
+        return None
+    cents = amount * 100
+    if cents != cents.to_integral_value() or cents < 0:
+        return None
+    return int(cents)
+
+
+def _matches_expected(calls: list[dict[str, Any]], expected_calls: list[dict[str, Any]],
+                      schemas: Mapping[str, Mapping[str, Any]]) -> bool:
+    if len(calls) != len(expected_calls):
+        return False
+    for call, expected in zip(calls, expected_calls, strict=True):
+        if call["name"] != expected.get("name"):
+            return False
+        properties = (schemas.get(call["name"]) or {}).get("properties") or {}
+        wanted = as_dict(expected.get("arguments"))
+        for name in set(wanted) | set(call["arguments"]):
+            acceptable = _acceptable(wanted.get(name, ""), properties.get(name) or {})
+            if name in call["arguments"]:
+                if call["arguments"][name] not in acceptable:
+                    return False
+            elif "" not in acceptable:
+                return False
+    return True
+
+
+def suggest_fix(
+    calls: list[dict[str, Any]],
+    schemas: Mapping[str, Mapping[str, Any]],
+    *,
+    renames: Mapping[str, Mapping[str, str]] | None = None,
+    expected_calls: list[dict[str, Any]] | None = None,
+) -> SuggestedFix | None:
+    """The model's calls with known mechanical mistakes undone, or None when not confident.
+
+    Two mistakes are fixed: an amount in dollars sent to an integer parameter in cents (a
+    ``*_cents`` name or "cents" in its description) becomes cents, and a parameter that the
+    catalog recorded as renamed (``renames``: {tool: {old name: new name}}) gets its new name.
+    Confident means every call names a known tool, at least one fix applied, nothing else is
+    wrong (the fixed calls validate against their schemas) and, where the expected calls are
+    known, the fixed calls are among the acceptable answers.
+    """
+    if not calls:
+        return None
+    fixed: list[dict[str, Any]] = []
+    changes: list[str] = []
+    mistakes: list[str] = []
+    for call in calls:
+        name = str(call.get("name") or "")
+        schema = schemas.get(name)
+        if schema is None:
+            return None
+        properties = schema.get("properties") or {}
+        tool_renames = (renames or {}).get(name) or {}
+        arguments: dict[str, Any] = {}
+        for key, value in as_dict(call.get("arguments")).items():
+            new_key = tool_renames.get(key, key) if key not in properties else key
+            if new_key != key:
+                if new_key in arguments or new_key in as_dict(call.get("arguments")):
+                    return None  # both names sent: which value is meant is a human's call
+                changes.append(f"{name}: '{key}' is now called '{new_key}'")
+                mistakes.append("wrong_parameter_name")
+            if _wants_cents(new_key, properties.get(new_key) or {}):
+                cents = _dollars_to_cents(value)
+                if cents is not None:
+                    changes.append(f"{name}.{new_key}: {_dump(value)} dollars → {cents} cents")
+                    mistakes.append("dollars_for_cents")
+                    value = cents
+            arguments[new_key] = value
+        if validate_arguments(schema, arguments):
+            return None
+        fixed.append({"name": name, "arguments": arguments})
+    if not changes:
+        return None
+    if expected_calls and not _matches_expected(fixed, expected_calls, schemas):
+        return None
+    return SuggestedFix(calls=fixed, changes=changes, mistakes=sorted(set(mistakes)))
+
+
+def chain_renames(steps: Sequence[Mapping[str, str]]) -> dict[str, str]:
+    """Renames of successive schema versions (oldest first) folded into {any old name: newest name}."""
+    out: dict[str, str] = {}
+    for step in steps:
+        for old, new in step.items():
+            for earlier, current in list(out.items()):
+                if current == old:
+                    out[earlier] = new
+            out.setdefault(old, new)
+    return {old: new for old, new in out.items() if old != new}

@@ -69,7 +69,8 @@ class SkipForm(forms.Form):
 
 
 class BulkForm(forms.Form):
-    action = forms.ChoiceField(choices=[("reject", "Reject selected"), ("skip", "Skip selected")])
+    action = forms.ChoiceField(choices=[("reject", "Reject selected"), ("skip", "Skip selected"),
+                                        ("accept", "Accept the suggested fix of selected")])
     items = forms.TypedMultipleChoiceField(coerce=int, choices=[], error_messages={
         "required": "select at least one item first"})
     reason = forms.CharField(required=False, max_length=500)
@@ -136,9 +137,13 @@ class CorrectionForm:
         calls: list[dict[str, Any]],
         behavior: str = "call",
         version: int,
+        mistakes: list[str] | None = None,
+        explanation: str = "",
     ) -> CorrectionForm:
-        """The form as first shown: the model's calls (or the expected ones) as a starting point."""
-        form = cls(tools=tools, behavior=behavior if behavior in BEHAVIORS else "call", version=version)
+        """The form as first shown: the model's calls (or the expected ones, or a suggested fix) as a
+        starting point."""
+        form = cls(tools=tools, behavior=behavior if behavior in BEHAVIORS else "call", version=version,
+                   mistakes=[m for m in mistakes or [] if m in MISTAKE_TEXT], explanation=explanation)
         usable = [c for c in calls if isinstance(c, dict)] or [{"name": next(iter(tools), ""), "arguments": {}}]
         for index, call in enumerate(usable[:MAX_CALLS]):
             name = str(call.get("name") or "")

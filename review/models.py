@@ -135,6 +135,7 @@ class ReviewAction(models.TextChoices):
     REJECTED = "rejected", "Rejected"
     SKIPPED = "skipped", "Skipped"
     CONFLICT = "conflict", "Stale submit refused"
+    CLAIM_REFUSED = "claim_refused", "Claim refused"
 
 
 class ReviewEvent(models.Model):

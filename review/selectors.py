@@ -13,10 +13,11 @@ from typing import Any
 from django.db.models import Avg, Count, Max, Q, QuerySet
 from django.utils import timezone
 
-from ftops.catalog.models import Service, Tool
+from ftops.catalog.models import SchemaChange, Service, Tool, ToolSchemaVersion
 from ftops.common.errors import Forbidden, NotFound
+from ftops.interactions.models import Interaction
 from review.access import Actor
-from review.diagnosis import Diagnosis, diagnose_calls
+from review.diagnosis import Diagnosis, SuggestedFix, chain_renames, diagnose_calls, suggest_fix
 from review.forms import ToolInfo
 from review.models import ReviewAction, ReviewEvent, ReviewItem, ReviewStatus, ReviewSubmission, open_q
 from review.schema_form import as_dict
@@ -199,9 +200,9 @@ class ItemView:
     tool_results: list[dict[str, Any]]
     tools: dict[str, ToolInfo]
     submissions: list[ReviewSubmission]
-    events: list[ReviewEvent]
     newer_id: int | None = None
     older_id: int | None = None
+    suggested: SuggestedFix | None = None
 
 
 def _normalise_call(call: Any) -> dict[str, Any]:
@@ -251,6 +252,12 @@ def item_view(*, item: ReviewItem, actor: Actor, filters: dict[str, Any] | None 
     schemas = {name: info.schema for name, info in tools.items() if name in offered_schemas or not offered_schemas}
     schemas.update(offered_schemas)
     diagnosis = diagnose_calls(calls, schemas, expected_calls, expected_behavior)
+    suggested = None
+    if expected_behavior in ("", "call"):
+        # Against the catalog's current schemas: the ones a submitted correction is checked against.
+        suggested = suggest_fix(calls, {name: info.schema for name, info in tools.items()},
+                                renames=tool_renames([item.service_id]).get(item.service_id),
+                                expected_calls=expected_calls)
     conversation = [m for m in interaction.messages if isinstance(m, dict)] if isinstance(
         interaction.messages, list) else []
     tool_results = [m for m in conversation if m.get("role") == "tool"]
@@ -259,9 +266,78 @@ def item_view(*, item: ReviewItem, actor: Actor, filters: dict[str, Any] | None 
         item=item, conversation=conversation, offered=offered, model_calls=calls, diagnosis=diagnosis,
         expected_calls=expected_calls, expected_behavior=expected_behavior,
         expected_tool=str(simulated.get("tool") or ""), tool_results=tool_results, tools=tools,
-        submissions=list(item.submissions.all()), events=list(item.events.all()[:20]),
-        newer_id=newer, older_id=older,
+        submissions=list(item.submissions.all()), newer_id=newer, older_id=older, suggested=suggested,
     )
+
+
+def item_events(*, item: ReviewItem) -> QuerySet[ReviewEvent]:
+    """The item's history, newest first (the page shows it a page at a time)."""
+    return ReviewEvent.objects.filter(item=item).order_by("-at", "-id")
+
+
+def answers_visible(*, item: ReviewItem, actor: Actor, is_admin: bool = False) -> bool:
+    """May this actor read the reviewers' answers (submissions) of ``item`` now?
+
+    Double review is blind: while an item waits for its second review, only the first
+    reviewer (their own answer) and admins see round 1; everyone sees both once both are in.
+    """
+    if not item.needs_second_review:
+        return True
+    return is_admin or item.first_reviewer == actor.label
+
+
+def tool_renames(service_ids: list[int] | set[int]) -> dict[int, dict[str, dict[str, str]]]:
+    """Parameters the catalog recorded as renamed: {service_id: {tool: {old name: newest name}}} (one query)."""
+    rows = (
+        ToolSchemaVersion.objects.filter(tool__service_id__in=set(service_ids), change=SchemaChange.BREAKING)
+        .order_by("tool_id", "number").values_list("tool__service_id", "tool__name", "diff")
+    )
+    steps: dict[tuple[int, str], list[dict[str, str]]] = defaultdict(list)
+    for service_id, tool, diff in rows:
+        renames = diff.get("renames") if isinstance(diff, dict) else None
+        if isinstance(renames, dict) and renames:
+            steps[(service_id, tool)].append({str(k): str(v) for k, v in renames.items()})
+    out: dict[int, dict[str, dict[str, str]]] = defaultdict(dict)
+    for (service_id, tool), chain in steps.items():
+        out[service_id][tool] = chain_renames(chain)
+    return dict(out)
+
+
+def suggested_fixes(items: list[ReviewItem]) -> dict[int, SuggestedFix]:
+    """{item id: confident suggested fix} for ``items`` (three queries whatever their number).
+
+    Only items still waiting for a decision are looked at; the interactions' calls and the
+    services' current schemas are read in bulk rather than per item.
+    """
+    waiting = [it for it in items if it.status not in (ReviewStatus.CORRECTED, ReviewStatus.REJECTED)]
+    if not waiting:
+        return {}
+    service_ids = {it.service_id for it in waiting}
+    calls_by_interaction = {
+        pk: (calls, metadata) for pk, calls, metadata in
+        Interaction.objects.filter(pk__in=[it.interaction_id for it in waiting])
+        .values_list("pk", "tool_calls", "metadata")
+    }
+    schemas: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for tool in Tool.objects.filter(service_id__in=service_ids, current_version__isnull=False).select_related(
+            "current_version"):
+        if tool.current_version is not None and isinstance(tool.current_version.parameters, dict):
+            schemas[tool.service_id][tool.name] = tool.current_version.parameters
+    renames = tool_renames(service_ids)
+    out: dict[int, SuggestedFix] = {}
+    for it in waiting:
+        raw_calls, metadata = calls_by_interaction.get(it.interaction_id, ([], {}))
+        simulated = metadata.get("simulated") if isinstance(metadata, dict) else None
+        simulated = simulated if isinstance(simulated, dict) else {}
+        if str(simulated.get("expected_behavior") or "call") != "call":
+            continue  # the model should not have called a tool at all: nothing mechanical to fix
+        calls = [_normalise_call(c) for c in (raw_calls if isinstance(raw_calls, list) else [])]
+        expected = [c for c in simulated.get("expected_calls") or [] if isinstance(c, dict)]
+        fix = suggest_fix(calls, schemas.get(it.service_id, {}), renames=renames.get(it.service_id),
+                          expected_calls=expected)
+        if fix is not None:
+            out[it.pk] = fix
+    return out
 
 
 def neighbours(*, item: ReviewItem, actor: Actor | None = None,

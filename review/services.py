@@ -24,7 +24,7 @@ from ftops.common.errors import Conflict, NotFound, ValidationFailed
 from ftops.common.services import audit_record
 from ftops.interactions.models import Interaction
 from review.access import Actor
-from review.correction import Correction, check_correction
+from review.correction import MISTAKE_TEXT, Correction, check_correction
 from review.diagnosis import agreement as answers_agreement
 from review.models import (
     CLAIMABLE_STATUSES,
@@ -48,6 +48,14 @@ class StaleItem(Conflict):
         self.item = item
 
 
+class StaleClaim(Conflict):
+    """A claim refused: someone else holds the item, it is decided, or the actor gave its first review."""
+
+    def __init__(self, message: str, *, item: ReviewItem) -> None:
+        super().__init__(message)
+        self.item = item
+
+
 @dataclass
 class SubmitResult:
     item: ReviewItem
@@ -60,6 +68,8 @@ class SubmitResult:
 class BulkResult:
     done: list[int] = field(default_factory=list)
     refused: list[int] = field(default_factory=list)
+    no_fix: list[int] = field(default_factory=list)  # accept: items without a confident suggested fix
+    first_of_two: list[int] = field(default_factory=list)  # accept: saved as the first of two reviews
 
 
 def lease_minutes() -> int:
@@ -166,9 +176,26 @@ def review_items_enqueue_failures() -> int:
 
 # --- leases --------------------------------------------------------------------------------
 
-def review_item_claim(*, item_id: int, actor: Actor, now: datetime | None = None) -> ReviewItem:
-    """Take (or renew) the lease on an item. Raises Conflict when someone else holds it or it is done."""
+def review_item_claim(*, item_id: int, actor: Actor, now: datetime | None = None,
+                      record_refusal: bool = True) -> ReviewItem:
+    """Take (or renew) the lease on an item. Raises Conflict when someone else holds it or it is done.
+
+    A refused claim leaves a ``claim_refused`` event (who tried, and why not), written after the
+    claim's transaction rolled back; ``review_item_claim_next`` passes ``record_refusal=False``
+    because losing a race for the next item is routine there, not something a reviewer asked for.
+    """
     now = now or timezone.now()
+    try:
+        return _claim(item_id=item_id, actor=actor, now=now)
+    except StaleClaim as exc:
+        if record_refusal:
+            _event(item_id, ReviewAction.CLAIM_REFUSED, actor, now=now,
+                   detail={"reason": exc.message, "status": exc.item.status, "holder": exc.item.holder,
+                           "version": exc.item.version}).save()
+        raise
+
+
+def _claim(*, item_id: int, actor: Actor, now: datetime) -> ReviewItem:
     expires = now + timedelta(minutes=lease_minutes())
     with transaction.atomic():
         # Renewing one's own lease keeps the version: the reviewer's open form stays valid.
@@ -183,7 +210,8 @@ def review_item_claim(*, item_id: int, actor: Actor, now: datetime | None = None
                     lease_expires_at=expires, version=F("version") + 1, updated_at=now)
         )
         if not taken:
-            raise Conflict(_why_not(before, actor, now))
+            current = _get(item_id)  # not ``before``: a racing claim may have landed since
+            raise StaleClaim(_why_not(current, actor, now), item=current)
         detail: dict[str, Any] = {"lease_minutes": lease_minutes()}
         if before.status == ReviewStatus.CLAIMED and before.holder:
             detail["took_over_expired_lease_of"] = before.holder
@@ -209,7 +237,7 @@ def review_item_claim_next(*, actor: Actor, filters: dict[str, Any] | None = Non
     )
     for candidate in candidates.values_list("pk", flat=True)[:5]:
         try:
-            return review_item_claim(item_id=candidate, actor=actor, now=now)
+            return review_item_claim(item_id=candidate, actor=actor, now=now, record_refusal=False)
         except Conflict:
             continue  # someone was faster; try the next one
     return None
@@ -278,14 +306,20 @@ def offered_tool_names(tools: Any) -> list[str]:
 
 
 def review_item_submit(
-    *, item_id: int, actor: Actor, version: int, correction: Correction, now: datetime | None = None
+    *, item_id: int, actor: Actor, version: int, correction: Correction, now: datetime | None = None,
+    origin: dict[str, Any] | None = None,
 ) -> SubmitResult:
     """Record a correction. The last required review turns it into a training example
-    (source correction) with provenance; a first of two reviews returns the item to the queue."""
+    (source correction) with provenance; a first of two reviews returns the item to the queue.
+
+    ``origin`` says how the correction was made when not by hand (a bulk-accepted suggested
+    fix); it goes into the review event and the example's provenance.
+    """
     now = now or timezone.now()
     try:
         with transaction.atomic():
-            return _submit(item_id=item_id, actor=actor, version=version, correction=correction, now=now)
+            return _submit(item_id=item_id, actor=actor, version=version, correction=correction, now=now,
+                           origin=origin)
     except StaleItem as exc:
         _event(item_id, ReviewAction.CONFLICT, actor, now=now,
                detail={"seen_version": version, "current_version": exc.item.version, "action": "submit"}).save()
@@ -297,7 +331,8 @@ def _stale(item_id: int, actor: Actor, now: datetime) -> StaleItem:
     return StaleItem(_why_not(current, actor, now, deciding=True), item=current)
 
 
-def _submit(*, item_id: int, actor: Actor, version: int, correction: Correction, now: datetime) -> SubmitResult:
+def _submit(*, item_id: int, actor: Actor, version: int, correction: Correction, now: datetime,
+            origin: dict[str, Any] | None = None) -> SubmitResult:
     item = _get(item_id)
     if item.version != version:
         raise _stale(item_id, actor, now)
@@ -336,11 +371,12 @@ def _submit(*, item_id: int, actor: Actor, version: int, correction: Correction,
             # Reviewers who disagree still made an example, but not one we vouch for as high quality.
             quality = "high" if agreement_info["full"] else "medium"
         example = _example_from_correction(item=item, correction=correction, quality=quality, reviewers=reviewers,
-                                           agreement_info=agreement_info, now=now)
+                                           agreement_info=agreement_info, now=now, origin=origin)
         ReviewItem.objects.filter(pk=item_id).update(example=example, agreement=agreement_info)
     _event(item_id, ReviewAction.CORRECTED if final else ReviewAction.SUBMITTED, actor, now=now, seconds=seconds,
            detail={"behavior": correction.behavior, "round": round_no,
-                   "example": getattr(example, "pk", None), "agreement_full": (agreement_info or {}).get("full")}
+                   "example": getattr(example, "pk", None), "agreement_full": (agreement_info or {}).get("full"),
+                   **(origin or {})}
            ).save()
     if final:
         audit_record(action="review.corrected", user=actor.user, api_key=actor.api_key, object_type="review_item",
@@ -359,7 +395,7 @@ def submission_answer(submission: ReviewSubmission) -> dict[str, Any]:
 
 def _example_from_correction(
     *, item: ReviewItem, correction: Correction, quality: str, reviewers: list[str],
-    agreement_info: dict[str, Any] | None, now: datetime,
+    agreement_info: dict[str, Any] | None, now: datetime, origin: dict[str, Any] | None = None,
 ) -> Any:
     from ftops.datasets.services import example_create
 
@@ -380,6 +416,8 @@ def _example_from_correction(
     }
     if agreement_info is not None:
         provenance["double_review"] = agreement_info
+    if origin:
+        provenance.update(origin)
     messages = interaction.messages if isinstance(interaction.messages, list) and interaction.messages else None
     return example_create(
         service=item.service,
@@ -425,15 +463,20 @@ def review_item_reject(*, item_id: int, actor: Actor, version: int | None, reaso
 def review_item_skip(*, item_id: int, actor: Actor, version: int | None, now: datetime | None = None) -> ReviewItem:
     """Pass the item on: it goes back to the queue for others (not for whoever skipped it)."""
     now = now or timezone.now()
-    with transaction.atomic():
-        before = _get(item_id)
-        updated = _decidable(item_id, actor, version).update(
-            status=ReviewStatus.SKIPPED, version=F("version") + 1, holder="", claimed_by=None, claimed_at=None,
-            lease_expires_at=None, updated_at=now)
-        if not updated:
-            raise _stale(item_id, actor, now)
-        seconds = _seconds_since(before.claimed_at, now) if before.holder == actor.label else None
-        _event(item_id, ReviewAction.SKIPPED, actor, now=now, seconds=seconds).save()
+    try:
+        with transaction.atomic():
+            before = _get(item_id)
+            updated = _decidable(item_id, actor, version).update(
+                status=ReviewStatus.SKIPPED, version=F("version") + 1, holder="", claimed_by=None, claimed_at=None,
+                lease_expires_at=None, updated_at=now)
+            if not updated:
+                raise _stale(item_id, actor, now)
+            seconds = _seconds_since(before.claimed_at, now) if before.holder == actor.label else None
+            _event(item_id, ReviewAction.SKIPPED, actor, now=now, seconds=seconds).save()
+    except StaleItem as exc:
+        _event(item_id, ReviewAction.CONFLICT, actor, now=now,
+               detail={"seen_version": version, "current_version": exc.item.version, "action": "skip"}).save()
+        raise
     return _get(item_id)
 
 
@@ -470,4 +513,45 @@ def review_items_bulk(*, item_ids: Iterable[int], actor: Actor, action: str, rea
             audit_record(action="review.bulk_rejected", user=actor.user, api_key=actor.api_key,
                          object_type="review_item", object_id=",".join(map(str, eligible))[:120],
                          detail={"items": eligible, "reason": reason.strip(), "refused": result.refused})
+    return result
+
+
+def review_items_accept_suggested(*, item_ids: Iterable[int], actor: Actor, now: datetime | None = None) -> BulkResult:
+    """Submit the suggested fix (``review.diagnosis.suggest_fix``) of each item that has a confident one.
+
+    Each item goes through ``review_item_submit`` on its own, in its own transaction: the same
+    checks, review events, audit row and high-quality training example as a manual submit, and
+    one refused item never undoes the others. Items held by someone else or already decided are
+    refused; items without a confident fix are left for a human (``no_fix``).
+    """
+    from review.selectors import suggested_fixes  # selectors import services' helpers; avoid a cycle
+
+    wanted = sorted({int(i) for i in item_ids})
+    if not wanted:
+        raise ValidationFailed("nothing selected", fields={"items": ["select at least one item first"]})
+    now = now or timezone.now()
+    condition = Q(status=ReviewStatus.CLAIMED, holder=actor.label) | open_q(now)
+    items = list(ReviewItem.objects.filter(pk__in=wanted).filter(condition).exclude(first_reviewer=actor.label)
+                 .order_by("pk"))
+    fixes = suggested_fixes(items)
+    result = BulkResult()
+    decidable = {it.pk for it in items}
+    result.refused = [pk for pk in wanted if pk not in decidable]
+    for it in items:
+        fix = fixes.get(it.pk)
+        if fix is None:
+            result.no_fix.append(it.pk)
+            continue
+        correction = Correction(behavior="call", calls=fix.calls, explanation=fix.explanation,
+                                common_mistakes=[MISTAKE_TEXT[m] for m in fix.mistakes if m in MISTAKE_TEXT])
+        try:
+            submitted = review_item_submit(item_id=it.pk, actor=actor, version=it.version, correction=correction,
+                                           now=now, origin={"bulk": True, "suggested_fix": fix.changes})
+        except (StaleItem, ValidationFailed):
+            result.refused.append(it.pk)  # changed meanwhile (a conflict event says so) or no longer valid
+            continue
+        result.done.append(it.pk)
+        if not submitted.final:
+            result.first_of_two.append(it.pk)
+    result.refused.sort()
     return result

@@ -18,7 +18,10 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from ftops.common.auth import request_roles
 from ftops.common.errors import Conflict, FtopsError, NotFound, ValidationFailed
+from ftops.common.models import Role
+from ftops.common.views import paginate
 from ftops.interactions.models import FailureKind
 from review import selectors, services
 from review.access import Actor, actor_for, reviewer_required
@@ -27,6 +30,8 @@ from review.models import ReviewItem
 from review.schema_form import Field
 
 PAGE_SIZE = 50
+HISTORY_PAGE_SIZE = 20
+STATS_PAGE_SIZE = 50
 
 
 class KnownCountPaginator(Paginator):
@@ -83,6 +88,11 @@ def queue(request: HttpRequest) -> HttpResponse:
     items = selectors.review_queue(actor=actor, **filters)
     summary = selectors.queue_summary(filters=filters, actor=actor)
     page = KnownCountPaginator(items, PAGE_SIZE, known_count=summary.total).get_page(request.GET.get("page"))
+    rows = list(page.object_list)
+    fixes = selectors.suggested_fixes(rows)
+    for row in rows:
+        row.suggested = fixes.get(row.pk)  # type: ignore[attr-defined]
+    page.object_list = rows
     context = {
         "nav_section": "review",
         "filter_form": filter_form,
@@ -93,6 +103,8 @@ def queue(request: HttpRequest) -> HttpResponse:
         "facets": summary.facets,
         "kind_labels": dict(FailureKind.choices),
         "status_choices": filter_form.fields["status"].choices,  # type: ignore[attr-defined]
+        "tab_query": _filter_query({**filters, "status": ""}),
+        "fixable": len(fixes),
         "actor": actor,
         "now": timezone.now(),
     }
@@ -125,14 +137,25 @@ def bulk(request: HttpRequest) -> HttpResponse:
             messages.error(request, f"{'Items' if field_name == 'items' else field_name}: "
                                     + " ".join(str(e) for e in errors))
         return redirect(back)
+    action = form.cleaned_data["action"]
     try:
-        result = services.review_items_bulk(item_ids=form.cleaned_data["items"], actor=actor,
-                                            action=form.cleaned_data["action"], reason=form.cleaned_data["reason"])
+        if action == "accept":
+            result = services.review_items_accept_suggested(item_ids=form.cleaned_data["items"], actor=actor)
+        else:
+            result = services.review_items_bulk(item_ids=form.cleaned_data["items"], actor=actor, action=action,
+                                                reason=form.cleaned_data["reason"])
     except ValidationFailed as exc:
         messages.error(request, exc.message)
         return redirect(back)
-    verb = "Rejected" if form.cleaned_data["action"] == "reject" else "Skipped"
-    text = f"{verb} {len(result.done)} item(s)."
+    if action == "accept":
+        text = f"Accepted the suggested fix of {len(result.done)} item(s)."
+        if result.first_of_two:
+            text += f" {len(result.first_of_two)} of them wait for a second reviewer."
+        if result.no_fix:
+            text += f" {len(result.no_fix)} had no confident suggested fix (review them by hand): " + ", ".join(
+                f"#{pk}" for pk in result.no_fix) + "."
+    else:
+        text = f"{'Rejected' if action == 'reject' else 'Skipped'} {len(result.done)} item(s)."
     if result.refused:
         text += f" {len(result.refused)} not changed (held by someone else or already decided): " + ", ".join(
             f"#{pk}" for pk in result.refused)
@@ -151,6 +174,8 @@ def _item_context(request: HttpRequest, item: ReviewItem, actor: Actor, form: Co
         "view": view,
         "item": item,
         "form": form,
+        "history": paginate(request, selectors.item_events(item=item), HISTORY_PAGE_SIZE, param="history"),
+        "answers_visible": selectors.answers_visible(item=item, actor=actor, is_admin=_is_admin(request)),
         "holds": item.held_by(actor.label),
         "can_claim": item.is_open() and item.first_reviewer != actor.label,
         "actor": actor,
@@ -162,7 +187,14 @@ def _item_context(request: HttpRequest, item: ReviewItem, actor: Actor, form: Co
     }
 
 
+def _is_admin(request: HttpRequest) -> bool:
+    return Role.ADMIN in request_roles(request)
+
+
 def _initial_form(request: HttpRequest, view: selectors.ItemView) -> CorrectionForm:
+    if request.GET.get("prefill") == "suggested" and view.suggested is not None:
+        return CorrectionForm.initial(tools=view.tools, calls=view.suggested.calls, version=view.item.version,
+                                      mistakes=view.suggested.mistakes, explanation=view.suggested.explanation)
     use_expected = request.GET.get("prefill") == "expected" and bool(view.expected_calls or view.expected_behavior)
     calls = view.model_calls
     behavior = "call"
@@ -330,7 +362,9 @@ def stats(request: HttpRequest) -> HttpResponse:
     except ValueError:
         days = 30
     days = days if days in (1, 7, 30, 90, 0) else 30
-    rows = selectors.reviewer_stats(days=days or None)
+    all_rows = selectors.reviewer_stats(days=days or None)
+    page = paginate(request, all_rows, STATS_PAGE_SIZE)
+    rows = list(page.object_list)
     chart = {
         "type": "bar",
         "data": {
@@ -344,6 +378,6 @@ def stats(request: HttpRequest) -> HttpResponse:
         "options": {"scales": {"x": {"stacked": True}, "y": {"stacked": True, "beginAtZero": True}}},
     }
     return render(request, "review/stats.html", {
-        "nav_section": "review", "rows": rows, "days": days, "chart": chart,
+        "nav_section": "review", "rows": rows, "page": page, "days": days, "chart": chart,
         "day_choices": [(1, "24 hours"), (7, "7 days"), (30, "30 days"), (90, "90 days"), (0, "all time")],
     })

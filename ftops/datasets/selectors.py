@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
-from django.db.models import Q, QuerySet
+from django.db.models import F, Max, Q, QuerySet
 
 from ftops.catalog.models import Service, Tool, ToolSchemaVersion
 from ftops.common.errors import Forbidden, NotFound, ValidationFailed
@@ -13,6 +13,7 @@ from ftops.datasets.models import (
     DatasetMembership,
     DatasetVersion,
     ExampleStatus,
+    RunStatus,
     Split,
     TrainingExample,
     TriggerEvent,
@@ -208,18 +209,71 @@ DIFF_METRICS = ("total_examples", "tools_covered", "unique_queries", "diversity_
                 "duplicates_removed", "contamination_removed", "conflicts_count")
 
 
-def versions_diff(*, a: DatasetVersion, b: DatasetVersion, sample: int = 25) -> dict[str, Any]:
-    """What changed from version ``a`` to ``b``: examples added/removed/moved, per-tool counts, metrics."""
+DIFF_CACHE_SECONDS = 3600
 
-    def members(version: DatasetVersion) -> dict[str, tuple[str, str, int, str]]:
-        rows = DatasetMembership.objects.filter(version=version).values_list(
-            "example__content_hash", "split", "dimension", "example_id", "example__user_query")
-        return {h: (split, dim, pk, query) for h, split, dim, pk, query in rows}
 
-    ma, mb = members(a), members(b)
-    added = sorted(set(mb) - set(ma), key=lambda h: mb[h][2])
-    removed = sorted(set(ma) - set(mb), key=lambda h: ma[h][2])
-    moved = sorted((h for h in set(ma) & set(mb) if ma[h][:2] != mb[h][:2]), key=lambda h: mb[h][2])
+def versions_diff_changes(*, a: DatasetVersion, b: DatasetVersion) -> dict[str, list[tuple[int, str, str]]]:
+    """Examples added, removed and moved (split or dimension changed) from ``a`` to ``b``, by example id.
+
+    ``{"added": [(example id, split, dimension)], "removed": [...], "moved": [(id in b, from, to)]}``.
+    Examples are matched by content hash. One grouped pass over both versions' memberships
+    returns only the changed ones; built versions never change, so the answer is cached.
+    """
+    from django.core.cache import cache
+
+    ready = a.status == RunStatus.READY and b.status == RunStatus.READY
+    key = "ftops:dataset-diff:" + ":".join(f"{v.pk}-{v.content_hash}-{v.created_at.timestamp()}" for v in (a, b))
+    if ready:
+        found = cache.get(key)
+        if found is not None:
+            return cast(dict[str, list[tuple[int, str, str]]], found)
+    in_a, in_b = Q(version_id=a.pk), Q(version_id=b.pk)
+    rows = (
+        DatasetMembership.objects.filter(version_id__in=[a.pk, b.pk])
+        .values("example__content_hash")
+        .annotate(a_split=Max("split", filter=in_a), a_dim=Max("dimension", filter=in_a),
+                  a_id=Max("example_id", filter=in_a), b_split=Max("split", filter=in_b),
+                  b_dim=Max("dimension", filter=in_b), b_id=Max("example_id", filter=in_b))
+        .filter(Q(a_split__isnull=True) | Q(b_split__isnull=True) | ~Q(a_split=F("b_split"))
+                | ~Q(a_dim=F("b_dim")))
+        .order_by()
+        .values_list("a_split", "a_dim", "a_id", "b_split", "b_dim", "b_id")
+    )
+    changes: dict[str, list[tuple[int, str, str]]] = {"added": [], "removed": [], "moved": []}
+    for a_split, a_dim, a_id, b_split, b_dim, b_id in rows:
+        if a_split is None:
+            changes["added"].append((b_id, b_split, b_dim or ""))
+        elif b_split is None:
+            changes["removed"].append((a_id, a_split, a_dim or ""))
+        else:
+            changes["moved"].append((b_id, f"{a_split} {a_dim or ''}".strip(), f"{b_split} {b_dim or ''}".strip()))
+    for values in changes.values():
+        values.sort()
+    if ready:
+        cache.set(key, changes, DIFF_CACHE_SECONDS)
+    return changes
+
+
+def diff_rows(kind: str, rows: Iterable[tuple[int, str, str]], queries: dict[int, str]) -> list[dict[str, Any]]:
+    """Rows of ``versions_diff_changes`` as the diff page shows them (``queries``: example id → request)."""
+    if kind == "moved":
+        return [{"id": pk, "query": queries.get(pk, ""), "from": old, "to": new} for pk, old, new in rows]
+    return [{"id": pk, "query": queries.get(pk, ""), "split": split, "dimension": dim} for pk, split, dim in rows]
+
+
+def example_queries(ids: Iterable[int]) -> dict[int, str]:
+    """{example id: user query} for a page of ids, in one query."""
+    return dict(TrainingExample.objects.filter(pk__in=set(ids)).values_list("pk", "user_query"))
+
+
+def versions_diff(*, a: DatasetVersion, b: DatasetVersion, sample: int = 25,
+                  changes: dict[str, list[tuple[int, str, str]]] | None = None) -> dict[str, Any]:
+    """What changed from version ``a`` to ``b``: examples added/removed/moved (the first ``sample`` of
+    each; pages use ``versions_diff_changes``, passed in as ``changes`` when already read), per-tool
+    counts, metrics."""
+    changes = changes if changes is not None else versions_diff_changes(a=a, b=b)
+    heads = {kind: rows[:sample] for kind, rows in changes.items()}
+    queries = example_queries(pk for rows in heads.values() for pk, _, _ in rows) if sample else {}
     ra, rb = a.quality_report or {}, b.quality_report or {}
     tools = sorted(set(ra.get("examples_per_tool", {})) | set(rb.get("examples_per_tool", {})))
     per_tool = [
@@ -231,11 +285,9 @@ def versions_diff(*, a: DatasetVersion, b: DatasetVersion, sample: int = 25) -> 
     params_changed = sorted(k for k in set(a.params) | set(b.params) if a.params.get(k) != b.params.get(k))
     return {
         "same_content": a.content_hash == b.content_hash,
-        "added_count": len(added), "removed_count": len(removed), "moved_count": len(moved),
-        "added": [{"id": mb[h][2], "query": mb[h][3], "split": mb[h][0]} for h in added[:sample]],
-        "removed": [{"id": ma[h][2], "query": ma[h][3], "split": ma[h][0]} for h in removed[:sample]],
-        "moved": [{"id": mb[h][2], "query": mb[h][3], "from": f"{ma[h][0]} {ma[h][1]}".strip(),
-                   "to": f"{mb[h][0]} {mb[h][1]}".strip()} for h in moved[:sample]],
+        "added_count": len(changes["added"]), "removed_count": len(changes["removed"]),
+        "moved_count": len(changes["moved"]),
+        **{kind: diff_rows(kind, rows, queries) for kind, rows in heads.items()},
         "per_tool": per_tool,
         "metrics": [{"name": m, "a": ra.get(m), "b": rb.get(m)} for m in DIFF_METRICS],
         "splits": [{"split": s, "a": (ra.get("split_sizes") or {}).get(s, 0),

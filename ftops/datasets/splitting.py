@@ -10,11 +10,30 @@ validation, test, holdout) and evaluation dimension:
   train so the test asks in wordings the model never saw, for tools it did see.
 - seen_phrasing: evaluation examples whose wording family also appears in train.
 
-The test split is filled to its configured composition (seen/new/zero-shot, 40/40/20 by
-default) as far as the pools allow, plus its share of multi-step examples; the holdout takes
-the rest of the evaluation-only pools and is topped up with seen examples to its target.
-Everything is deterministic for a given seed and input order-independent (items are sorted
-by their content hash first).
+How the shares hold. Zero-shot-tool, new-phrasing and multi-step examples are
+evaluation-only, so they must fit in test + holdout (30% by default) or the training share
+shrinks. The zero-shot and multi-step pools are fixed by the data; the new-phrasing pool is
+the elastic one: it is sized to what the test needs plus whatever room the holdout has left
+after the other evaluation-only examples, so "per tool 80/20" is an upper bound, not a
+promise. Seen-phrasing examples then fill test, holdout and validation to their targets and
+the rest is train. In order:
+
+1. Time-based holdout (optional): examples of the last N days go to the holdout first, with
+   their dimension, so the test is filled from what is left and keeps its size.
+2. Test: its single-step part follows the composition (seen/new/zero-shot, 40/40/20 by
+   default); a pool too small for its share hands the shortfall to the others in proportion
+   to their shares. Multi-step examples are a separate dimension on top of that composition
+   but inside the test's size: the test takes their proportional share (test / (test +
+   holdout)), more when the holdout could not hold the rest, and never more than half the
+   test, so the test still mostly measures tool choice.
+3. Holdout: the evaluation-only examples the test did not take, topped up with seen ones.
+4. Validation: seen examples; train: the rest.
+
+When the pools cannot fit (few tools, so one zero-shot tool is a large share; many
+sequences; a recent window larger than the holdout; phrasing groups larger than the room
+left) the holdout grows beyond its target and ``Assignment.notes`` says why; evaluation-only
+examples are never moved into train to save the shares. Everything is deterministic for a
+given seed and input order-independent (items are sorted by their content hash first).
 """
 
 from __future__ import annotations
@@ -22,13 +41,23 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 TRAIN, VALIDATION, TEST, HOLDOUT = "train", "validation", "test", "holdout"
 SEEN, NEW, ZERO, MULTI = "seen_phrasing", "new_phrasing", "zero_shot_tool", "multi_step"
+SPLITS = (TRAIN, VALIDATION, TEST, HOLDOUT)
+# A version whose split shares stray further than this from the configured ones says so in its notes.
+SHARE_TOLERANCE = 0.03
+# Multi-step examples never take more than this share of the test: beyond it the test would
+# measure orchestration more than tool choice, which the composition is about.
+MULTI_STEP_TEST_CAP = 0.5
+# Seen examples are taken for evaluation and validation only while their tool keeps more than
+# this many, so every seen tool is still taught (and while their phrasing group keeps one, so
+# "seen phrasing" is true: that wording is in train).
+SEEN_RESERVE = 2
 
 
 @dataclass(frozen=True)
@@ -61,6 +90,7 @@ class Assignment:
     dimension: dict[str, str] = field(default_factory=dict)  # key -> dimension ("" for train/validation)
     zero_shot_tools: list[str] = field(default_factory=list)
     new_phrasing_groups: dict[str, list[str]] = field(default_factory=dict)  # tool -> groups held out
+    targets: dict[str, int] = field(default_factory=dict)  # split -> intended size
     notes: list[str] = field(default_factory=list)
 
 
@@ -85,6 +115,29 @@ def choose_zero_shot_tools(tools: Sequence[str], *, fraction: float, seed: int, 
     return sorted((ordered + ordered)[start : start + k])
 
 
+def apportion(total: int, weights: Sequence[float], caps: Sequence[int]) -> list[int]:
+    """``total`` divided by ``weights`` (largest remainder), no part above its cap.
+
+    A part that hits its cap hands the rest of its share to the open parts in proportion to
+    their weights; a part of weight 0 gets nothing. The sum falls short of ``total`` only when
+    every weighted part is at its cap.
+    """
+    alloc = [0] * len(weights)
+    while True:
+        remaining = total - sum(alloc)
+        open_parts = [k for k, w in enumerate(weights) if w > 0 and alloc[k] < caps[k]]
+        if remaining <= 0 or not open_parts:
+            return alloc
+        weight_sum = sum(weights[k] for k in open_parts)
+        raw = {k: remaining * weights[k] / weight_sum for k in open_parts}
+        share = {k: int(raw[k]) for k in open_parts}
+        by_remainder = sorted(open_parts, key=lambda k: (-(raw[k] - share[k]), k))
+        for k in by_remainder[: remaining - sum(share.values())]:
+            share[k] += 1
+        for k in open_parts:
+            alloc[k] += min(share[k], caps[k] - alloc[k])
+
+
 def _interleave(items: list[Item], seed: int, salt: str) -> list[Item]:
     """Seeded shuffle, then round-robin across tools so any prefix covers many tools."""
     rng = _rng(seed, salt)
@@ -98,39 +151,65 @@ def _interleave(items: list[Item], seed: int, salt: str) -> list[Item]:
     return [item for _, _, item in sorted(keyed, key=lambda t: (t[0], t[1]))]
 
 
-def _hold_out_phrasings(items: list[Item], *, fraction: float, seed: int) -> tuple[list[Item], list[Item], dict]:
-    """Per tool, whole phrasing groups (about ``fraction`` of its examples) set aside; the rest stay seen."""
+def _hold_out_phrasings(items: list[Item], *, fraction: float, seed: int, low: int,
+                        high: int) -> tuple[set[str], dict[str, list[str]]]:
+    """Whole phrasing groups held out as new phrasings: ``low``..``high`` examples in all, spread over tools.
+
+    Tools take turns (seeded order), each offering its next group (seeded order) that fits the
+    room left, until the total reaches the per-tool ideal (``fraction`` of each tool's
+    examples) clamped to [low, high]. A tool never holds out its last group nor more than half
+    its examples, so the test asks new wordings of tools that train still teaches. When no
+    group fits at all but the test needs some, the smallest one is taken anyway: a test with no
+    new phrasings cannot show whether tuning generalises past the wordings it saw, which
+    costs more than a holdout a little over its share (the caller's notes report it).
+    """
     by_tool: dict[str, list[Item]] = defaultdict(list)
     for item in items:
         by_tool[item.tool].append(item)
-    seen: list[Item] = []
-    new: list[Item] = []
-    held: dict[str, list[str]] = {}
+    sizes: dict[str, Counter[str]] = {}
+    queue: dict[str, list[str]] = {}
     for tool in sorted(by_tool):
-        tool_items = by_tool[tool]
-        groups: dict[str, list[Item]] = defaultdict(list)
-        for item in tool_items:
-            groups[item.group].append(item)
-        names = sorted(groups)
-        if len(names) < 2 or not is_real_tool(tool) or fraction <= 0:
-            seen.extend(tool_items)
+        counts = Counter(item.group for item in by_tool[tool])
+        if len(counts) < 2 or not is_real_tool(tool) or fraction <= 0:
             continue
+        names = sorted(counts)
         _rng(seed, "phrasing", tool).shuffle(names)
-        target = fraction * len(tool_items)
-        taken: list[str] = []
-        count = 0
-        for name in names[:-1]:  # at least one group always stays seen
-            if count >= target:
-                break
-            size = len(groups[name])
-            if count + size > len(tool_items) / 2:
-                continue  # never hold out more than half of a tool's examples
-            taken.append(name)
-            count += size
-        held[tool] = sorted(taken)
-        for name in names:
-            (new if name in taken else seen).extend(groups[name])
-    return seen, new, held
+        sizes[tool], queue[tool] = counts, names
+    if not queue or high <= 0:
+        return set(), {}
+    ideal = round(sum(fraction * len(by_tool[t]) for t in queue))
+    target = min(high, max(low, ideal))
+    tools = sorted(queue)
+    _rng(seed, "phrasing-tools").shuffle(tools)
+    held: dict[str, list[str]] = {t: [] for t in tools}
+    count = dict.fromkeys(tools, 0)
+    total = 0
+
+    def fits(tool: str, name: str, room: int) -> bool:
+        size = sizes[tool][name]
+        return (name not in held[tool] and size <= room and count[tool] + size <= len(by_tool[tool]) / 2
+                and len(held[tool]) < len(queue[tool]) - 1)
+
+    progress = True
+    while total < target and progress:
+        progress = False
+        for tool in tools:
+            if total >= target or (count[tool] >= fraction * len(by_tool[tool]) and total >= low):
+                continue
+            name = next((g for g in queue[tool] if fits(tool, g, high - total)), None)
+            if name is not None:
+                held[tool].append(name)
+                count[tool] += sizes[tool][name]
+                total += sizes[tool][name]
+                progress = True
+    if total == 0 and low > 0:
+        candidates = [(sizes[t][g], tools.index(t), queue[t].index(g), t, g)
+                      for t in tools for g in queue[t] if fits(t, g, len(items))]
+        if candidates:
+            _size, _t, _g, tool, name = min(candidates)
+            held[tool].append(name)
+    groups = {t: sorted(g) for t, g in sorted(held.items()) if g}
+    return {f"{t}\x00{g}" for t, names in groups.items() for g in names}, groups
 
 
 def assign_splits(items: Sequence[Item], params: SplitParams, *, seed: int) -> Assignment:
@@ -143,90 +222,137 @@ def assign_splits(items: Sequence[Item], params: SplitParams, *, seed: int) -> A
     zero = set(choose_zero_shot_tools(tools, fraction=params.zero_shot_tool_fraction, seed=seed,
                                       rotation=params.rotation))
     out.zero_shot_tools = sorted(zero)
+    n_test, n_hold, n_val = round(params.test * n), round(params.holdout * n), round(params.validation * n)
+    out.targets = {TRAIN: n - n_test - n_hold - n_val, VALIDATION: n_val, TEST: n_test, HOLDOUT: n_hold}
 
+    recent: list[Item] = []
+    if params.time_holdout_days > 0 and params.now is not None:
+        cutoff = params.now - timedelta(days=params.time_holdout_days)
+        recent = [i for i in items if i.created_at is not None and i.created_at >= cutoff]
+    recent_keys = {i.key for i in recent}
     zero_pool: list[Item] = []
     multi_pool: list[Item] = []
     single: list[Item] = []
     for item in items:
+        if item.key in recent_keys:
+            continue
         if zero & {item.tool, *item.tools_called}:
             zero_pool.append(item)
         elif item.behavior == "sequence":
             multi_pool.append(item)
         else:
             single.append(item)
-    seen_pool, new_pool, out.new_phrasing_groups = _hold_out_phrasings(
-        single, fraction=params.new_phrasing_fraction, seed=seed)
+
+    # The room the holdout has for evaluation-only examples once the recent window is in it.
+    hold_room = max(0, n_hold - len(recent))
+    weights = params.composition
+    unbounded = n + 1
+
+    def zero_in_test(n_multi: int) -> int:
+        return apportion(n_test - n_multi, weights, (unbounded, unbounded, len(zero_pool)))[2]
+
+    multi_cap = min(len(multi_pool), int(MULTI_STEP_TEST_CAP * n_test))
+    n_multi_t = min(multi_cap, round(len(multi_pool) * params.test / max(params.test + params.holdout, 1e-9)))
+    while n_multi_t < multi_cap and (len(zero_pool) - zero_in_test(n_multi_t)
+                                     + len(multi_pool) - n_multi_t) > hold_room:
+        n_multi_t += 1
+    single_t = n_test - n_multi_t
+    _seen0, new0, zero0 = apportion(single_t, weights, (unbounded, unbounded, len(zero_pool)))
+    spare = max(0, hold_room - (len(zero_pool) - zero0) - (len(multi_pool) - n_multi_t))
+    held, out.new_phrasing_groups = _hold_out_phrasings(single, fraction=params.new_phrasing_fraction, seed=seed,
+                                                        low=new0, high=new0 + spare)
+    new_pool = [i for i in single if f"{i.tool}\x00{i.group}" in held]
+    seen_pool = [i for i in single if f"{i.tool}\x00{i.group}" not in held]
+
+    per_tool_left: Counter[str] = Counter(item.tool for item in seen_pool)
+    per_group_left: Counter[tuple[str, str]] = Counter((item.tool, item.group) for item in seen_pool)
+    spare_in_groups: Counter[str] = Counter()
+    for (tool, _group), size in per_group_left.items():
+        spare_in_groups[tool] += size - 1
+    seen_cap = sum(max(0, min(c - SEEN_RESERVE, spare_in_groups[t])) for t, c in per_tool_left.items())
+    n_seen_t, n_new_t, n_zero_t = apportion(single_t, weights, (seen_cap, len(new_pool), len(zero_pool)))
+    ideal = apportion(single_t, weights, (unbounded, unbounded, unbounded))
+    if [n_seen_t, n_new_t, n_zero_t] != ideal:
+        out.notes.append(
+            f"test composition: the pools could not give {ideal[0]}/{ideal[1]}/{ideal[2]} seen-phrasing/"
+            f"new-phrasing/zero-shot-tool examples; it holds {n_seen_t}/{n_new_t}/{n_zero_t}, the shortfall "
+            "taken from the other pools in proportion to their shares")
+    short = single_t - n_seen_t - n_new_t - n_zero_t
+    if short > 0:
+        extra = min(short, len(multi_pool) - n_multi_t)  # rather than a smaller test
+        n_multi_t += extra
+        if short > extra:
+            out.notes.append(f"test holds {n_test - short + extra} examples (target {n_test}): too few examples")
 
     def put(item: Item, split: str, dimension: str) -> None:
         out.split[item.key] = split
         out.dimension[item.key] = dimension
 
-    test_target = round(params.test * n)
-    holdout_target = round(params.holdout * n)
-    val_target = round(params.validation * n)
-    seen_share, new_share, zero_share = params.composition
-
-    zero_order = _interleave(zero_pool, seed, "zero")
-    new_order = _interleave(new_pool, seed, "new")
     seen_order = _interleave(seen_pool, seed, "seen")
-    multi_order = _interleave(multi_pool, seed, "multi")
-
-    n_zero_t = min(len(zero_order), round(zero_share * test_target))
-    n_new_t = min(len(new_order), round(new_share * test_target))
-    # Seen examples for evaluation must leave every seen tool with training examples.
-    per_tool_left: dict[str, int] = defaultdict(int)
-    for item in seen_order:
-        per_tool_left[item.tool] += 1
-    n_seen_t = round(seen_share * test_target)
-    n_multi_t = round(len(multi_order) * params.test / max(params.test + params.holdout, 1e-9))
 
     def take_seen(count: int, split: str) -> None:
         nonlocal seen_order
         rest: list[Item] = []
         for item in seen_order:
-            if count > 0 and per_tool_left[item.tool] > 2:
+            if count > 0 and per_tool_left[item.tool] > SEEN_RESERVE and per_group_left[(item.tool, item.group)] > 1:
                 put(item, split, SEEN if split in (TEST, HOLDOUT) else "")
                 per_tool_left[item.tool] -= 1
+                per_group_left[(item.tool, item.group)] -= 1
                 count -= 1
             else:
                 rest.append(item)
         seen_order = rest
 
-    for item in zero_order[:n_zero_t]:
-        put(item, TEST, ZERO)
-    for item in new_order[:n_new_t]:
-        put(item, TEST, NEW)
-    for item in multi_order[:n_multi_t]:
-        put(item, TEST, MULTI)
+    for item in recent:
+        if zero & {item.tool, *item.tools_called}:
+            put(item, HOLDOUT, ZERO)
+        elif item.behavior == "sequence":
+            put(item, HOLDOUT, MULTI)
+        else:
+            put(item, HOLDOUT, NEW if f"{item.tool}\x00{item.group}" in held else SEEN)
+    if recent:
+        out.notes.append(f"time-based holdout: {len(recent)} examples of the last {params.time_holdout_days} days "
+                         "are in the holdout (set aside before the test was filled)")
+
+    zero_order = _interleave(zero_pool, seed, "zero")
+    new_order = _interleave(new_pool, seed, "new")
+    multi_order = _interleave(multi_pool, seed, "multi")
+    for order, count, dimension in ((zero_order, n_zero_t, ZERO), (new_order, n_new_t, NEW),
+                                    (multi_order, n_multi_t, MULTI)):
+        for k, item in enumerate(order):
+            put(item, TEST if k < count else HOLDOUT, dimension)
     take_seen(n_seen_t, TEST)
 
-    for item in zero_order[n_zero_t:]:
-        put(item, HOLDOUT, ZERO)
-    for item in new_order[n_new_t:]:
-        put(item, HOLDOUT, NEW)
-    for item in multi_order[n_multi_t:]:
-        put(item, HOLDOUT, MULTI)
     in_holdout = sum(1 for s in out.split.values() if s == HOLDOUT)
-    if in_holdout < holdout_target:
-        take_seen(holdout_target - in_holdout, HOLDOUT)
-    elif in_holdout > holdout_target:
-        out.notes.append(
-            f"holdout holds {in_holdout} examples (target {holdout_target}): zero-shot-tool, new-phrasing and "
-            "multi-step examples never go to train, so their overflow stays in the holdout")
-    take_seen(val_target, VALIDATION)
+    if in_holdout < n_hold:
+        take_seen(n_hold - in_holdout, HOLDOUT)
+    elif in_holdout > n_hold:
+        left = Counter(out.dimension[k] for k, s in out.split.items() if s == HOLDOUT and k not in recent_keys)
+        reasons = [f"{len(recent)} examples of the time-based holdout"] if recent else []
+        evaluation_only = [f"{left[d]} {d.replace('_', '-')}" for d in (ZERO, NEW, MULTI) if left[d]]
+        if evaluation_only:
+            reasons.append(f"{', '.join(evaluation_only)} examples that are evaluation-only and did not fit in "
+                           "the test")
+        out.notes.append(f"holdout holds {in_holdout} examples (target {n_hold}): {' and '.join(reasons)}; "
+                         "none of them may go to train")
+    take_seen(n_val, VALIDATION)
     for item in seen_order:
         put(item, TRAIN, "")
-
-    if params.time_holdout_days > 0 and params.now is not None:
-        cutoff = params.now - timedelta(days=params.time_holdout_days)
-        moved = 0
-        for item in items:
-            if item.created_at is not None and item.created_at >= cutoff and out.split[item.key] != HOLDOUT:
-                out.dimension[item.key] = out.dimension[item.key] or SEEN
-                out.split[item.key] = HOLDOUT
-                moved += 1
-        out.notes.append(f"time-based holdout: {moved} examples of the last {params.time_holdout_days} days moved "
-                         "to holdout")
+    # A recent example whose whole phrasing group (or whole tool) fell in the window was never
+    # trained on in that wording (or at all): label it for what the model saw, not for the pool.
+    taught_groups = {(i.tool, i.group) for i in items if out.split[i.key] == TRAIN}
+    taught_tools = {tool for tool, _group in taught_groups}
+    for item in recent:
+        if out.dimension[item.key] != SEEN or not is_real_tool(item.tool):
+            continue
+        if item.tool not in taught_tools:
+            out.dimension[item.key] = ZERO
+        elif (item.tool, item.group) not in taught_groups:
+            out.dimension[item.key] = NEW
+            groups = out.new_phrasing_groups.setdefault(item.tool, [])
+            if item.group not in groups:
+                groups.append(item.group)
+                groups.sort()
     return out
 
 

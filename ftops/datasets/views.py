@@ -18,6 +18,7 @@ from ftops.common.errors import FtopsError, NotFound
 from ftops.common.models import Role
 from ftops.common.selectors import CappedPaginator
 from ftops.common.services import actor_label
+from ftops.common.views import paginate
 from ftops.datasets import selectors
 from ftops.datasets.models import Behavior, DatasetVersion, ExampleStatus, Quality, RunStatus, Source
 from ftops.datasets.services import dataset_version_create
@@ -25,6 +26,8 @@ from ftops.datasets.services import dataset_version_create
 READ_ROLES = [Role.REVIEWER.value, Role.ML_ORCHESTRATOR.value, Role.ADMIN.value]
 BUILD_ROLES = [Role.ML_ORCHESTRATOR.value, Role.ADMIN.value]
 PAGE_SIZE = 50
+DIFF_PAGE_SIZE = 25
+TABLE_PAGE_SIZE = 50
 
 
 def _require(request: HttpRequest, roles: list[str], view_name: str) -> set[str]:
@@ -89,9 +92,14 @@ def _charts(report: dict[str, Any]) -> dict[str, Any]:
 def version_detail(request: HttpRequest, number: int) -> HttpResponse:
     _require(request, READ_ROLES, "datasets:version")
     version = _version_or_404(number)
-    context = {"nav_section": "datasets", "version": version, "report": version.quality_report,
+    report = version.quality_report or {}
+    per_tool = list((report.get("per_tool") or {}).items())
+    context = {"nav_section": "datasets", "version": version, "report": report,
                "sizes": selectors.split_sizes(version) if version.status == RunStatus.READY else {},
-               "charts": _charts(version.quality_report)}
+               "charts": _charts(report),
+               "tool_page": paginate(request, per_tool, TABLE_PAGE_SIZE, param="tool_page"),
+               "conflict_page": paginate(request, report.get("conflicts") or [], TABLE_PAGE_SIZE,
+                                         param="conflict_page")}
     htmx = bool(getattr(request, "htmx", False))  # set by django-htmx's middleware
     if htmx and version.status in (RunStatus.PENDING, RunStatus.RUNNING):
         return render(request, "datasets/version_detail.html#progress", context)
@@ -110,8 +118,18 @@ def version_diff(request: HttpRequest) -> HttpResponse:
         b = _version_or_404(int(request.GET.get("b", "")))
     except ValueError as exc:
         raise Http404("choose two version numbers, ?a=1&b=2") from exc
-    return render(request, "datasets/version_diff.html", {"nav_section": "datasets", "a": a, "b": b,
-                                                          "diff": selectors.versions_diff(a=a, b=b)})
+    changes = selectors.versions_diff_changes(a=a, b=b)
+    diff = selectors.versions_diff(a=a, b=b, sample=0, changes=changes)
+    pages = {kind: paginate(request, rows, DIFF_PAGE_SIZE, param=f"{kind}_page") for kind, rows in changes.items()}
+    queries = selectors.example_queries(pk for page in pages.values() for pk, _, _ in page.object_list)
+    for kind, page in pages.items():
+        page.object_list = selectors.diff_rows(kind, page.object_list, queries)
+    return render(request, "datasets/version_diff.html", {
+        "nav_section": "datasets", "a": a, "b": b, "diff": diff,
+        "lists": [("added", "Added", pages["added"]), ("removed", "Removed", pages["removed"]),
+                  ("moved", "Moved to another split or dimension", pages["moved"])],
+        "versions_for_diff": selectors.versions_list().filter(status=RunStatus.READY).values_list("number", flat=True),
+    })
 
 
 @login_required
@@ -145,8 +163,10 @@ def example_detail(request: HttpRequest, example_id: int) -> HttpResponse:
         example = selectors.example_get(example_id=example_id)
     except NotFound as exc:
         raise Http404(str(exc)) from exc
+    review_item = (example.provenance or {}).get("review_item") if isinstance(example.provenance, dict) else None
     return render(request, "datasets/example_detail.html", {
         "nav_section": "datasets", "example": example,
+        "review_item": review_item if isinstance(review_item, int) else None,
         "memberships": example.memberships.select_related("version").order_by("-version__number")[:20],
         "derived": example.derived.order_by("-id")[:20],
     })

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Exists, OuterRef, QuerySet
 
 from ftops.common.errors import NotFound, ValidationFailed
 from ftops.evaluation.models import EvalFailure, EvalRun, EvalSuite, RunStatus
@@ -128,8 +128,24 @@ class RunComparison:
         }
 
 
-def runs_compare(*, base: EvalRun, other: EvalRun) -> RunComparison:
-    """Per-group accuracy deltas (other - base) and, on the same cases, which cases flipped."""
+def cases_fixed(*, base: EvalRun, other: EvalRun) -> QuerySet[EvalFailure]:
+    """Base's failures that ``other`` got right (an anti-join on the (run, record_id) index), by case id."""
+    return (EvalFailure.objects.filter(run=base)
+            .filter(~Exists(EvalFailure.objects.filter(run=other, record_id=OuterRef("record_id"))))
+            .order_by("record_id"))
+
+
+def cases_regressed(*, base: EvalRun, other: EvalRun) -> QuerySet[EvalFailure]:
+    """Other's failures on cases that ``base`` got right, by case id."""
+    return cases_fixed(base=other, other=base)
+
+
+def runs_compare(*, base: EvalRun, other: EvalRun, case_lists: bool = True) -> RunComparison:
+    """Per-group accuracy deltas (other - base) and, on the same cases, which cases flipped.
+
+    ``case_lists=False`` leaves ``fixed``/``regressed`` empty for callers that page through
+    ``cases_fixed``/``cases_regressed`` instead of holding every id in memory.
+    """
     for run, label in ((base, "base"), (other, "other")):
         if run.status != RunStatus.SUCCEEDED:
             raise ValidationFailed(f"run {run.pk} has status {run.status}; only finished runs can be compared",
@@ -146,7 +162,7 @@ def runs_compare(*, base: EvalRun, other: EvalRun) -> RunComparison:
         base.suite_id == other.suite_id and base.case_limit == other.case_limit
         and sorted(base.category_filter or []) == sorted(other.category_filter or [])
     )
-    if comparison.comparable_cases:
+    if comparison.comparable_cases and case_lists:
         failed_base = set(EvalFailure.objects.filter(run=base).values_list("record_id", flat=True))
         failed_other = set(EvalFailure.objects.filter(run=other).values_list("record_id", flat=True))
         comparison.fixed = sorted(failed_base - failed_other)

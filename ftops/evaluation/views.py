@@ -13,13 +13,15 @@ from django.shortcuts import render
 from ftops.common.auth import deny, request_roles
 from ftops.common.errors import FtopsError, NotFound
 from ftops.common.models import Role
+from ftops.common.views import paginate
 from ftops.evaluation import selectors
-from ftops.evaluation.models import RunStatus
+from ftops.evaluation.models import EvalFailure, EvalRun, RunStatus, SuiteKind
 
 READ_ROLES = [Role.ML_ORCHESTRATOR.value, Role.APPROVER.value, Role.REVIEWER.value]
 PAGE_SIZE = 25
 FAILURE_PAGE_SIZE = 50
-TOOL_ROWS = 200
+TOOL_PAGE_SIZE = 50  # imported suites have thousands of tools
+CASE_PAGE_SIZE = 50
 
 
 def _require_reader(request: HttpRequest, view_name: str) -> None:
@@ -41,6 +43,21 @@ def _query_without_page(request: HttpRequest) -> str:
     return query.urlencode()
 
 
+def _link_examples(run: EvalRun, failures: list[EvalFailure]) -> list[EvalFailure]:
+    """Dataset suites score training examples: a failure's ``record_id`` is the example's id."""
+    dataset = run.suite.kind == SuiteKind.DATASET
+    for failure in failures:
+        failure.example_id = (  # type: ignore[attr-defined]
+            int(failure.record_id) if dataset and failure.record_id.isdigit() else None)
+    return failures
+
+
+def _run_choices() -> Any:
+    """The newest finished runs for the compare pickers: only what an option shows (metrics of an
+    imported suite hold thousands of tools)."""
+    return selectors.runs_list(status=RunStatus.SUCCEEDED).defer("metrics", "adapter_config")[:100]
+
+
 @login_required
 def run_list(request: HttpRequest) -> HttpResponse:
     _require_reader(request, "evaluation:runs")
@@ -48,7 +65,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
     if status not in RunStatus.values:
         status = ""
     page = Paginator(selectors.runs_list(status=status), PAGE_SIZE).get_page(request.GET.get("page"))
-    finished = selectors.runs_list(status=RunStatus.SUCCEEDED)[:100]
+    finished = _run_choices()
     return render(request, "evaluation/runs.html", {
         "nav_section": "evaluation", "page": page, "status": status, "status_choices": RunStatus.choices,
         "finished": finished, "query": _query_without_page(request), "suites": selectors.suites_list(),
@@ -59,12 +76,14 @@ def run_list(request: HttpRequest) -> HttpResponse:
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     _require_reader(request, "evaluation:run")
     run = _run_or_404(run_id)
-    groups = {key: selectors.group_rows(run, key) for key in selectors.GROUP_KEYS}
-    if len(groups["tool"]) > TOOL_ROWS:  # imported suites have thousands of tools: show the weakest
-        groups["tool"] = sorted(groups["tool"], key=lambda r: (r["exact"], -r["n"]))[:TOOL_ROWS]
+    groups: dict[str, Any] = {key: selectors.group_rows(run, key) for key in selectors.GROUP_KEYS}
+    # Weakest tools first, a page at a time (the chart shows the 30 weakest).
+    tools = sorted(groups["tool"], key=lambda r: (r["exact"], -r["n"], r["name"]))
+    tool_page = paginate(request, tools, TOOL_PAGE_SIZE, param="tool_page")
+    groups["tool"] = list(tool_page.object_list)
     context = {
         "nav_section": "evaluation", "run": run, "charts": selectors.chart_data(run), "groups": groups,
-        "error_counts": selectors.failure_counts(run),
+        "error_counts": selectors.failure_counts(run), "tool_page": tool_page,
     }
     if request.htmx:  # type: ignore[attr-defined]
         response = render(request, "evaluation/run_detail.html#progress", context)
@@ -82,33 +101,43 @@ def run_failures(request: HttpRequest, run_id: int) -> HttpResponse:
                                                                   "dimension")}
     failures = selectors.failures_for(run, **filters)
     page = Paginator(failures, FAILURE_PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = _link_examples(run, list(page.object_list))
     facets = [(key, sorted((run.metrics or {}).get(metric, {})), filters[key])
               for key, metric in selectors.GROUP_KEYS.items() if key != "tool"]
     return render(request, "evaluation/failures.html", {
         "nav_section": "evaluation", "run": run, "page": page, "filters": filters, "facets": facets,
         "error_counts": selectors.failure_counts(run), "query": _query_without_page(request),
+        "filtered": any(filters.values()),
     })
 
 
 @login_required
 def run_compare(request: HttpRequest) -> HttpResponse:
     _require_reader(request, "evaluation:compare")
-    context: dict[str, Any] = {"nav_section": "evaluation", "finished": selectors.runs_list(
-        status=RunStatus.SUCCEEDED)[:100], "base_id": request.GET.get("base", ""),
+    context: dict[str, Any] = {"nav_section": "evaluation", "finished": _run_choices(),
+        "base_id": request.GET.get("base", ""),
         "other_id": request.GET.get("other", "")}
     if context["base_id"] and context["other_id"]:
         try:
             base = selectors.run_get(run_id=context["base_id"])
             other = selectors.run_get(run_id=context["other_id"])
-            comparison = selectors.runs_compare(base=base, other=other)
+            comparison = selectors.runs_compare(base=base, other=other, case_lists=False)
         except FtopsError as exc:
             context["error"] = exc.message
         else:
-            tools = comparison.groups.get("tool", [])
-            if len(tools) > TOOL_ROWS:  # biggest changes first, regressions before gains
-                ranked = sorted(tools, key=lambda r: (-abs(r.delta or 0.0), r.delta or 0.0, r.name))
-                comparison.groups["tool"] = ranked[:TOOL_ROWS]
-                context["tools_truncated"] = len(tools)
+            if "tool" in comparison.groups:  # biggest changes first, regressions before gains
+                ranked = sorted(comparison.groups["tool"], key=lambda r: (-abs(r.delta or 0.0), r.delta or 0.0,
+                                                                          r.name))
+                context["tool_page"] = paginate(request, ranked, TOOL_PAGE_SIZE, param="tool_page")
+                comparison.groups["tool"] = list(context["tool_page"].object_list)
+            if comparison.comparable_cases:
+                # Failed in base and right in other (the row is base's failure), and the reverse.
+                context["case_tables"] = []
+                for key, label, cases, run in (("fixed", "Fixed", selectors.cases_fixed, base),
+                                               ("regressed", "Regressed", selectors.cases_regressed, other)):
+                    page = paginate(request, cases(base=base, other=other), CASE_PAGE_SIZE, param=f"{key}_page")
+                    page.object_list = _link_examples(base, list(page.object_list))
+                    context["case_tables"].append((key, label, page, run))
             context["comparison"] = comparison
             context["charts"] = {
                 key: {"labels": [r.name for r in rows][:selectors.CHART_LIMIT],

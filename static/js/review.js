@@ -82,4 +82,22 @@
     var toggle = event.target.closest && event.target.closest("[data-help-toggle]");
     if (toggle) toggleHelp();
   });
+
+  // Queue: the header checkbox selects every row of the page; it shows "mixed" when only some are.
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    var form = target && target.form;
+    if (!form || form.id !== "bulk-form") return;
+    var boxes = Array.prototype.slice.call(form.querySelectorAll("input[type=checkbox][name=items]"));
+    var all = form.querySelector("[data-select-all]");
+    if (!all) return;
+    if (target === all) {
+      boxes.forEach(function (box) { box.checked = all.checked; });
+      all.indeterminate = false;
+      return;
+    }
+    var checked = boxes.filter(function (box) { return box.checked; }).length;
+    all.checked = checked === boxes.length && checked > 0;
+    all.indeterminate = checked > 0 && checked < boxes.length;
+  });
 })();

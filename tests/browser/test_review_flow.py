@@ -234,3 +234,32 @@ def test_keyboard_shortcuts_move_select_and_skip(browser: Any, live_server: Any,
     middle.refresh_from_db()
     assert (newest.status, middle.status, middle.holder) == ("skipped", "claimed", "dave")
     shot(page, "12-after-skip-shortcut")
+
+
+def test_select_all_and_bulk_accept_of_suggested_fixes(browser: Any, live_server: Any,
+                                                        django_user_model: Any) -> None:
+    payments = make_payments()
+    now = timezone.now()
+    for n in range(3):
+        make_interaction(payments, external_id=f"bulk-{n}", when=now - timedelta(minutes=n),
+                         query=f"Refund $49.99 on pay_123, request {n}")
+    make_interaction(payments, external_id="bulk-human", when=now - timedelta(minutes=9),
+                     calls=[{"name": "refund_payment", "arguments": {"payment_id": "pay_1", "amount_cents": 49.99,
+                                                                     "currency": "GBP"}}])
+    review_items_enqueue_failures()
+    make_reviewer(django_user_model, "erin", PASSWORD)
+    page = login(browser, live_server.url, "erin")
+    assert page.locator("tr[data-row] span.badge.good", has_text="fix").count() == 3
+    page.locator("#select-all").check()
+    assert page.locator("input[name=items]:checked").count() == 4
+    human = ReviewItem.objects.get(interaction__external_id="bulk-human")
+    page.locator(f"#sel-{human.pk}").uncheck()
+    assert page.locator("#select-all").evaluate("box => box.indeterminate") is True
+    page.select_option("#bulk-action", "accept")
+    shot(page, "13-bulk-accept-selected")
+    page.get_by_role("button", name="Apply to selected").click()
+    page.wait_for_selector("text=Accepted the suggested fix of 3 item(s).")
+    shot(page, "14-bulk-accept-done")
+    assert TrainingExample.objects.filter(source="correction", quality="high").count() == 3
+    human.refresh_from_db()
+    assert human.status == "pending"

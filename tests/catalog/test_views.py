@@ -79,3 +79,24 @@ def test_tool_names_with_dots_have_pages(logged_in: Client) -> None:
     response = logged_in.get("/catalog/bfcl/tools/math.factorial/")
     assert response.status_code == 200
     assert "<code>math.factorial</code>" in response.content.decode()
+
+
+@pytest.mark.parametrize("size", [3, 30])
+def test_catalog_pages_take_the_same_queries_whatever_the_rows(logged_in: Client, size: int,
+                                                                django_assert_max_num_queries: Any) -> None:
+    from ftops.catalog.models import Service, Tool, ToolSchemaVersion
+    from tests.common.pages import get_within
+
+    for n in range(size):
+        service = Service.objects.create(name=f"svc{n}")
+        for t in range(size if n == 0 else 2):
+            tool = Tool.objects.create(service=service, name=f"tool{t}")
+            for v in range(1, (size if t == 0 else 1) + 1):
+                version = ToolSchemaVersion.objects.create(tool=tool, number=v, content_hash=f"{n}-{t}-{v}",
+                                                           parameters={"type": "object", "properties": {
+                                                               "a": {"type": "string"}}, "required": ["a"]})
+            tool.current_version = version
+            tool.save(update_fields=["current_version"])
+    get_within(logged_in, django_assert_max_num_queries, "/catalog/", 4)
+    get_within(logged_in, django_assert_max_num_queries, "/catalog/svc0/", 5)
+    get_within(logged_in, django_assert_max_num_queries, "/catalog/svc0/tools/tool0/", 5)

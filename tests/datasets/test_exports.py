@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -116,3 +117,100 @@ def test_build_and_export_commands(db: Any, tmp_path: Path) -> None:
     assert not (tmp_path / "h.jsonl").exists()
     with pytest.raises(CommandError, match="dataset version 9 does not exist"):
         call_command("dataset_export", "--version", "9", "--split", "train", "--format", "hf", "--out", "-")
+
+
+# A tools-aware chat template in the Hermes/Qwen2.5 shape: tools are written as JSON in the
+# system turn, each assistant tool call as <tool_call>{"name": ..., "arguments": <tojson>}
+# </tool_call>, tool results as <tool_response> blocks in a user turn.
+HERMES_TEMPLATE = """\
+{%- if tools %}
+{{- '<|im_start|>system\\n' }}
+{%- if messages[0]['role'] == 'system' %}{{- messages[0]['content'] + '\\n\\n' }}{%- endif %}
+{{- '# Tools\\n\\n<tools>' }}
+{%- for tool in tools %}{{- '\\n' }}{{- tool | tojson }}{%- endfor %}
+{{- '\\n</tools><|im_end|>\\n' }}
+{%- elif messages[0]['role'] == 'system' %}
+{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}
+{%- endif %}
+{%- for message in messages %}
+{%- if message.role == 'user' or (message.role == 'assistant' and not message.tool_calls) %}
+{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}
+{%- elif message.role == 'assistant' %}
+{{- '<|im_start|>assistant' }}
+{%- if message.content %}{{- '\\n' + message.content }}{%- endif %}
+{%- for tool_call in message.tool_calls %}
+{%- if tool_call.function is defined %}{%- set tool_call = tool_call.function %}{%- endif %}
+{{- '\\n<tool_call>\\n{"name": "' + tool_call.name + '", "arguments": ' }}
+{{- tool_call.arguments | tojson }}
+{{- '}\\n</tool_call>' }}
+{%- endfor %}
+{{- '<|im_end|>\\n' }}
+{%- elif message.role == 'tool' %}
+{%- if loop.first or messages[loop.index0 - 1].role != 'tool' %}{{- '<|im_start|>user' }}{%- endif %}
+{{- '\\n<tool_response>\\n' + message.content + '\\n</tool_response>' }}
+{%- if loop.last or messages[loop.index0 + 1].role != 'tool' %}{{- '<|im_end|>\\n' }}{%- endif %}
+{%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}
+"""
+
+
+def hermes_tokenizer() -> Any:
+    """A byte-level tokenizer built here (no download): every byte is a token, so any text round-trips."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<|im_start|>", "<|im_end|>"]
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {token: k for k, token in enumerate([*specials, *alphabet])}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|im_end|>",
+                                        additional_special_tokens=specials)
+    tokenizer.chat_template = HERMES_TEMPLATE
+    return tokenizer
+
+
+TOOL_CALL_BLOCK = re.compile(r"<tool_call>\n(.*?)\n</tool_call>", re.S)
+TOOLS_BLOCK = re.compile(r"<tools>\n(.*?)\n</tools>", re.S)
+
+
+def test_hf_export_renders_through_a_tools_aware_chat_template(db: Any) -> None:
+    from ftops.datasets.selectors import dataset_records
+    from ftops.datasets.services import dataset_version_build
+
+    build_shop()
+    version = dataset_version_build(seed=2)
+    records = [r for split in ("train", "validation", "test", "holdout")
+               for r in dataset_records(version=version, split=split, allow_holdout=True)]
+    result = export_records(records, "hf")
+    assert result.refused == [] and len(result.lines) == len(records) == 125
+    tokenizer = hermes_tokenizer()
+    behaviors: set[str] = set()
+    for text, rec in zip(result.lines, records, strict=True):
+        line = json.loads(text)
+        rendered = tokenizer.apply_chat_template(line["messages"], tools=line["tools"], tokenize=False)
+        assert isinstance(rendered, str)
+        # The template saw every tool schema whole ...
+        tools_block = TOOLS_BLOCK.search(rendered)
+        assert tools_block is not None
+        assert [json.loads(t) for t in tools_block.group(1).split("\n")] == line["tools"]
+        # ... and every expected call, with its arguments as a JSON object (not a string in a string).
+        expected_calls = [{"name": c["function"]["name"], "arguments": c["function"]["arguments"]}
+                          for m in line["messages"] if m["role"] == "assistant" for c in m.get("tool_calls") or []]
+        assert [json.loads(c) for c in TOOL_CALL_BLOCK.findall(rendered)] == expected_calls
+        if rec.behavior == "sequence":
+            results = [m["content"] for m in line["messages"] if m["role"] == "tool"]
+            assert results and all(f"<tool_response>\n{r}\n</tool_response>" in rendered for r in results)
+        elif rec.behavior in ("clarify", "abstain"):
+            assert f"<|im_start|>assistant\n{line['messages'][-1]['content']}<|im_end|>" in rendered
+        assert rendered.endswith("<|im_end|>\n")
+        ids = tokenizer(rendered, add_special_tokens=False)["input_ids"]
+        assert tokenizer.decode(ids) == rendered  # the rendered text is what the model is trained on
+        behaviors.add(rec.behavior)
+    assert behaviors == {"call", "sequence", "clarify", "abstain"}
+    # The OpenAI shape (arguments as a JSON string) would reach the model double-encoded.
+    line = openai_line(CALL)
+    rendered = tokenizer.apply_chat_template(line["messages"], tools=line["tools"], tokenize=False)
+    assert isinstance(json.loads(TOOL_CALL_BLOCK.findall(rendered)[0])["arguments"], str)

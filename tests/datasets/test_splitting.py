@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from ftops.datasets.splitting import (
@@ -9,12 +10,16 @@ from ftops.datasets.splitting import (
     MULTI,
     NEW,
     SEEN,
+    SHARE_TOLERANCE,
+    SPLITS,
     TEST,
     TRAIN,
     VALIDATION,
     ZERO,
+    Assignment,
     Item,
     SplitParams,
+    apportion,
     assign_splits,
     choose_zero_shot_tools,
     expected_values,
@@ -109,3 +114,119 @@ def test_mask_entities_keeps_only_the_wording() -> None:
 
     assert mask_entities("Charge CUS-123 USD 40 for INV-9, mail me at a@b.com or [PHONE]") == (
         "charge # usd # for # mail me at # or #")
+
+
+def shares(out: Assignment) -> dict[str, float]:
+    sizes = Counter(out.split.values())
+    return {s: sizes[s] / len(out.split) for s in SPLITS}
+
+
+def dims_in_test(out: Assignment) -> Counter[str]:
+    return Counter(out.dimension[k] for k, s in out.split.items() if s == TEST)
+
+
+def assert_shares_within_tolerance(out: Assignment) -> None:
+    targets = {TRAIN: 0.6, VALIDATION: 0.1, TEST: 0.1, HOLDOUT: 0.2}
+    got = shares(out)
+    assert all(abs(got[s] - targets[s]) <= SHARE_TOLERANCE for s in SPLITS), got
+
+
+def assert_invariants(items: list[Item], out: Assignment) -> None:
+    by_key = {i.key: i for i in items}
+    assert set(out.split) == set(by_key)
+    taught = {by_key[k].group for k, s in out.split.items() if s == TRAIN}
+    for key, split in out.split.items():
+        item = by_key[key]
+        if split in (TRAIN, VALIDATION):
+            assert not set(item.tools_called) & set(out.zero_shot_tools)
+            assert item.behavior != "sequence"
+            assert item.group not in out.new_phrasing_groups.get(item.tool, [])
+        if out.dimension[key] == SEEN:
+            assert item.group in taught  # "seen phrasing" means that wording family is in train
+        if out.dimension[key] == NEW:
+            assert item.group not in taught
+
+
+def test_ten_tools_400_items_hold_60_10_10_20_exactly() -> None:
+    items = make_items(n_tools=10, templates=5, per_template=8, sequences=0)
+    out = assign_splits(items, SplitParams(), seed=3)
+    # Before: train 50%, holdout 30% (every new-phrasing group and zero-shot example overflowed).
+    assert Counter(out.split.values()) == {TRAIN: 240, VALIDATION: 40, TEST: 40, HOLDOUT: 80}
+    assert dims_in_test(out) == {SEEN: 16, NEW: 16, ZERO: 8}
+    assert out.notes == []
+    assert_invariants(items, out)
+
+
+def test_shares_hold_with_many_sequences_and_multi_step_sits_inside_the_test() -> None:
+    items = make_items(n_tools=10, templates=5, per_template=8, sequences=40)  # 440 items
+    out = assign_splits(items, SplitParams(), seed=3)
+    assert_shares_within_tolerance(out)  # before: 44/10/12/34
+    dims = dims_in_test(out)
+    assert sum(dims.values()) == 44  # multi-step examples count inside the test's 10%, not on top
+    assert 0 < dims[MULTI] <= 22  # at most half the test is multi-step
+    # The single-step part keeps 40/40/20 to within one phrasing group (groups here are 8 examples).
+    single = 44 - dims[MULTI]
+    assert (dims[SEEN], dims[NEW], dims[ZERO]) == (10, 8, 4)
+    assert apportion(single, (0.4, 0.4, 0.2), (99, 99, 99)) == [9, 9, 4]
+    assert any(n.startswith("test composition: the pools could not give 9/9/4") for n in out.notes)
+    assert any(n.startswith("holdout holds 94 examples (target 88)") for n in out.notes)
+    assert_invariants(items, out)
+
+
+def test_shares_hold_with_two_phrasings_per_tool() -> None:
+    items = make_items(n_tools=6, templates=2, per_template=10, sequences=0)  # 120 items
+    out = assign_splits(items, SplitParams(), seed=3)
+    assert_shares_within_tolerance(out)  # before: train 27.5%, holdout 52.5%
+    assert Counter(out.split.values()) == {TRAIN: 72, VALIDATION: 12, TEST: 12, HOLDOUT: 24}
+    assert dims_in_test(out) == {SEEN: 5, NEW: 5, ZERO: 2}  # 40/40/20 of 12, largest remainder
+    assert sum(len(g) for g in out.new_phrasing_groups.values()) == 1  # one group of 10 fits the room
+    assert_invariants(items, out)
+
+
+def test_composition_shortfall_goes_to_the_other_pools() -> None:
+    items = make_items(n_tools=10, templates=5, per_template=8, sequences=0)
+    out = assign_splits(items, SplitParams(new_phrasing_fraction=0.0), seed=3)
+    assert dims_in_test(out) == {SEEN: 27, ZERO: 13}  # the new-phrasing 40% split 2:1 like 40:20
+    assert Counter(out.split.values()) == {TRAIN: 240, VALIDATION: 40, TEST: 40, HOLDOUT: 80}
+    assert out.notes == ["test composition: the pools could not give 16/16/8 seen-phrasing/new-phrasing/"
+                         "zero-shot-tool examples; it holds 27/0/13, the shortfall taken from the other pools "
+                         "in proportion to their shares"]
+    two_tools = assign_splits(make_items(n_tools=2, templates=5, per_template=8, sequences=0), SplitParams(), seed=3)
+    assert dims_in_test(two_tools) == {SEEN: 4, NEW: 4}  # no zero-shot tool among two: 50/50
+
+
+def test_apportion_caps_and_redistributes() -> None:
+    assert apportion(40, (0.4, 0.4, 0.2), (100, 100, 100)) == [16, 16, 8]
+    assert apportion(40, (0.4, 0.4, 0.2), (100, 5, 100)) == [23, 5, 12]
+    assert apportion(40, (0.4, 0.4, 0.2), (3, 3, 3)) == [3, 3, 3]
+    assert apportion(18, (0.4, 0.4, 0.2), (99, 99, 99)) == [7, 7, 4]
+
+
+def test_time_holdout_is_set_aside_before_the_test_is_filled() -> None:
+    base = make_items(n_tools=10, templates=5, per_template=8, sequences=0)
+    # One template of tools 0 and 1 was written in the last week: 16 examples (4%).
+    items = [replace(i, created_at=NOW - timedelta(days=1 if i.group in ("g0-4", "g1-4") else 60)) for i in base]
+    out = assign_splits(items, SplitParams(time_holdout_days=7, now=NOW), seed=3)
+    recent = [i for i in items if i.group in ("g0-4", "g1-4")]
+    assert all(out.split[i.key] == HOLDOUT for i in recent)
+    # Before: the recent examples were moved out of the test after it was composed.
+    assert dims_in_test(out) == {SEEN: 16, NEW: 16, ZERO: 8}
+    assert_shares_within_tolerance(out)
+    assert "time-based holdout: 16 examples of the last 7 days are in the holdout" in out.notes[0]
+    # The whole template is in the window, so train never saw that wording: a new phrasing.
+    taught = {out.dimension[i.key] for i in recent if not set(i.tools_called) & set(out.zero_shot_tools)}
+    assert taught <= {NEW}
+    assert_invariants(items, out)
+
+
+def test_a_recent_window_larger_than_the_holdout_grows_it_and_says_why() -> None:
+    base = make_items(n_tools=10, templates=5, per_template=8, sequences=0)
+    # A third of the examples are from today: more than the holdout's 20% can take.
+    items = [replace(i, created_at=NOW - timedelta(days=0 if k % 3 == 0 else 30)) for k, i in enumerate(base)]
+    out = assign_splits(items, SplitParams(time_holdout_days=1, now=NOW), seed=3)
+    assert Counter(out.split.values())[TEST] == 40
+    assert dims_in_test(out) == {SEEN: 16, NEW: 16, ZERO: 8}
+    assert shares(out)[HOLDOUT] > 0.2 + SHARE_TOLERANCE
+    assert any(n.startswith("holdout holds 180 examples (target 80): 134 examples of the time-based holdout and 46 "
+                          "zero-shot-tool examples") for n in out.notes)
+    assert_invariants(items, out)

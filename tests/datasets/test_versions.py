@@ -95,7 +95,7 @@ def test_duplicates_dropped_conflicts_reported_and_contamination_removed(db: Any
     cancel = {"calls": [{"name": "cancel_order", "arguments": {"order_id": ["ORD-1001"]}}]}
     conflicting = example_create(service=service, user_query="Where is order ORD-1001 ?", behavior="call",
                                  expected=cancel, source="manual", quality="medium")
-    version = dataset_version_build(seed=4)
+    version = dataset_version_build(seed=0)  # a seed that splits the pair between train and test
     report = version.quality_report
     assert report["duplicates_removed"] == 1
     assert report["conflicts_count"] >= 1
@@ -135,3 +135,32 @@ def test_conflicts_are_same_request_different_answer_not_same_template(db: Any) 
     assert kinds == [({original.pk, same_text.pk}, "different_arguments")]
     # "Where is order ORD-2002?" is the same template with another id: neither duplicate nor conflict
     assert result.duplicates_removed == 0 and len(result.kept) == len(examples) + 1
+
+
+def test_report_shows_shares_against_targets_and_multi_step_beside_the_composition(
+        shop: list[TrainingExample]) -> None:
+    report = dataset_version_build(seed=3).quality_report
+    assert report["split_sizes"] == {"train": 76, "validation": 12, "test": 12, "holdout": 25}
+    assert report["split_targets"] == {"train": 0.6, "validation": 0.1, "test": 0.1, "holdout": 0.2}
+    assert all(abs(report["split_shares"][s] - report["split_targets"][s]) <= 0.03 for s in report["split_targets"])
+    # 12 test examples: one multi-step sequence inside the test's size, 11 single-step ones at
+    # 40/40/20 by largest remainder (5/4/2).
+    assert report["test_dimensions"] == {"multi_step": 1, "new_phrasing": 4, "seen_phrasing": 5, "zero_shot_tool": 2}
+    assert report["test_composition"] == {"new_phrasing": 0.364, "seen_phrasing": 0.455, "zero_shot_tool": 0.182,
+                                          "multi_step": 0.083}
+    assert report["test_composition_target"] == {"new_phrasing": 0.4, "seen_phrasing": 0.4, "zero_shot_tool": 0.2}
+    assert report["notes"] == []
+
+
+def test_a_version_whose_shares_drift_says_so(db: Any) -> None:
+    from tests.datasets.factories import SHOP
+
+    # Three tools: the one zero-shot tool is a third of the examples, more than test + holdout
+    # can take as its share, so the holdout grows and the report says by how much and why.
+    build_shop(with_sequences=False)
+    TrainingExample.objects.exclude(tool__name__in=list(SHOP)[:3]).delete()
+    report = dataset_version_build(seed=1).quality_report
+    assert report["tools_covered"] == 3 and len(report["zero_shot_tools"]) == 1
+    assert report["split_shares"]["holdout"] > 0.23
+    assert any(n.startswith("holdout holds") and "zero-shot-tool" in n for n in report["notes"])
+    assert any(n.startswith("split shares drift more than 3 points from their targets: train") for n in report["notes"])

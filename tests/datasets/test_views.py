@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -90,3 +91,99 @@ def test_pages_need_a_curation_role(db: Any, client: Client, django_user_model: 
     assert client.get("/datasets/examples/").status_code == 403
     client.logout()
     assert client.get("/datasets/").status_code == 302
+
+
+# --- paginated diff and report tables, empty states --------------------------------------------
+
+def ready_version(number: int, members: list[tuple[Any, str, str]], **fields: Any) -> DatasetVersion:
+    """A ready version written straight through the ORM: ``members`` are (example, split, dimension)."""
+    from ftops.datasets.models import DatasetMembership
+
+    # A unique hash: the diff cache is keyed on it (and on the pk, which a test database may reuse).
+    version = DatasetVersion.objects.create(number=number, status="ready", content_hash=uuid.uuid4().hex, **fields)
+    DatasetMembership.objects.bulk_create([
+        DatasetMembership(version=version, example=example, split=split, dimension=dim, position=n,
+                          snapshot={"id": str(example.pk)})
+        for n, (example, split, dim) in enumerate(members)])
+    return version
+
+
+def plain_examples(n: int, *, start: int = 0) -> list[Any]:
+    from ftops.catalog.models import Service
+    from ftops.datasets.models import TrainingExample
+
+    service = Service.objects.get_or_create(name="shop")[0]
+    return TrainingExample.objects.bulk_create([
+        TrainingExample(service=service, user_query=f"request number {i}", behavior="call",
+                        expected={"calls": []}, content_hash=f"{i:064d}") for i in range(start, start + n)])
+
+
+def test_diff_lists_every_change_a_page_at_a_time(db: Any, staff: Client) -> None:
+    shared = plain_examples(40)
+    dropped = plain_examples(30, start=100)
+    fresh = plain_examples(60, start=200)
+    ready_version(1, [(e, "train", "") for e in shared] + [(e, "train", "") for e in dropped])
+    ready_version(2, [(e, "test", "new_phrasing") if i < 27 else (e, "train", "") for i, e in enumerate(shared)]
+                      + [(e, "validation", "") for e in fresh])
+    page = staff.get("/datasets/diff", {"a": 1, "b": 2}).content.decode()
+    assert "+60</div>" in page and "&minus;30</div>" in page and ">27</div>" in page
+    added = page.split('<h2 id="added">')[1].split('<h2 id="removed">')[0]
+    assert "Added (60)" in added and added.count('<a href="/datasets/examples/') == 25
+    assert f'<a href="/datasets/examples/{fresh[0].pk}/">#{fresh[0].pk}</a>' in added
+    assert "request number 200" in added and "request number 225" not in added
+    assert 'href="?a=1&amp;b=2&amp;added_page=2#added"' in added and "page 1 of 3 &middot; 60 examples" in added
+    moved = page.split('<h2 id="moved">')[1]
+    assert moved.count('<a href="/datasets/examples/') == 25 and "train &rarr; test new_phrasing" in moved
+    third = staff.get("/datasets/diff", {"a": 1, "b": 2, "added_page": 3, "moved_page": 2}).content.decode()
+    assert third.split('<h2 id="added">')[1].split('<h2 id="removed">')[0].count("/datasets/examples/") == 10
+    assert third.split('<h2 id="moved">')[1].count('<a href="/datasets/examples/') == 2
+    same = staff.get("/datasets/diff", {"a": 2, "b": 2}).content.decode()
+    assert "No example was added, removed or moved between v2 and v2." in same
+    assert "You compared a version with itself." in same and "Compare two other versions" in same
+
+
+def test_version_detail_paginates_the_per_tool_and_conflict_tables(db: Any, staff: Client) -> None:
+    per_tool = {f"tool_{t:02d}": {"total": t, "train": t, "validation": 0, "test": 0, "holdout": 0,
+                                  "edge_cases": 0, "edge_case_coverage": 0.0, "behaviors": {"call": t}}
+                for t in range(70)}
+    conflicts = [{"examples": [n, n + 1000], "cosine": 0.99, "queries": [f"q{n}", f"r{n}"],
+                  "expected_tools": [["a"], ["b"]], "kind": "different_tool"} for n in range(55)]
+    ready_version(4, [], quality_report={"per_tool": per_tool, "conflicts": conflicts, "split_sizes": {}})
+    page = staff.get("/datasets/4/").content.decode()
+    tools = page.split('<h2 id="per-tool">')[1].split('<h2 id="conflicts">')[0]
+    assert tools.count("<tr><td>tool_") == 50 and "page 1 of 2 &middot; 70 tools" in tools
+    assert 'href="?tool_page=2#per-tool"' in tools
+    listed = page.split('<h2 id="conflicts">')[1]
+    assert listed.count('<a href="/datasets/examples/') == 100 and 'href="?conflict_page=2#conflicts"' in listed
+    both = staff.get("/datasets/4/", {"tool_page": 2, "conflict_page": 2}).content.decode()
+    assert both.split('<h2 id="per-tool">')[1].split('<h2 id="conflicts">')[0].count("<tr><td>tool_") == 20
+    assert 'href="?tool_page=2&amp;conflict_page=1#conflicts"' in both
+
+
+@pytest.mark.parametrize("size", [3, 40])
+def test_dataset_pages_take_the_same_queries_whatever_the_rows(db: Any, staff: Client, size: int,
+                                                                django_assert_max_num_queries: Any) -> None:
+    from django.core.cache import cache
+
+    from ftops.datasets.models import TrainingExample
+    from tests.common.pages import get_within
+
+    examples = plain_examples(size)
+    parent = examples[0]
+    TrainingExample.objects.filter(pk__in=[e.pk for e in examples[1:]]).update(parent=parent)
+    report = {"per_tool": {f"t{n}": {"total": 1, "behaviors": {"call": 1}} for n in range(size)},
+              "conflicts": [{"examples": [e.pk], "queries": ["q"], "expected_tools": [["a"]]} for e in examples],
+              "split_sizes": {"train": size}}
+    for number in range(1, size + 1):
+        ready_version(number, [(e, "train", "") for e in examples] if number >= size - 1 else [],
+                      quality_report=report if number == size else {"split_sizes": {"train": 1}})
+    b = DatasetVersion.objects.get(number=size)
+    b.members.filter(example__in=examples[::2]).update(split="test", dimension="new_phrasing")
+    # session and user, then: versions page + count, triggers, versions to diff
+    get_within(staff, django_assert_max_num_queries, "/datasets/", 6)
+    get_within(staff, django_assert_max_num_queries, f"/datasets/{size}/", 4)  # version, split sizes
+    get_within(staff, django_assert_max_num_queries, "/datasets/examples/", 6)
+    get_within(staff, django_assert_max_num_queries, "/datasets/examples/", 6, q="request", source="manual")
+    cache.clear()  # the diff's uncached path: a, b, one grouped pass, the page's requests, versions to diff
+    get_within(staff, django_assert_max_num_queries, "/datasets/diff", 7, a=size - 1, b=size)
+    get_within(staff, django_assert_max_num_queries, f"/datasets/examples/{parent.pk}/", 5)

@@ -89,3 +89,28 @@ def oracle_answers() -> list[dict[str, Any]]:
                    {"name": "create_payment", "arguments": {"amount": 4201, "customer_id": "customer_id-001"}}]},
         {"text": "Happy to - what amount and which customer id?"},
     ]
+
+
+def scored_run(suite: Any, *, failed: list[str], tools: int = 3, name: str = "") -> Any:
+    """A succeeded run written straight through the ORM: metrics for ``tools`` tools and one
+    failure row per id in ``failed`` (no model is run)."""
+    from ftops.evaluation.models import EvalFailure, EvalRun
+
+    by_tool = {f"tool_{t:03d}": {"n": 10, "exact": float(t % 100), "tool": 100.0, "args": 90.0, "values": 80.0}
+               for t in range(tools)}
+    metrics = {"overall": {"n": 10 * tools, "exact": 50.0, "tool": 100.0, "args": 90.0, "values": 80.0},
+               "by_category": {"simple": {"n": 10 * tools, "exact": 50.0, "tool": 100.0, "args": 90.0,
+                                          "values": 80.0}},
+               "by_service": {"payments": {"n": 10 * tools, "exact": 50.0, "tool": 100.0, "args": 90.0,
+                                           "values": 80.0}},
+               "by_tool": by_tool, "latency_ms": {"p50": 10, "p95": 20}, "tokens": {"prompt": 1, "completion": 1},
+               "parse_errors": 0}
+    run = EvalRun.objects.create(suite=suite, name=name, model_label=name or "replay", status="succeeded",
+                                 exact=50.0, metrics=metrics, adapter_config={"kind": "replay", "path": "x"},
+                                 progress_done=10 * tools, progress_total=10 * tools)
+    EvalFailure.objects.bulk_create([
+        EvalFailure(run=run, record_id=rid, category="simple", service="payments", tool="create_payment",
+                    error_type="value_error:int", error="amount differs", user_query=f"Charge for case {rid}",
+                    expected={"calls": []}, got={"calls": []}, partial={"tool": True, "args": True})
+        for rid in failed])
+    return run

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from review.diagnosis import agreement, diagnose_calls
+from review.diagnosis import agreement, chain_renames, diagnose_calls, suggest_fix
 from tests.review.factories import ORDER_SCHEMA, REFUND_SCHEMA
 
 SCHEMAS = {"refund_payment": REFUND_SCHEMA, "get_order": ORDER_SCHEMA}
@@ -74,3 +74,57 @@ def test_agreement_on_tool_and_each_argument() -> None:
     assert agreement(a, a)["full"] is True
     other_tool = {"behavior": "call", "calls": [{"name": "get_order", "arguments": {}}]}
     assert agreement(a, other_tool)["tool"] is False
+
+
+# --- suggested fixes ---------------------------------------------------------------------------
+
+def refund(**arguments):
+    return [{"name": "refund_payment", "arguments": arguments}]
+
+
+def test_dollars_for_cents_is_fixed_when_nothing_else_is_wrong() -> None:
+    fix = suggest_fix(refund(payment_id="pay_123", amount_cents=49.99), SCHEMAS)
+    assert fix is not None
+    assert fix.calls == refund(payment_id="pay_123", amount_cents=4999)
+    assert fix.changes == ["refund_payment.amount_cents: 49.99 dollars → 4999 cents"]
+    assert fix.mistakes == ["dollars_for_cents"]
+    assert fix.explanation == "Suggested fix accepted: refund_payment.amount_cents: 49.99 dollars → 4999 cents."
+    text = suggest_fix(refund(payment_id="pay_1", amount_cents="$12"), SCHEMAS)
+    assert text is not None and text.calls == refund(payment_id="pay_1", amount_cents=1200)
+
+
+def test_no_suggestion_when_a_human_has_to_judge() -> None:
+    # A whole number may well be cents already; a third decimal is not an amount of money.
+    assert suggest_fix(refund(payment_id="pay_1", amount_cents=50), SCHEMAS) is None
+    assert suggest_fix(refund(payment_id="pay_1", amount_cents=1.005), SCHEMAS) is None
+    # Something else is wrong as well (a required parameter missing, an unknown tool, a bad enum).
+    assert suggest_fix(refund(amount_cents=49.99), SCHEMAS) is None
+    assert suggest_fix([{"name": "refund", "arguments": {"amount_cents": 49.99}}], SCHEMAS) is None
+    assert suggest_fix(refund(payment_id="pay_1", amount_cents=49.99, currency="GBP"), SCHEMAS) is None
+    # The fix disagrees with the known expected call.
+    assert suggest_fix(refund(payment_id="pay_1", amount_cents=49.99), SCHEMAS,
+                       expected_calls=refund(payment_id="pay_1", amount_cents=5000)) is None
+    assert suggest_fix(refund(payment_id="pay_1", amount_cents=49.99), SCHEMAS,
+                       expected_calls=refund(payment_id="pay_1", amount_cents=4999)) is not None
+    assert suggest_fix([], SCHEMAS) is None
+
+
+def test_a_known_parameter_rename_is_applied_together_with_cents() -> None:
+    renames = {"refund_payment": {"amount": "amount_cents", "payment": "payment_id"}}
+    fix = suggest_fix(refund(payment="pay_9", amount=10.5), SCHEMAS, renames=renames)
+    assert fix is not None
+    assert fix.calls == refund(payment_id="pay_9", amount_cents=1050)
+    assert fix.mistakes == ["dollars_for_cents", "wrong_parameter_name"]
+    assert fix.changes == ["refund_payment: 'payment' is now called 'payment_id'",
+                           "refund_payment: 'amount' is now called 'amount_cents'",
+                           "refund_payment.amount_cents: 10.5 dollars → 1050 cents"]
+    # An unknown parameter the catalog never renamed stays a human's call; so does sending both names.
+    assert suggest_fix(refund(payment_id="pay_9", amount_cents=1050, amt=3), SCHEMAS, renames=renames) is None
+    assert suggest_fix(refund(payment_id="pay_9", payment="pay_9", amount_cents=10.5), SCHEMAS,
+                       renames=renames) is None
+
+
+def test_renames_of_successive_versions_chain_to_the_newest_name() -> None:
+    assert chain_renames([{"amount": "amount_usd"}, {"amount_usd": "amount_cents"}]) == {
+        "amount": "amount_cents", "amount_usd": "amount_cents"}
+    assert chain_renames([{"a": "b"}, {"b": "a"}]) == {"b": "a"}

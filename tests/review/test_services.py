@@ -25,6 +25,7 @@ from review.services import (
     review_item_release,
     review_item_skip,
     review_item_submit,
+    review_items_accept_suggested,
     review_items_bulk,
     review_items_enqueue_failures,
     review_leases_release_expired,
@@ -73,7 +74,13 @@ def test_claim_takes_a_lease_and_a_second_reviewer_is_refused(item, alice_actor,
     with pytest.raises(Conflict, match=r"alice is reviewing this item"):
         review_item_claim(item_id=item.pk, actor=bob_actor)
     assert snapshot(item) == held
-    assert list(ReviewEvent.objects.values_list("action", "actor")) == [("claimed", "alice")]
+    # The refusal is on record (after the claim's rollback); the item itself is untouched.
+    assert list(ReviewEvent.objects.order_by("id").values_list("action", "actor")) == [
+        ("claimed", "alice"), ("claim_refused", "bob")]
+    refused = ReviewEvent.objects.get(action="claim_refused")
+    assert (refused.user_id, refused.detail["holder"], refused.detail["status"], refused.detail["version"]) == (
+        bob_actor.user.pk, "alice", "claimed", 2)
+    assert refused.detail["reason"].startswith("alice is reviewing this item")
 
 
 @override_settings(FTOPS_REVIEW_LEASE_MINUTES=5)
@@ -126,8 +133,8 @@ def test_a_claim_racing_between_read_and_write_loses_to_the_conditional_update(i
         review_item_claim(item_id=item.pk, actor=bob_actor)
     monkeypatch.setattr(svc, "_get", real_get)
     # One connection here, so Alice's racing write was inside Bob's (rolled back) transaction;
-    # what matters is that Bob never became the holder.
-    assert ReviewEvent.objects.filter(actor="bob").count() == 0
+    # what matters is that Bob never became the holder; his refused claim is on record.
+    assert list(ReviewEvent.objects.filter(actor="bob").values_list("action", flat=True)) == ["claim_refused"]
     assert ReviewItem.objects.filter(holder="bob").count() == 0
 
 
@@ -333,3 +340,108 @@ def test_other_behaviours_make_examples_too(payments, alice_actor) -> None:
     assert by_query["what's the weather?"].expected == {"reason": "No weather tool exists."}
     assert by_query["what's the weather?"].tool is None
     assert set(ReviewItem.objects.values_list("status", flat=True)) == {ReviewStatus.CORRECTED}
+
+
+def test_a_stale_skip_is_refused_and_recorded(item, alice_actor, bob_actor) -> None:
+    opened = review_item_claim(item_id=item.pk, actor=alice_actor, now=timezone.now() - timedelta(minutes=30))
+    review_item_claim(item_id=item.pk, actor=bob_actor)
+    held_by_bob = snapshot(item)
+    with pytest.raises(StaleItem, match="bob is reviewing this item"):
+        review_item_skip(item_id=item.pk, actor=alice_actor, version=opened.version)
+    assert snapshot(item) == held_by_bob
+    conflict = ReviewEvent.objects.get(action=ReviewAction.CONFLICT)
+    assert (conflict.actor, conflict.detail) == ("alice", {"seen_version": 2, "current_version": 3,
+                                                           "action": "skip"})
+    assert not ReviewEvent.objects.filter(action=ReviewAction.SKIPPED).exists()
+
+
+def test_review_next_losing_a_race_leaves_no_refusal_event(payments, alice_actor, bob_actor) -> None:
+    make_interaction(payments, external_id="only")
+    review_items_enqueue_failures()
+    review_item_claim(item_id=ReviewItem.objects.get().pk, actor=bob_actor)
+    assert review_item_claim_next(actor=alice_actor) is None
+    assert not ReviewEvent.objects.filter(action=ReviewAction.CLAIM_REFUSED).exists()
+
+
+def _fixable_and_not(payments: Any) -> tuple[ReviewItem, ReviewItem, ReviewItem]:
+    """Two dollars-for-cents failures (a suggested fix) and one that needs a human (wrong enum too)."""
+    make_interaction(payments, external_id="fix-1")
+    make_interaction(payments, external_id="fix-2", query="Refund $12.50 on pay_9",
+                     calls=[{"name": "refund_payment", "arguments": {"payment_id": "pay_9", "amount_cents": 12.5}}])
+    make_interaction(payments, external_id="human", calls=[{"name": "refund_payment", "arguments": {
+        "payment_id": "pay_1", "amount_cents": 49.99, "currency": "GBP"}}])
+    review_items_enqueue_failures()
+    items = {i.interaction.external_id: i for i in ReviewItem.objects.select_related("interaction")}
+    return items["fix-1"], items["fix-2"], items["human"]
+
+
+def test_accepting_suggested_fixes_makes_the_same_examples_as_a_manual_submit(payments, alice_actor,
+                                                                              bob_actor) -> None:
+    one, two, human = _fixable_and_not(payments)
+    make_interaction(payments, external_id="held")
+    review_items_enqueue_failures()
+    held = ReviewItem.objects.get(interaction__external_id="held")
+    review_item_claim(item_id=held.pk, actor=bob_actor)
+    claimed_by_alice = review_item_claim(item_id=two.pk, actor=alice_actor)
+    result = review_items_accept_suggested(item_ids=[one.pk, two.pk, human.pk, held.pk, 99999], actor=alice_actor)
+    assert (result.done, result.no_fix, result.refused, result.first_of_two) == (
+        [one.pk, two.pk], [human.pk], sorted([held.pk, 99999]), [])
+    by_item = {e.provenance["review_item"]: e for e in TrainingExample.objects.all()}
+    assert set(by_item) == {one.pk, two.pk}
+    example = by_item[one.pk]
+    assert (example.source, example.quality, example.behavior, example.interaction_id) == (
+        "correction", "high", "call", one.interaction_id)
+    assert example.expected == {"calls": [{"name": "refund_payment",
+                                           "arguments": {"payment_id": ["pay_123"], "amount_cents": [4999]}}]}
+    assert example.common_mistakes == ["Amount in dollars instead of cents"]
+    assert example.provenance["reviewers"] == ["alice"]
+    assert example.provenance["suggested_fix"] == ["refund_payment.amount_cents: 49.99 dollars → 4999 cents"]
+    assert by_item[two.pk].expected["calls"][0]["arguments"]["amount_cents"] == [1250]
+    statuses = dict(ReviewItem.objects.values_list("pk", "status"))
+    assert (statuses[one.pk], statuses[two.pk], statuses[human.pk], statuses[held.pk]) == (
+        "corrected", "corrected", "pending", "claimed")
+    corrected = ReviewEvent.objects.filter(action=ReviewAction.CORRECTED).order_by("item_id")
+    assert [(e.item_id, e.actor, e.detail["bulk"]) for e in corrected] == [(one.pk, "alice", True),
+                                                                           (two.pk, "alice", True)]
+    # Claimed first, the claim-to-decision time is kept as for a manual submit.
+    assert corrected.get(item_id=two.pk).seconds_spent is not None and claimed_by_alice.holder == "alice"
+    assert AuditEvent.objects.filter(action="review.corrected").count() == 2
+    assert not ReviewEvent.objects.filter(item_id__in=[human.pk, held.pk]).exclude(actor="bob").exists()
+
+
+def test_accepting_suggested_fixes_is_atomic_per_item(payments, alice_actor, bob_actor, monkeypatch) -> None:
+    one, two, _ = _fixable_and_not(payments)
+    import review.services as svc
+
+    real_submit = svc._submit
+
+    def racing_submit(**kwargs: Any) -> Any:
+        if kwargs["item_id"] == one.pk:  # Bob claims the first item while the batch runs
+            ReviewItem.objects.filter(pk=one.pk).update(status="claimed", holder="bob", version=9,
+                                                        lease_expires_at=timezone.now() + timedelta(minutes=5))
+        return real_submit(**kwargs)
+
+    monkeypatch.setattr(svc, "_submit", racing_submit)
+    result = review_items_accept_suggested(item_ids=[one.pk, two.pk], actor=alice_actor)
+    assert (result.done, result.refused) == ([two.pk], [one.pk])
+    assert list(TrainingExample.objects.values_list("provenance__review_item", flat=True)) == [two.pk]
+    one.refresh_from_db()
+    # One connection here, so Bob's racing write was inside the refused (rolled back) submit; what
+    # matters is that the first item got nothing while the second was saved.
+    assert (one.status, one.version, one.example_id) == ("pending", 1, None)
+    conflict = ReviewEvent.objects.get(action=ReviewAction.CONFLICT)
+    assert (conflict.item_id, conflict.detail["action"]) == (one.pk, "submit")
+
+
+@override_settings(FTOPS_REVIEW_DOUBLE_REVIEW_PERCENT=100)
+def test_accepting_a_suggested_fix_on_a_double_review_item_is_its_first_review(payments, alice_actor) -> None:
+    make_interaction(payments)
+    review_items_enqueue_failures()
+    item = ReviewItem.objects.get()
+    result = review_items_accept_suggested(item_ids=[item.pk], actor=alice_actor)
+    assert (result.done, result.first_of_two) == ([item.pk], [item.pk])
+    item.refresh_from_db()
+    assert (item.status, item.reviews_done, item.first_reviewer) == ("pending", 1, "alice")
+    assert TrainingExample.objects.count() == 0
+    with pytest.raises(ValidationFailed, match="nothing selected"):
+        review_items_accept_suggested(item_ids=[], actor=alice_actor)

@@ -124,7 +124,9 @@ def test_queue_query_count_does_not_grow_with_rows(alice_client: Client, payment
     for n in range(rows):
         make_interaction(payments, external_id=f"q-{n}")
     review_items_enqueue_failures()
-    with django_assert_max_num_queries(9):
+    # session, user, roles, summary, service names, "mine", the page, and the suggested fixes'
+    # interactions, schemas and renames: the same ten for 3 rows or 40.
+    with django_assert_max_num_queries(10):
         assert alice_client.get(reverse("review:queue")).status_code == 200
 
 
@@ -397,3 +399,130 @@ def test_a_prev_reference_is_refused_outside_a_sequence(alice_client: Client, it
     assert response.status_code == 422
     assert "must be a whole number (integer)" in response.content.decode()
     assert TrainingExample.objects.count() == 0
+
+
+# --- status tabs, bulk accept, suggested fix, blind double review, history, stats ---------------
+
+def test_status_tabs_keep_the_service_tool_kind_and_search_filters(alice_client: Client, item) -> None:
+    body = alice_client.get(reverse("review:queue"), {"service": "payments", "tool": "refund_payment",
+                                                      "kind": "type_error", "q": "refund"}).content.decode()
+    tabs = body.split('<nav class="status-tabs"')[1].split("</nav>")[0]
+    assert 'href="?service=payments&amp;tool=refund_payment&amp;kind=type_error&amp;q=refund"' in tabs
+    assert ('href="?status=all&amp;service=payments&amp;tool=refund_payment&amp;kind=type_error&amp;q=refund"'
+            in tabs)
+    assert 'hx-swap-oob' not in tabs
+    # An htmx filter swaps only the results; the tabs come along out of band with the new filters.
+    partial = alice_client.get(reverse("review:queue"), {"tool": "refund_payment", "q": "49"}, **HTMX)
+    oob = partial.content.decode().split('<nav class="status-tabs" id="status-tabs" aria-label="Status" '
+                                         'hx-swap-oob="true">')[1].split("</nav>")[0]
+    assert 'href="?status=mine&amp;tool=refund_payment&amp;q=49"' in oob
+
+
+def test_bulk_accept_of_suggested_fixes_from_the_queue(alice_client: Client, payments) -> None:
+    make_interaction(payments, external_id="cents")
+    make_interaction(payments, external_id="enum", calls=[{"name": "refund_payment", "arguments": {
+        "payment_id": "pay_1", "amount_cents": 49.99, "currency": "GBP"}}])
+    review_items_enqueue_failures()
+    cents = ReviewItem.objects.get(interaction__external_id="cents")
+    enum = ReviewItem.objects.get(interaction__external_id="enum")
+    queue = alice_client.get(reverse("review:queue")).content.decode()
+    assert 'id="select-all" data-select-all' in queue
+    assert '<option value="accept">Accept the suggested fix</option>' in queue
+    assert queue.count('class="badge good" title="Suggested fix: refund_payment.amount_cents: 49.99 dollars') == 1
+    assert "1 row on this page has one." in queue
+    done = alice_client.post(reverse("review:bulk"), {"action": "accept", "items": [cents.pk, enum.pk],
+                                                      "back": "kind=type_error"}, follow=True)
+    assert done.redirect_chain[0][0] == reverse("review:queue") + "?kind=type_error"
+    body = done.content.decode()
+    assert (f"Accepted the suggested fix of 1 item(s). 1 had no confident suggested fix (review them by hand): "
+            f"#{enum.pk}.") in body
+    example = TrainingExample.objects.get()
+    assert (example.source, example.quality, example.provenance["review_item"]) == ("correction", "high", cents.pk)
+    assert dict(ReviewItem.objects.values_list("pk", "status")) == {cents.pk: "corrected", enum.pk: "pending"}
+
+
+def test_item_page_shows_the_suggested_fix_and_prefills_the_form_with_it(alice_client: Client, item,
+                                                                         alice) -> None:
+    page = alice_client.get(reverse("review:item", args=[item.pk])).content.decode()
+    assert 'id="suggested-fix"' in page and "refund_payment.amount_cents: 49.99 dollars → 4999 cents" in page
+    assert "prefill=suggested" not in page  # only for whoever holds the item
+    claimed(item, alice)
+    form = alice_client.get(reverse("review:item", args=[item.pk]), {"prefill": "suggested"}).content.decode()
+    assert re.search(r'name="calls-0-arg-amount_cents"[^>]*value="4999"', form)
+    assert '<input type="checkbox" name="mistakes" value="dollars_for_cents" checked>' in form
+    assert "Suggested fix accepted: refund_payment.amount_cents" in form
+
+
+def test_a_refused_claim_says_why_and_is_in_the_history(alice_client: Client, bob_client: Client, item,
+                                                        bob) -> None:
+    claimed(item, bob)
+    response = alice_client.post(reverse("review:claim", args=[item.pk]), follow=True)
+    body = response.content.decode()
+    assert f"Could not claim #{item.pk}: bob is reviewing this item" in body
+    assert "alice — claim refused: “bob is reviewing this item" in body
+    assert ReviewEvent.objects.filter(action="claim_refused", actor="alice").count() == 1
+
+
+@pytest.fixture
+def double_item(payments, settings) -> ReviewItem:
+    settings.FTOPS_REVIEW_DOUBLE_REVIEW_PERCENT = 100
+    make_interaction(payments)
+    review_items_enqueue_failures()
+    return ReviewItem.objects.get()
+
+
+def test_double_review_is_blind_until_both_reviews_are_in(alice_client: Client, bob_client: Client, client: Client,
+                                                          double_item, alice, bob, admin_user) -> None:
+    url = reverse("review:item", args=[double_item.pk])
+    first = claimed(double_item, alice)
+    alice_client.post(url, fields_of(first, **{"calls-0-tool": "refund_payment", "then": "queue"}))
+    second_view = bob_client.get(url).content.decode()
+    submissions = second_view.split('id="submissions"')[1].split("</ul>")[0]
+    assert "Round 1 is in." in submissions and "Double review is blind" in submissions
+    assert "alice</strong>" not in submissions and "refund_payment" not in submissions
+    assert "Double review agreement" not in second_view
+    # The first reviewer sees their own answer, an admin sees it too.
+    assert "Round 1 by <strong>alice</strong>: call" in alice_client.get(url).content.decode()
+    client.force_login(admin_user)
+    assert "Round 1 by <strong>alice</strong>: call" in client.get(url).content.decode()
+
+    current = claimed(double_item, bob)
+    bob_client.post(url, fields_of(current, **{"calls-0-arg-amount_cents": "5000", "then": "queue"}))
+    after = bob_client.get(url).content.decode()
+    assert "Round 1 by <strong>alice</strong>: call" in after and "Round 2 by <strong>bob</strong>: call" in after
+    table = after.split('<table class="agreement">')[1].split("</table>")[0]
+    rows = [(css, re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", cells)).strip())
+            for css, cells in re.findall(r'<tr class="([^"]+)">(.*?)</tr>', table, re.S)]
+    assert rows == [
+        ("arg-ok", "1 tool refund_payment refund_payment yes"),
+        ("arg-mismatch", "amount_cents 4999 5000 no"),
+        ("arg-ok", "currency USD USD yes"),
+        ("arg-ok", "payment_id pay_123 pay_123 yes"),
+    ]
+    assert "disagreement" in after and "arguments 2/3 agree" in after
+
+
+def test_item_history_is_paginated(alice_client: Client, item) -> None:
+    from review.models import ReviewAction
+
+    ReviewEvent.objects.bulk_create([
+        ReviewEvent(item=item, action=ReviewAction.CLAIM_REFUSED, actor=f"r{n:02d}",
+                    at=timezone.now() - timedelta(minutes=n)) for n in range(45)])
+    url = reverse("review:item", args=[item.pk])
+    first = alice_client.get(url).content.decode()
+    history = first.split('id="history"')[1]
+    assert history.count("— claim refused") == 20 and "r00 —" in history and "r20 —" not in history
+    assert 'href="?history=2#history"' in history and "page 1 of 3 &middot; 45 events" in history
+    last = alice_client.get(url, {"history": 3}).content.decode().split('id="history"')[1]
+    assert last.count("— claim refused") == 5 and "r44 —" in last
+
+
+def test_statistics_are_paginated(alice_client: Client, item) -> None:
+    from review.models import ReviewAction
+
+    ReviewEvent.objects.bulk_create([ReviewEvent(item=item, action=ReviewAction.SKIPPED, actor=f"rev-{n:02d}")
+                                     for n in range(55)])
+    first = alice_client.get(reverse("review:stats")).content.decode()
+    assert first.count('<th scope="row">rev-') == 50 and "page 1 of 2 &middot; 55 reviewers" in first
+    second = alice_client.get(reverse("review:stats"), {"page": 2, "days": 7}).content.decode()
+    assert second.count('<th scope="row">rev-') == 5 and 'href="?days=7&amp;page=1"' in second

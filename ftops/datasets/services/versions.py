@@ -41,6 +41,8 @@ from ftops.datasets.models import (
 from ftops.datasets.selectors import record_from_example, schema_maps
 from ftops.datasets.splitting import (
     HOLDOUT,
+    MULTI,
+    SHARE_TOLERANCE,
     TEST,
     TRAIN,
     Item,
@@ -228,7 +230,18 @@ def _edge_case(example: TrainingExample) -> bool:
 
 def quality_report(*, members: list[tuple[TrainingExample, str, str]], curation: CurationResult,
                    contamination_removed: int, zero_shot_tools: list[str], notes: list[str],
-                   new_phrasing_groups: dict[str, list[str]], emb: np.ndarray) -> dict[str, Any]:
+                   new_phrasing_groups: dict[str, list[str]], emb: np.ndarray,
+                   share_targets: dict[str, float] | None = None,
+                   composition_target: dict[str, float] | None = None) -> dict[str, Any]:
+    """The version's quality report.
+
+    ``test_composition`` holds, for seen_phrasing / new_phrasing / zero_shot_tool, their
+    shares of the *single-step* test examples (what the configured 40/40/20 is about), and
+    for multi_step its share of the *whole* test split: multi-step examples are a separate
+    dimension that sits beside that composition inside the test's size. ``test_dimensions``
+    has the counts. When a split's share ends further than ``SHARE_TOLERANCE`` from its
+    target, a note says so; the split notes before it say why.
+    """
     per_tool: dict[str, dict[str, Any]] = {}
     sources: Counter[str] = Counter()
     qualities: Counter[str] = Counter()
@@ -255,7 +268,17 @@ def quality_report(*, members: list[tuple[TrainingExample, str, str]], curation:
     real_tools = {t: r for t, r in per_tool.items() if not t.endswith(".(none)")}
     average = sum(r["total"] for r in real_tools.values()) / len(real_tools) if real_tools else 0.0
     total = len(members)
-    single_test = sum(v for k, v in test_dims.items() if k != "multi_step")
+    test_total = sum(test_dims.values())
+    single_test = test_total - test_dims.get(MULTI, 0)
+    composition = {k: round(v / single_test, 3) for k, v in sorted(test_dims.items()) if k != MULTI and single_test}
+    if test_total:
+        composition[MULTI] = round(test_dims.get(MULTI, 0) / test_total, 3)
+    shares = {s: round(splits.get(s, 0) / total, 3) if total else 0.0 for s in Split.values}
+    targets = dict(share_targets or {})
+    drift = {s: shares[s] - targets[s] for s in Split.values if s in targets}
+    if total and any(abs(d) > SHARE_TOLERANCE + 1e-9 for d in drift.values()):
+        notes = [*notes, "split shares drift more than {:g} points from their targets: {}".format(
+            SHARE_TOLERANCE * 100, ", ".join(f"{s} {shares[s]:.3f} (target {targets[s]:g})" for s in drift))]
     return {
         "total_examples": total,
         "tools_covered": len(real_tools),
@@ -270,10 +293,11 @@ def quality_report(*, members: list[tuple[TrainingExample, str, str]], curation:
         "behavior_mix": dict(sorted(behaviors.items())),
         "high_quality_count": qualities.get(Quality.HIGH, 0),
         "split_sizes": {s: splits.get(s, 0) for s in Split.values},
-        "split_shares": {s: round(splits.get(s, 0) / total, 3) if total else 0.0 for s in Split.values},
+        "split_shares": shares,
+        "split_targets": targets,
         "test_dimensions": dict(sorted(test_dims.items())),
-        "test_composition": {k: round(v / single_test, 3) for k, v in sorted(test_dims.items())
-                             if k != "multi_step"} if single_test else {},
+        "test_composition": composition,
+        "test_composition_target": dict(sorted((composition_target or {}).items())),
         "zero_shot_tools": zero_shot_tools,
         "new_phrasing_groups": {t: len(g) for t, g in sorted(new_phrasing_groups.items()) if g},
         "duplicates_removed": curation.duplicates_removed,
@@ -342,7 +366,10 @@ def build_members(*, seed: int, params: dict[str, Any], cfg: CurationConfig, emb
     progress(75, "writing the quality report")
     report = quality_report(members=members, curation=curation, contamination_removed=len(contaminated),
                             zero_shot_tools=assignment.zero_shot_tools, notes=assignment.notes,
-                            new_phrasing_groups=assignment.new_phrasing_groups, emb=emb)
+                            new_phrasing_groups=assignment.new_phrasing_groups, emb=emb,
+                            share_targets={"train": sp.train, "validation": sp.validation, "test": sp.test,
+                                           "holdout": sp.holdout},
+                            composition_target=dict(comp))
     return members, report
 
 
