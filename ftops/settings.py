@@ -11,8 +11,9 @@ from pathlib import Path
 
 import dj_database_url
 from kombu import Queue
+from kombu.transport import TRANSPORT_ALIASES
 
-from ftops.common.env import SettingsError, env_bool, env_int, env_list, env_str
+from ftops.common.env import SettingsError, env_bool, env_int, env_list, env_rate, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("FTOPS_VAR_DIR", str(BASE_DIR / "var")))
@@ -34,6 +35,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc assets, served from static/ (no CDN)
     "django_htmx",
     "template_partials",
     "ftops.common",
@@ -132,8 +134,14 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # DRF's JSONParser lets RecursionError through (a 500) on a body nested ~1,000 deep.
+    "DEFAULT_PARSER_CLASSES": [
+        "ftops.interactions.parsers.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_THROTTLE_CLASSES": ["ftops.common.auth.ApiKeyRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"api_key": env_str("FTOPS_API_KEY_RATE", "6000/min")},
+    "DEFAULT_THROTTLE_RATES": {"api_key": env_rate("FTOPS_API_KEY_RATE", "6000/min")},
     "EXCEPTION_HANDLER": "ftops.common.api_errors.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
@@ -143,6 +151,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "FT-Ops for LLM tool calling: ingest, catalog, curation, training, evaluation.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The docs page loads its JS and CSS from our own static files: self-hosted installs
+    # often cannot reach a CDN, and a CDN would see which internal hosts read the docs.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # Several models have a "status" with different choices; name each enum so the schema
     # (and `check --deploy`, which builds it) has no naming collisions.
@@ -158,14 +171,18 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- cache (throttling, locks) -------------------------------------------------------
-REDIS_URL = env_str("REDIS_URL", "")
+# Django's RedisCache hands the URL to redis-py, which knows these schemes.
+REDIS_URL = env_url("REDIS_URL", "", schemes={"redis", "rediss", "unix"}, example="redis://host:6379/1")
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Celery -----------------------------------------------------------------------------
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
+# Any transport kombu ships (redis://, rediss://, amqp://, memory:// ...); a typo would
+# otherwise only surface when the first task is sent. ";" separates failover brokers.
+CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", "", schemes=set(TRANSPORT_ALIASES),
+                            example="redis://host:6379/0", several=True)
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "")
 # No broker configured: tasks run in-process (embedded default, tests, demo).
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
@@ -183,19 +200,19 @@ CELERY_TASK_ROUTES = {
 }
 # Durability for long GPU work lives in the database (lease + heartbeat + reaper); the
 # broker's visibility timeout only has to outlast a normal run's acknowledgement delay.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("FTOPS_VISIBILITY_TIMEOUT_S", 4 * 3600)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("FTOPS_VISIBILITY_TIMEOUT_S", 4 * 3600, minimum=1)}
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
 # Curation: collect production examples, then evaluate the retraining triggers.
 CELERY_BEAT_SCHEDULE["curation-collect-and-triggers"] = {
     "task": "ftops.datasets.tasks.curation_scheduled",
-    "schedule": 60.0 * env_int("FTOPS_CURATION_INTERVAL_MIN", 60),
+    "schedule": 60.0 * env_int("FTOPS_CURATION_INTERVAL_MIN", 60, minimum=1),
     "options": {"queue": "curation"},
 }
 
 # Review: failures reach the queue shortly after ingest; abandoned claims return to it.
 CELERY_BEAT_SCHEDULE["review-enqueue-failures"] = {
     "task": "review.tasks.enqueue_failures",
-    "schedule": 60.0 * env_int("FTOPS_REVIEW_ENQUEUE_EVERY_MIN", 5),
+    "schedule": 60.0 * env_int("FTOPS_REVIEW_ENQUEUE_EVERY_MIN", 5, minimum=1),
 }
 CELERY_BEAT_SCHEDULE["review-release-expired-leases"] = {
     "task": "review.tasks.release_expired_leases",
@@ -205,12 +222,14 @@ CELERY_BEAT_SCHEDULE["review-release-expired-leases"] = {
 # --- ftops ------------------------------------------------------------------------------
 FTOPS_CONFIG_FILE = env_str("FTOPS_CONFIG_FILE", str(BASE_DIR / "ft_ops_config.yaml"))
 FTOPS_PII_REDACTION = env_bool("FTOPS_PII_REDACTION", True)
-FTOPS_REVIEW_LEASE_MINUTES = env_int("FTOPS_REVIEW_LEASE_MINUTES", 15)
-FTOPS_INGEST_MAX_BATCH = env_int("FTOPS_INGEST_MAX_BATCH", 1000)
+FTOPS_REVIEW_LEASE_MINUTES = env_int("FTOPS_REVIEW_LEASE_MINUTES", 15, minimum=1)
+# 0 would refuse every ingest request as "too large".
+FTOPS_INGEST_MAX_BATCH = env_int("FTOPS_INGEST_MAX_BATCH", 1000, minimum=1)
 # A full ingest batch (1,000 interactions with conversations) is several MB; Django's 2.5 MB
 # default would refuse it before the API could say anything useful.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("FTOPS_MAX_REQUEST_MB", 32, minimum=1) * 1024 * 1024
-FTOPS_FAILURE_FEEDBACK_MAX = env_int("FTOPS_FAILURE_FEEDBACK_MAX", 2)
+# Feedback is 1-5: 0 means a score never marks a failure, 5 that every scored interaction is one.
+FTOPS_FAILURE_FEEDBACK_MAX = env_int("FTOPS_FAILURE_FEEDBACK_MAX", 2, maximum=5)
 FTOPS_BASE_MODEL = env_str("FTOPS_BASE_MODEL", str(VAR_DIR / "models" / "ftops-tiny-base"))
 
 LOGGING = {
@@ -228,18 +247,16 @@ if _unknown_pii:
 
 # Share of review items (percent, 0-100) that two different reviewers must correct; their
 # agreement on tool and arguments is recorded. Chosen deterministically per interaction.
-FTOPS_REVIEW_DOUBLE_REVIEW_PERCENT = env_int("FTOPS_REVIEW_DOUBLE_REVIEW_PERCENT", 0)
-if FTOPS_REVIEW_DOUBLE_REVIEW_PERCENT > 100:
-    raise SettingsError(f"FTOPS_REVIEW_DOUBLE_REVIEW_PERCENT={FTOPS_REVIEW_DOUBLE_REVIEW_PERCENT} must be 0-100")
+FTOPS_REVIEW_DOUBLE_REVIEW_PERCENT = env_int("FTOPS_REVIEW_DOUBLE_REVIEW_PERCENT", 0, maximum=100)
 
 # --- training (helper D) -------------------------------------------------------------
 # A run's lease: heartbeats extend it; the reaper re-queues runs whose lease ran out.
-FTOPS_TRAINING_LEASE_S = env_int("FTOPS_TRAINING_LEASE_S", 300)
-FTOPS_TRAINING_REQUEUE_AFTER_S = env_int("FTOPS_TRAINING_REQUEUE_AFTER_S", 900)
+FTOPS_TRAINING_LEASE_S = env_int("FTOPS_TRAINING_LEASE_S", 300, minimum=1)
+FTOPS_TRAINING_REQUEUE_AFTER_S = env_int("FTOPS_TRAINING_REQUEUE_AFTER_S", 900, minimum=1)
 FTOPS_OPENAI_BASE_URL = env_str("FTOPS_OPENAI_BASE_URL", "")
 CELERY_BEAT_SCHEDULE["training-reap-leases"] = {
     "task": "ftops.training.tasks.training_reap_task",
-    "schedule": float(env_int("FTOPS_TRAINING_REAP_EVERY_S", 60)),
+    "schedule": float(env_int("FTOPS_TRAINING_REAP_EVERY_S", 60, minimum=1)),
 }
 
 # Covering indexes (INCLUDE columns) serve PostgreSQL; the embedded SQLite ignores the extra

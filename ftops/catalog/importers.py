@@ -57,6 +57,7 @@ class Parsed:
     tools: list[ToolDef]
     documents: list[dict[str, Any]] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)  # tool names given twice (first one kept)
+    notes: list[str] = field(default_factory=list)  # what the user should know, e.g. a guessed service name
 
 
 # ---------------------------------------------------------------- detection
@@ -190,8 +191,7 @@ def parse_tool_documents(data: Any, *, service: str | None = None) -> Parsed:
                                              inferred=False, vocabulary=vocabulary)
             else:
                 tools[(svc, name)] = ToolDef(svc, name, str(doc.get("description") or ""),
-                                             infer_schema(tool_argument_sets(docs, name)), inferred=True,
-                                             vocabulary=vocabulary)
+                                             infer_tool_schema(docs, name), inferred=True, vocabulary=vocabulary)
         normalized.append({**doc, "service": svc, "tool": name})
     if errors:
         raise ImportFailed("some documents are invalid; see 'fields'", fields=errors)
@@ -200,8 +200,7 @@ def parse_tool_documents(data: Any, *, service: str | None = None) -> Parsed:
     for svc in services:
         for name in sorted(_called_tool_names([d for d in normalized if d["service"] == svc])):
             if (svc, name) not in tools:
-                tools[(svc, name)] = ToolDef(svc, name, "", infer_schema(tool_argument_sets(normalized, name)),
-                                             inferred=True)
+                tools[(svc, name)] = ToolDef(svc, name, "", infer_tool_schema(normalized, name), inferred=True)
     return Parsed("tool-docs", list(services.values()), list(tools.values()), normalized, duplicates)
 
 
@@ -223,6 +222,51 @@ def _called_tool_names(docs: list[dict[str, Any]]) -> set[str]:
                 if isinstance(step, dict) and step.get("tool"):
                     names.add(str(step["tool"]))
     return names
+
+
+def asked_fields(docs: list[dict[str, Any]], tool: str) -> list[str]:
+    """The parameters that the ask_for_details edge cases of ``tool``'s documents ask for."""
+    out: dict[str, None] = {}
+    for doc in docs:
+        if doc.get("tool") != tool:
+            continue  # an edge case is about its document's tool
+        for example in _examples(doc):
+            behavior = example.get("correct_behavior")
+            if isinstance(behavior, dict) and behavior.get("action") == "ask_for_details":
+                fields = behavior.get("required_fields")
+                out.update(dict.fromkeys(f for f in fields or [] if isinstance(f, str) and f))
+    return list(out)
+
+
+def infer_tool_schema(docs: list[dict[str, Any]], tool: str) -> dict[str, Any]:
+    """A schema for ``tool`` from its examples' calls and its ask_for_details edge cases.
+
+    A field an edge case asks for is a parameter of the tool even when no example passes it,
+    and it is required unless an example call leaves it out: the seed's own document asks
+    for ``customer_id`` while its first example charges an invoice without one. Such a field
+    stays optional here, and ``lenient_ask_schema`` lets the edge case name it anyway.
+    """
+    argument_sets = tool_argument_sets(docs, tool)
+    schema = infer_schema(argument_sets)
+    asked = asked_fields(docs, tool)
+    if not asked:
+        return schema
+    properties = {**{name: {} for name in asked}, **schema["properties"]}
+    required = set(schema["required"]) | {f for f in asked if all(f in args for args in argument_sets)}
+    return {**schema, "properties": dict(sorted(properties.items())), "required": sorted(required)}
+
+
+def lenient_ask_schema(parameters: dict[str, Any], fields: Any) -> dict[str, Any]:
+    """``parameters`` with the known parameters in ``fields`` added to ``required``.
+
+    Used only to validate an ask_for_details example against an *inferred* schema: the
+    inference cannot tell "required" from "absent in one example", so a field the document
+    itself says must be asked for is taken at its word when the tool has that parameter.
+    """
+    properties = parameters.get("properties") or {}
+    required = list(parameters.get("required") or [])
+    extra = [f for f in fields or [] if isinstance(f, str) and f in properties and f not in required]
+    return {**parameters, "required": required + extra} if extra else parameters
 
 
 def tool_argument_sets(docs: list[dict[str, Any]], tool: str) -> list[dict[str, Any]]:
@@ -361,8 +405,11 @@ def parse_source(*, source: str, fmt: str | None = None, service: str | None = N
         raise ImportFailed(f"unknown format {fmt!r}", fields={"format": [f"choose one of {list(FORMATS)}"]})
     if content is None:
         fmt = fmt or detect_format(source)
+        if fmt == "mcp" and source.strip().startswith(("http://", "https://")):
+            # A URL cannot be run as a stdio command; it is the streamable-HTTP transport.
+            fmt = "mcp-http"
         if fmt in ("mcp", "mcp-http"):
-            return parse_mcp(source, fmt=fmt, service=service)
+            return parse_mcp(source.strip(), fmt=fmt, service=service)
         path = Path(source)
         if not path.is_file():
             raise ImportFailed(f"no such file: {source}", fields={"source": ["give an existing file path"]})
@@ -381,4 +428,9 @@ def parse_source(*, source: str, fmt: str | None = None, service: str | None = N
     if not (service or default_service):
         raise ImportFailed("an OpenAI tools list needs a service", fields={"service": [
             "name the service these tools belong to"]})
-    return parse_function_list(content, fmt=fmt, service=service or default_service)
+    parsed = parse_function_list(content, fmt=fmt, service=service or default_service)
+    if not service:
+        # An OpenAI tools list names no service; the file name is a guess the user should see.
+        parsed.notes.append(f"service {parsed.services[0].name!r} was taken from the file name; "
+                            "pass --service NAME to choose it")
+    return parsed

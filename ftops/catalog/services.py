@@ -8,13 +8,14 @@ stored diff says whether the change breaks callers.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
 from django.db.models import Max
 
-from ftops.catalog.importers import ImportFailed, Parsed, ServiceDef, ToolDef, parse_source
+from ftops.catalog.importers import ImportFailed, Parsed, ServiceDef, ToolDef, lenient_ask_schema, parse_source
 from ftops.catalog.models import SchemaChange, Service, Tool, ToolSchemaVersion
 from ftops.catalog.schema import content_hash, schema_diff
 from ftops.catalog.selectors import tool_schema_map
@@ -37,6 +38,7 @@ class ImportReport:
     examples_migrated: int = 0  # older examples that still fit a new schema version
     examples_flagged: int = 0  # older examples that no longer fit (left for review)
     duplicates: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -51,7 +53,7 @@ class ImportReport:
             "tools_unchanged": self.tools_unchanged, "examples_created": self.examples_created,
             "examples_existing": self.examples_existing, "examples_skipped": self.examples_skipped,
             "examples_migrated": self.examples_migrated, "examples_flagged": self.examples_flagged,
-            "duplicates": self.duplicates,
+            "duplicates": self.duplicates, "notes": self.notes,
         }
 
     def lines(self) -> list[str]:
@@ -77,6 +79,7 @@ class ImportReport:
             out += [f"  {s['where']}: {s['fields']}" for s in self.examples_skipped[:20]]
         if self.duplicates:
             out.append(f"duplicate tool definitions ignored: {', '.join(sorted(set(self.duplicates)))}")
+        out += [f"note: {note}" for note in self.notes]
         return out
 
 
@@ -223,6 +226,22 @@ def example_fields(example: dict[str, Any], *, doc_tool: str) -> dict[str, Any] 
     return None
 
 
+def _ask_schemas(schemas: dict[str, ToolSchemaVersion], tool: Any,
+                 expected: dict[str, Any]) -> dict[str, ToolSchemaVersion]:
+    """The schemas to check an ask_for_details example with: for a tool whose current schema
+    was inferred from examples, the fields the example asks for count as required when the
+    tool has them (see ``importers.lenient_ask_schema``). Published schemas stay strict."""
+    version = schemas.get(tool) if isinstance(tool, str) else None
+    if version is None or not version.inferred:
+        return schemas
+    parameters = lenient_ask_schema(version.parameters, expected.get("required_fields"))
+    if parameters is version.parameters:
+        return schemas
+    view = copy.copy(version)  # same row (the example still points at it); never saved
+    view.parameters = parameters
+    return {**schemas, tool: view}
+
+
 def _import_examples(parsed: Parsed, services: dict[str, Service], report: ImportReport, *, source: str,
                      skip_invalid: bool) -> None:
     """Validate every example with curation's rules, then store the new ones in bulk.
@@ -252,11 +271,14 @@ def _import_examples(parsed: Parsed, services: dict[str, Service], report: Impor
                                              "correct_sequence, or correct_behavior {action: ...}"]}
                 continue
             mistakes = example.get("common_mistakes") or []
+            example_schemas = schemas[doc["service"]]
+            if fields_["behavior"] == "ask_for_details":
+                example_schemas = _ask_schemas(example_schemas, fields_["tool"], fields_["expected"])
             try:
                 values = example_validate_and_prepare(
                     service=service, tool=fields_["tool"], user_query=str(example.get("user_query") or ""),
                     messages=None, tools=None, behavior=fields_["behavior"], expected=fields_["expected"],
-                    source="manual", quality="high", common_mistakes=mistakes, schemas=schemas[doc["service"]],
+                    source="manual", quality="high", common_mistakes=mistakes, schemas=example_schemas,
                 )
             except ValidationFailed as exc:
                 errors[where] = exc.fields or {"example": [exc.message]}
@@ -311,7 +333,7 @@ def _migrate_examples(tool: Tool, report: ImportReport) -> None:
 
 @transaction.atomic
 def catalog_import_parsed(*, parsed: Parsed, source: str, skip_invalid: bool = False) -> ImportReport:
-    report = ImportReport(source=source, fmt=parsed.fmt, duplicates=list(parsed.duplicates))
+    report = ImportReport(source=source, fmt=parsed.fmt, duplicates=list(parsed.duplicates), notes=list(parsed.notes))
     services: dict[str, Service] = {}
     for definition in parsed.services:
         service, state = service_upsert(definition=definition, source=source)

@@ -20,7 +20,6 @@ from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, 
 from rest_framework import serializers, status
 from rest_framework.exceptions import ParseError
 from rest_framework.pagination import LimitOffsetPagination
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -30,6 +29,7 @@ from ftops.common.errors import FtopsError, ValidationFailed
 from ftops.common.models import ApiKey, Role
 from ftops.interactions import selectors, services
 from ftops.interactions.models import CallVerdict, FailureKind, IngestBatch, Interaction
+from ftops.interactions.parsers import NestingTooDeep, SafeJSONParser
 
 CanIngest = has_role(Role.INGEST)
 CanRead = has_role(Role.INGEST, Role.REVIEWER)
@@ -182,6 +182,8 @@ def _payloads(request: Request) -> tuple[list[Any], bool]:
         raise services.BatchTooLarge(
             f"the request body is larger than {limit_mb} MB (FTOPS_MAX_REQUEST_MB); send smaller batches"
         ) from exc
+    except NestingTooDeep:
+        raise  # its own 400 ("nesting_too_deep"); it is not a syntax error to report as one
     except ParseError as exc:
         raise FtopsError(
             f"the body is not valid JSON ({exc.detail}); send one interaction object, a list of them, "
@@ -205,7 +207,7 @@ def _payloads(request: Request) -> tuple[list[Any], bool]:
 class InteractionsApi(APIView):
     """POST ingests; GET lists (one view per path; each method has its own serializers)."""
 
-    parser_classes = [JSONParser]
+    parser_classes = [SafeJSONParser]
 
     def get_permissions(self) -> list[Any]:
         return [CanIngest()] if self.request.method == "POST" else [CanRead()]

@@ -15,6 +15,21 @@ SKUs, amounts in cents, ISO timestamps and epoch numbers. That is why
 
 Greedy candidates are cut back to the longest valid prefix at a group boundary and the rest
 of the candidate is scanned again, so "card 4111 1111 1111 1111 12/27" loses only the card.
+
+Nested values also hold PII as JSON *numbers* (``{"card_number": 4111111111111111}``,
+``{"phone": 15552013344}``). A bare number has no separators or ``+`` to go by, so the key
+it sits under decides (the nearest dict key; list items inherit it):
+
+- under a key naming an identifier, an amount, a count or a time (``order_id``,
+  ``amount_cents``, ``created_at``, ``ts_ms`` ...) a number is never PII;
+- under a phone key (``phone``, ``mobile``, ``customerPhone`` ...) 7-15 digits are a phone
+  number, and so is a string of bare digits;
+- under a card key (``card_number``, ``pan``, ``cc`` ...) a Luhn-valid 13-19 digit number is
+  a card; under any other key it must also start with a real issuer prefix at that issuer's
+  length (Visa 4, Mastercard 51-55/2221-2720, Amex 34/37 ...).
+
+Such a number becomes its placeholder string; the literals redacted this way can be
+collected to scrub messages that quote them (a schema verdict's reason does).
 """
 
 from __future__ import annotations
@@ -71,8 +86,64 @@ _IBAN_START = re.compile(r"[A-Za-z]{2}[0-9]{2}")
 _TRIGGER = re.compile(r"[0-9@:]")  # every pattern needs a digit, an '@' or a ':'; most strings have none
 _NON_ALNUM = re.compile(r"[^A-Za-z0-9]")
 _NON_DIGIT = re.compile(r"[^0-9]")
+_BARE_PHONE = re.compile(r"\+?[0-9]{7,15}")
+_CAMEL = re.compile(r"([a-z0-9])([A-Z])")
+_WORD = re.compile(r"[a-z]+|[0-9]+")
 
 Counts = dict[str, int]
+
+# What a dict key says about the numbers under it (see the module docstring).
+PHONE_KEY, CARD_KEY, SAFE_KEY, PLAIN_KEY = "phone", "card", "safe", ""
+_PHONE_WORDS = frozenset({"tel", "telephone", "mobile", "cell", "fax", "msisdn", "whatsapp", "sms"})
+_CARD_WORDS = frozenset({"cc", "ccn", "pan", "creditcard"})
+_SAFE_WORDS = frozenset({
+    "id", "ids", "uuid", "guid", "key", "ref", "reference", "order", "invoice", "sku", "amount", "cents",
+    "total", "subtotal", "price", "cost", "fee", "balance", "qty", "quantity", "count", "ts", "timestamp",
+    "time", "at", "epoch", "ms", "ns", "date", "seq", "sequence", "version", "size", "bytes", "length",
+})  # fmt: skip
+_KEY_KINDS: dict[str, str] = {}
+
+# Card issuer prefixes (IIN ranges) and their lengths, for numbers under keys that do not
+# say "card": (first prefix, last prefix, lengths). Mostly-Maestro ranges are left out.
+_IIN_RANGES: tuple[tuple[int, int, frozenset[int]], ...] = (
+    (4, 4, frozenset({13, 16, 19})),  # Visa
+    (51, 55, frozenset({16})),  # Mastercard
+    (2221, 2720, frozenset({16})),  # Mastercard 2-series
+    (34, 34, frozenset({15})), (37, 37, frozenset({15})),  # American Express
+    (6011, 6011, frozenset(range(16, 20))), (644, 649, frozenset(range(16, 20))), (65, 65, frozenset(range(16, 20))),
+    (300, 305, frozenset(range(14, 20))), (36, 36, frozenset(range(14, 20))), (38, 39, frozenset(range(16, 20))),
+    (3528, 3589, frozenset(range(16, 20))),  # JCB
+    (62, 62, frozenset(range(16, 20))),  # UnionPay
+    (2200, 2204, frozenset(range(16, 20))),  # Mir
+)  # fmt: skip
+
+
+def key_kind(key: str) -> str:
+    """PHONE_KEY, CARD_KEY, SAFE_KEY or PLAIN_KEY for a dict key such as ``customerPhone``."""
+    found = _KEY_KINDS.get(key)
+    if found is not None:
+        return found
+    words = _WORD.findall(_CAMEL.sub(r"\1_\2", key).lower())
+    if any(w in _SAFE_WORDS for w in words):
+        kind = SAFE_KEY  # "phone_verified_at" holds a time, "card_id" an identifier
+    elif any("phone" in w or w in _PHONE_WORDS for w in words):
+        kind = PHONE_KEY
+    elif any("card" in w or w in _CARD_WORDS for w in words):
+        kind = CARD_KEY
+    else:
+        kind = PLAIN_KEY
+    if len(_KEY_KINDS) < 10_000:  # keys come from clients: bound the memo
+        _KEY_KINDS[key] = kind
+    return kind
+
+
+def issuer_length_ok(digits: str) -> bool:
+    """Does ``digits`` start with a card issuer's prefix and have one of that issuer's lengths?"""
+    for low, high, lengths in _IIN_RANGES:
+        width = len(str(low))
+        if low <= int(digits[:width]) <= high and len(digits) in lengths:
+            return True
+    return False
 
 
 def luhn_valid(digits: str) -> bool:
@@ -118,6 +189,8 @@ class Redactor:
         self.types = chosen
         self._email = "email" in chosen
         self._ipv6 = "ip" in chosen
+        self._want_phone = "phone" in chosen
+        self._want_card = "card" in chosen
         parts = [f"(?P<{name}>{pat})" for name, pat in _DIGIT_PATTERNS.items() if name in chosen]
         self._digits: re.Pattern[str] | None = re.compile("|".join(parts)) if parts else None
 
@@ -204,21 +277,52 @@ class Redactor:
         counts: Counts = {}
         return self.value_into(value, counts), counts
 
-    def value_into(self, value: Any, counts: Counts) -> Any:
+    def value_into(self, value: Any, counts: Counts, literals: dict[str, str] | None = None) -> Any:
+        """Redact ``value``; ``literals`` collects {redacted number or bare-digit string: placeholder}."""
+        return self._walk(value, counts, "", literals)
+
+    def _walk(self, value: Any, counts: Counts, key: str, literals: dict[str, str] | None) -> Any:
         kind = type(value)  # exact types first: JSON only produces these, and it is the hot path
         if kind is str:
-            return self.text_into(value, counts) if value else value
+            if not value:
+                return value
+            out = self.text_into(value, counts)
+            # "5552013344" under "phone": the text patterns need a "+" or groups to be sure.
+            if (key and self._want_phone and out == value and key_kind(key) == PHONE_KEY
+                    and _BARE_PHONE.fullmatch(value)):
+                return self._literal("phone", value, counts, literals)
+            return out
         if kind is dict:
-            return {k: self.value_into(v, counts) for k, v in value.items()}
+            return {k: self._walk(v, counts, k, literals) for k, v in value.items()}
         if kind is list:
-            return [self.value_into(v, counts) for v in value]
+            return [self._walk(v, counts, key, literals) for v in value]
+        if kind is int:
+            # A phone has 7-15 digits, a card 13-19: anything outside cannot be either.
+            return self._number(value, key, counts, literals) if 1_000_000 <= value < 10**19 else value
         if isinstance(value, str):
             return self.text_into(value, counts)
         if isinstance(value, dict):
-            return {k: self.value_into(v, counts) for k, v in value.items()}
+            return {k: self._walk(v, counts, str(k), literals) for k, v in value.items()}
         if isinstance(value, list | tuple):
-            return [self.value_into(v, counts) for v in value]
-        return value  # numbers, booleans, None: amounts in cents stay numbers
+            return [self._walk(v, counts, key, literals) for v in value]
+        return value  # floats, booleans, None; amounts in cents stay numbers
+
+    def _number(self, value: int, key: str, counts: Counts, literals: dict[str, str] | None) -> Any:
+        kind = key_kind(key) if key else PLAIN_KEY
+        if kind == SAFE_KEY:
+            return value
+        digits = str(value)
+        if kind == PHONE_KEY:
+            return self._literal("phone", digits, counts, literals) if self._want_phone and len(digits) <= 15 else value
+        if (self._want_card and 13 <= len(digits) <= 19 and luhn_valid(digits)
+                and (kind == CARD_KEY or issuer_length_ok(digits))):
+            return self._literal("card", digits, counts, literals)
+        return value
+
+    def _literal(self, kind: str, literal: str, counts: Counts, literals: dict[str, str] | None) -> str:
+        if literals is not None:
+            literals[literal] = PLACEHOLDERS[kind]
+        return self._count(kind, counts)
 
 
 @lru_cache(maxsize=64)
@@ -234,6 +338,13 @@ def redact_text(text: str, types: frozenset[str] | None = None) -> tuple[str, Co
 def redact_value(value: Any, types: frozenset[str] | None = None) -> tuple[Any, Counts]:
     """Redact PII in every string nested in dicts and lists; keys are left alone."""
     return redactor(types).redact_value(value)
+
+
+def scrub_literals(text: str, literals: dict[str, str]) -> str:
+    """Replace whole-number occurrences of ``literals`` (from ``value_into``) in ``text``."""
+    for literal, placeholder in sorted(literals.items(), key=lambda item: -len(item[0])):
+        text = re.sub(rf"(?<![0-9]){re.escape(literal)}(?![0-9])", placeholder, text)
+    return text
 
 
 def merge_counts(into: Counts, more: Counts) -> Counts:

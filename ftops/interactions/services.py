@@ -30,7 +30,7 @@ from ftops.common.models import ApiKey
 from ftops.interactions import pii
 from ftops.interactions.models import BatchStatus, CallVerdict, FailureKind, FeedbackEvent, IngestBatch, Interaction
 from ftops.interactions.selectors import existing_by_external_id, services_by_name, tool_schemas_by_service
-from ftops.interactions.validation import Errors, ParsedInteraction, ToolsMemo, parse_payload
+from ftops.interactions.validation import BAD_UNICODE, Errors, ParsedInteraction, ToolsMemo, parse_payload
 from ftops.interactions.verdicts import check_calls
 
 logger = logging.getLogger(__name__)
@@ -87,6 +87,14 @@ def failure_marking(*, schema_kind: str, success: bool | None, user_feedback: in
     if user_feedback is not None and user_feedback <= settings.FTOPS_FAILURE_FEEDBACK_MAX:
         return True, FailureKind.NEGATIVE_FEEDBACK.value
     return False, ""
+
+
+def _unencodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _redactor() -> pii.Redactor | None:
@@ -190,12 +198,16 @@ def _prepare(payloads: list[Any], *, single: bool) -> _Prepared:
         messages, tool_calls, metadata = item.messages, item.tool_calls, item.metadata
         response_text, reason = item.response_text, verdict.reason
         if redactor is not None:
+            literals: dict[str, str] = {}
             messages = redactor.value_into(messages, counts)
-            tool_calls = redactor.value_into(tool_calls, counts)
+            tool_calls = redactor.value_into(tool_calls, counts, literals)
             response_text = redactor.text_into(response_text, counts) if response_text else ""
             metadata = redactor.value_into(metadata, counts) if metadata else metadata
-            # The reason quotes argument values already counted above.
+            # The reason quotes argument values already counted above; a phone sent as a
+            # number ("15552013344 is not of type 'string'") only the literals can find.
             reason = redactor.text_into(reason, {}) if reason else ""
+            if reason and literals:
+                reason = pii.scrub_literals(reason, literals)
         rows.append(
             (
                 index,
@@ -425,6 +437,10 @@ def interaction_feedback_add(
         errors["comment"] = ["must be a string"]
     elif len(comment) > 5000:
         errors["comment"] = [f"must be at most 5000 characters (got {len(comment)})"]
+    elif "\x00" in comment:
+        errors["comment"] = ["must not contain NUL (\\u0000) characters; the database cannot store them"]
+    elif not comment.isascii() and _unencodable(comment):
+        errors["comment"] = [BAD_UNICODE]
     if errors:
         raise ValidationFailed("the feedback is invalid and was not stored; fix the fields listed", fields=errors)
     redactor = _redactor()

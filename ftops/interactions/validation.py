@@ -22,6 +22,15 @@ FIELDS = frozenset(
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 MAX_INT = 2_147_483_647  # PositiveIntegerField's upper bound on every database
 ID_MAX = 200
+# How deep one field may nest objects and arrays. Real payloads stay under ten; the bound keeps
+# every later recursive walk (hashing, PII redaction, JSON Schema checks) far from Python's
+# recursion limit, where a hostile body would otherwise turn into a 500.
+MAX_DEPTH = 32
+TOO_DEEP = f"nests objects and arrays more than {MAX_DEPTH} levels deep; send a flatter value"
+BAD_UNICODE = (
+    "holds a lone UTF-16 surrogate (such as \\ud800), which is not valid Unicode and cannot be stored; "
+    "send well-formed text"
+)
 
 Errors = dict[str, list[str]]
 
@@ -54,6 +63,27 @@ def canonical_json(payload: Any) -> str:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+class TooDeep(ValueError):
+    """A value nests objects and arrays more than ``MAX_DEPTH`` levels deep."""
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``value`` nests dicts and lists more than ``limit`` levels deep.
+
+    Iterative on purpose: it runs before anything recursive touches hostile input."""
+    if type(value) is not dict and type(value) is not list:
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in node.values() if type(node) is dict else node:
+            if type(child) is dict or type(child) is list:
+                stack.append((child, depth + 1))
+    return False
+
+
 class ToolsMemo:
     """Canonical JSON of the offered tools, computed once per distinct list in a batch.
 
@@ -78,11 +108,14 @@ class ToolsMemo:
         return tuple(names)
 
     def canonical(self, tools: list[Any]) -> str:
+        """Raises TooDeep for a list nested past ``MAX_DEPTH`` (checked once per distinct list)."""
         key = self._names(tools)
         bucket = self._cache.setdefault(key, [])
         for seen, text in bucket:
             if seen == tools:
                 return text
+        if too_deep(tools):
+            raise TooDeep(TOO_DEEP)
         text = canonical_json(tools)
         if len(bucket) < self._per_key:
             bucket.append((tools, text))
@@ -104,6 +137,20 @@ def _canonical_parts(payload: dict[str, Any], memo: ToolsMemo) -> tuple[str, str
 
 def _hash(rest: str, tools: str) -> str:
     return hashlib.sha256(f"{rest}\x1f{tools}".encode()).hexdigest()
+
+
+def _has_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_surrogate(v) for v in value)
+    return False
 
 
 def _has_nul(value: Any) -> bool:
@@ -186,7 +233,8 @@ def _parse_tool_calls(value: Any, errors: Errors) -> tuple[list[dict[str, Any]],
     """Accepts ``[{name, arguments}]`` and OpenAI ``[{type, function: {name, arguments}}]``.
 
     Arguments that are not JSON (or not a JSON object) are the model's mistake, not the
-    client's: such a call is kept with ``arguments_raw`` and judged invalid, never refused.
+    client's: such a call is kept with ``arguments_raw`` (always the JSON text) and judged
+    invalid, never refused: a bad call must never stop the interaction from being logged.
     """
     if value is None:
         return [], []
@@ -218,15 +266,22 @@ def _parse_tool_calls(value: Any, errors: Errors) -> tuple[list[dict[str, Any]],
             except ValueError:
                 call["arguments_raw"] = arguments
                 unparsable.append(f"{name}: arguments are not valid JSON")
+            except RecursionError:
+                call["arguments_raw"] = arguments
+                unparsable.append(f"{name}: arguments are nested more than {MAX_DEPTH} levels deep")
             else:
-                if isinstance(decoded, dict):
-                    call["arguments"] = decoded
-                else:
+                if not isinstance(decoded, dict):
                     call["arguments_raw"] = arguments
                     unparsable.append(f"{name}: arguments must be a JSON object (got {_type_name(decoded)})")
+                elif too_deep(decoded):
+                    call["arguments_raw"] = arguments
+                    unparsable.append(f"{name}: arguments are nested more than {MAX_DEPTH} levels deep")
+                else:
+                    call["arguments"] = decoded
         else:
-            problems.append(f"[{i}].arguments must be an object or a JSON string (got {_type_name(arguments)})")
-            continue
+            # An array, number or boolean: as unusable as a string that decodes to one.
+            call["arguments_raw"] = canonical_json(arguments)
+            unparsable.append(f"{name}: arguments must be a JSON object (got {_type_name(arguments)})")
         calls.append(call)
     if problems:
         errors["tool_calls"] = problems
@@ -319,13 +374,35 @@ def parse_payload(raw: Any, memo: ToolsMemo | None = None) -> tuple[ParsedIntera
     elif not isinstance(metadata, dict):
         errors["metadata"] = [f"must be an object (got {_type_name(metadata)})"]
 
-    rest_json, tools_json = _canonical_parts(raw, memo or ToolsMemo()) if not errors else ("", "")
+    # Depth first: every step below walks these values recursively. "tools" is checked by the
+    # memo, once per distinct list of the batch.
+    for name in ("messages", "tool_calls", "metadata"):
+        if name not in errors and too_deep(raw.get(name)):
+            errors[name] = [TOO_DEEP]
+
+    rest_json = tools_json = digest = ""
+    if not errors:
+        try:
+            rest_json, tools_json = _canonical_parts(raw, memo or ToolsMemo())
+        except TooDeep:
+            errors["tools"] = [TOO_DEEP]
     # JSON escapes NUL as \u0000; only then walk the payload to be sure (PostgreSQL text and
     # jsonb cannot hold NUL, and the insert would fail with a 500).
     if ("\\u0000" in rest_json or "\\u0000" in tools_json) and _has_nul(raw):
         errors.setdefault("non_field_errors", []).append(
             "strings must not contain NUL (\\u0000) characters; the database cannot store them"
         )
+    if not errors:
+        try:
+            digest = _hash(rest_json, tools_json)
+        except UnicodeEncodeError:
+            # A JSON "\ud800" escape decodes to a lone surrogate: no UTF-8 form, so neither the
+            # hash nor the database can take it. Name the fields that hold one.
+            for name in sorted(raw):
+                if _has_surrogate(raw[name]):
+                    errors[name] = [BAD_UNICODE]
+            if not errors:
+                errors["non_field_errors"] = [f"a string {BAD_UNICODE}"]
     if errors:
         return None, errors
     assert timestamp is not None and isinstance(external_id, str) and isinstance(service, str)
@@ -333,7 +410,7 @@ def parse_payload(raw: Any, memo: ToolsMemo | None = None) -> tuple[ParsedIntera
         ParsedInteraction(
             external_id=external_id,
             service=service,
-            body_hash=_hash(rest_json, tools_json),
+            body_hash=digest,
             timestamp=timestamp,
             messages=messages,
             tools=tools,

@@ -85,3 +85,62 @@ def test_command_reports_bad_input_as_an_error(tmp_path: Path) -> None:
     lines = run(str(path), "--skip-invalid")
     assert "examples created: 5, already present: 0" in lines
     assert "examples skipped as invalid: 1" in lines
+
+
+SEED_EXAMPLE = Path(__file__).with_name("fixtures") / "seed_per_tool_example.json"
+
+
+def test_the_seed_chapters_own_per_tool_example_imports_as_is() -> None:
+    # The JSON example of the per-tool format, copied verbatim from the seed chapter. Its
+    # ask_for_details case asks for customer_id, which its first example call leaves out.
+    lines = run(str(SEED_EXAMPLE))
+
+    assert lines == [
+        f"imported {SEED_EXAMPLE} as tool-docs",
+        "services created: 1 (payment-service)",
+        "tools created: 3 (payment-service.create_payment, payment-service.get_customer_by_name, "
+        "payment-service.get_latest_order)",
+        "schema versions created: 3",
+        "  payment-service.create_payment v1 (initial, inferred)",
+        "  payment-service.get_customer_by_name v1 (initial, inferred)",
+        "  payment-service.get_latest_order v1 (initial, inferred)",
+        "tools unchanged: 0",
+        "examples created: 4, already present: 0",
+    ]
+    create = Tool.objects.get(name="create_payment").current_version
+    assert create is not None
+    assert create.parameters == {"type": "object", "required": ["amount"], "properties": {
+        # customer_id is only ever passed as "{prev.customer_id}": its type is unknown.
+        "amount": {"type": "integer"}, "currency": {"type": "string"}, "customer_id": {},
+        "invoice_id": {"type": "string"}}}
+    ask = TrainingExample.objects.get(behavior="ask_for_details")
+    assert ask.expected == {"required_fields": ["amount", "customer_id"], "question": (
+        "I'll help you create a payment. What's the amount and which customer is this for?")}
+    assert ask.schema_version_id == create.pk
+    assert sorted(TrainingExample.objects.values_list("behavior", flat=True)) == [
+        "ask_for_details", "call", "clarify", "sequence"]
+    assert run(str(SEED_EXAMPLE))[-1] == "nothing changed: the catalog already had this content"
+
+
+def test_ask_for_details_stays_strict_against_a_published_schema(tmp_path: Path) -> None:
+    doc = shipping_doc()  # publishes its parameters: weight_grams is optional there
+    doc["edge_cases"][0]["correct_behavior"]["required_fields"] = ["carrier", "weight_grams"]
+    path = tmp_path / "strict.json"
+    path.write_text(json.dumps(doc))
+
+    with pytest.raises(CommandError) as caught:
+        run(str(path))
+
+    assert "['weight_grams'] are not required parameters of create_label" in str(caught.value)
+    assert TrainingExample.objects.count() == 0
+
+
+def test_an_openai_tools_file_without_service_says_where_the_name_came_from(tmp_path: Path) -> None:
+    path = tmp_path / "tools.json"
+    path.write_text(json.dumps(openai_tools()))
+
+    lines = run(str(path))
+
+    assert lines[1] == "services created: 1 (tools)"
+    assert lines[-1] == "note: service 'tools' was taken from the file name; pass --service NAME to choose it"
+    assert "note:" not in "".join(run(str(path), "--service", "weather"))

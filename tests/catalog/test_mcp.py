@@ -69,3 +69,14 @@ def test_a_command_that_is_not_an_mcp_server_is_a_clear_error() -> None:
         catalog_import(source="/nonexistent/ftops-mcp-server --stdio")
     assert "could not list the tools of the MCP server" in caught.value.message
     assert Service.objects.count() == 0
+
+
+def test_format_mcp_with_a_url_uses_the_http_transport(mcp_http_url: str) -> None:
+    report = catalog_import(source=mcp_http_url, fmt="mcp", service="payments-mcp")
+    assert report.fmt == "mcp-http"
+    assert sorted(report.tools_created) == [f"payments-mcp.{t}" for t in TOOLS]
+
+    with pytest.raises(ImportFailed) as caught:
+        catalog_import(source="http://127.0.0.1:9/mcp", fmt="mcp")
+    assert "FileNotFoundError" not in caught.value.message
+    assert caught.value.message.startswith("could not list the tools of the MCP server 'http://127.0.0.1:9/mcp'")

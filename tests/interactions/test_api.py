@@ -387,3 +387,128 @@ def test_nul_characters_are_refused_not_a_500(ingest: Any, catalog: Any, payload
     assert response.json()["error"]["fields"]["non_field_errors"] == [
         "strings must not contain NUL (\\u0000) characters; the database cannot store them"
     ]
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def test_a_body_nested_past_the_parser_is_400_not_500(ingest: Any, catalog: Any) -> None:
+    for body in ("[" * 100_000 + "]" * 100_000, '{"id": "deep", "metadata": ' + '{"a": ' * 50_000 + "1" + "}" * 50_001):
+        response = ingest.post(URL, data=body, content_type="application/json")
+        assert response.status_code == 400, response.content
+        assert response.json()["error"] == {
+            "code": "nesting_too_deep",
+            "message": "the JSON body is nested too deeply to parse; a field may nest objects and arrays at most 32 "
+                       "levels deep",
+        }
+    feedback = ingest.post(f"{URL}/x/feedback", data="[" * 100_000, content_type="application/json")
+    assert feedback.status_code == 400
+    assert Interaction.objects.count() == 0
+
+
+@pytest.mark.parametrize("field", ["metadata", "tool_calls", "messages", "tools"])
+def test_fields_nested_deeper_than_32_levels_are_422_naming_the_field(
+    ingest: Any, catalog: Any, payload: Payload, field: str
+) -> None:
+    deep = {
+        "metadata": _nested(33),
+        "tool_calls": [{"name": "create_payment", "arguments": _nested(31)}],
+        "messages": [{"role": "user", "content": [_nested(31)]}],
+        "tools": [_nested(32)],
+    }[field]
+    for depth_label, body in (("33", payload("deep-1", **{field: deep})),
+                              ("900", payload("deep-2", metadata=_nested(900)))):
+        response = post(ingest, body)
+        assert response.status_code == 422, (depth_label, response.content)
+        fields = response.json()["error"]["fields"]
+        name = field if depth_label == "33" else "metadata"
+        assert fields == {name: ["nests objects and arrays more than 32 levels deep; send a flatter value"]}
+    assert post(ingest, payload("deep-ok", metadata=_nested(32))).status_code == 201
+    assert Interaction.objects.count() == 1
+
+
+def test_deeply_nested_string_arguments_are_kept_and_judged_invalid(
+    ingest: Any, catalog: Any, payload: Payload
+) -> None:
+    calls = [{"name": "create_payment", "arguments": "[" * 5000 + "]" * 5000},
+             {"name": "create_payment", "arguments": json.dumps(_nested(40))}]
+    response = post(ingest, payload("deep-args", tool_calls=calls))
+    assert response.status_code == 201, response.content
+    stored = Interaction.objects.get(external_id="deep-args")
+    assert stored.call_verdict == "invalid"
+    assert stored.verdict_reason == (
+        "create_payment: arguments are nested more than 32 levels deep; "
+        "create_payment: arguments are nested more than 32 levels deep"
+    )
+    assert [call["arguments_raw"] for call in stored.tool_calls] == [calls[0]["arguments"], calls[1]["arguments"]]
+
+
+@pytest.mark.parametrize("where", ["response_text", "messages", "metadata", "tool_calls", "tools"])
+def test_a_lone_surrogate_is_refused_naming_the_field_not_a_500(
+    ingest: Any, catalog: Any, payload: Payload, where: str
+) -> None:
+    marker = "SURROGATE-HERE"
+    values: dict[str, Any] = {
+        "response_text": marker,
+        "messages": [{"role": "user", "content": marker}],
+        "metadata": {marker: 1},  # a key, too
+        "tool_calls": [{"name": "create_payment", "arguments": {"amount_cents": 1, "currency": marker}}],
+        "tools": [{"type": "function", "function": {"name": marker}}],
+    }
+    body = payload("sur-1", **{where: values[where]})
+    raw = json.dumps(body).replace(marker, "\\ud800")  # JSON's escape for a lone high surrogate
+    response = ingest.post(URL, data=raw, content_type="application/json")
+    assert response.status_code == 422, response.content
+    assert response.json()["error"]["fields"] == {where: [
+        "holds a lone UTF-16 surrogate (such as \\ud800), which is not valid Unicode and cannot be stored; "
+        "send well-formed text"]}
+    assert Interaction.objects.count() == 0
+
+
+@pytest.mark.parametrize(("arguments", "raw", "got"), [([1, 2], "[1,2]", "array"), (7, "7", "number"),
+                                                       (True, "true", "boolean")])
+def test_arguments_that_are_not_an_object_are_stored_with_an_invalid_verdict(
+    ingest: Any, catalog: Any, payload: Payload, arguments: Any, raw: str, got: str
+) -> None:
+    response = post(ingest, payload("arr-1", tool_calls=[{"name": "create_payment", "arguments": arguments}]))
+    assert response.status_code == 201, response.content
+    stored = Interaction.objects.get(external_id="arr-1")
+    assert stored.tool_calls == [{"name": "create_payment", "arguments": {}, "arguments_raw": raw}]
+    assert (stored.call_verdict, stored.is_failure, stored.failure_kind) == ("invalid", True, "type_error")
+    assert stored.verdict_reason == f"create_payment: arguments must be a JSON object (got {got})"
+
+
+def test_pii_sent_as_numbers_is_redacted_and_kept_out_of_the_reason(
+    ingest: Any, catalog: Any, payload: Payload
+) -> None:
+    # The model put the card number in the wrong parameter: the schema's reason quotes it.
+    arguments = {"amount_cents": 1250, "currency": 4111111111111111, "customer_id": 5552013344}
+    body = payload("pii-num", tool_calls=[{"name": "create_payment", "arguments": arguments}],
+                   metadata={"customer": {"phone": 15552013344}, "order_id": 4111111111111111})
+    response = post(ingest, body)
+    assert response.status_code == 201, response.content
+    stored = Interaction.objects.get(external_id="pii-num")
+    assert stored.tool_calls[0]["arguments"] == {"amount_cents": 1250, "currency": "[CARD]", "customer_id": 5552013344}
+    assert stored.metadata == {"customer": {"phone": "[PHONE]"}, "order_id": 4111111111111111}
+    assert stored.redactions == {"card": 1, "phone": 1}
+    assert (stored.call_verdict, stored.failure_kind) == ("invalid", "type_error")
+    # Sorted: jsonschema reports in the stored schema's key order, which PostgreSQL's jsonb changes.
+    assert sorted(stored.verdict_reason.split("; ")) == [
+        "create_payment.currency: [CARD] is not of type 'string'",
+        "create_payment.currency: [CARD] is not one of ['USD', 'EUR', 'GBP']",
+        "create_payment.customer_id: 5552013344 is not of type 'string'",
+    ]
+
+
+def test_feedback_comment_with_nul_or_surrogate_is_422(ingest: Any, catalog: Any, payload: Payload) -> None:
+    post(ingest, payload("fb-bad"))
+    for comment in ('"bad\\u0000byte"', '"bad\\ud800"'):
+        response = ingest.post(f"{URL}/fb-bad/feedback", data='{"score": 2, "comment": ' + comment + "}",
+                               content_type="application/json")
+        assert response.status_code == 422, response.content
+        assert set(response.json()["error"]["fields"]) == {"comment"}
+    assert FeedbackEvent.objects.count() == 0

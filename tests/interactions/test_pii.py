@@ -9,7 +9,16 @@ from collections.abc import Callable
 
 import pytest
 
-from ftops.interactions.pii import IBAN_LENGTHS, PII_TYPES, iban_valid, luhn_valid, redact_text, redact_value
+from ftops.interactions.pii import (
+    IBAN_LENGTHS,
+    PII_TYPES,
+    iban_valid,
+    luhn_valid,
+    redact_text,
+    redact_value,
+    redactor,
+    scrub_literals,
+)
 
 N_PER_TYPE = 400
 TEMPLATES = [
@@ -186,3 +195,111 @@ def test_only_the_chosen_types_are_redacted() -> None:
     assert redact_text(text, frozenset({"ip"})) == ("jane@acme.example from [IP]", {"ip": 1})
     with pytest.raises(ValueError, match="unknown PII type"):
         redact_text(text, frozenset({"passport"}))
+
+
+# --- PII sent as JSON numbers -------------------------------------------------------------------
+
+PHONE_KEYS = ["phone", "phone_number", "customerPhone", "mobile", "tel", "contact_phone", "msisdn"]
+CARD_KEYS = ["card_number", "card", "cardNumber", "pan", "cc", "credit_card"]
+PLAIN_KEYS = ["value", "number", "n", "data"]
+
+
+def gen_phone_number(rng: random.Random) -> int:
+    a, b, c = rng.randint(200, 989), rng.randint(200, 999), rng.randint(0, 9999)
+    return int(rng.choice([f"1{a}{b}{c:04d}", f"{a}{b}{c:04d}", f"4930{rng.randint(1000000, 99999999)}",
+                           f"44207{rng.randint(1000000, 9999999)}", f"{rng.randint(1000000, 9999999)}"]))
+
+
+def gen_card_number(rng: random.Random) -> int:
+    prefix, length = rng.choice([("4", 16), ("51", 16), ("55", 16), ("34", 15), ("37", 15), ("6011", 16), ("4", 13)])
+    return int(_luhn_complete(prefix, length, rng))
+
+
+def _number_cases(rng: random.Random, kind: str) -> tuple[dict[str, object], str]:
+    """A nested value holding one PII number, and that number's digits."""
+    if kind == "phone":
+        number = gen_phone_number(rng)
+        key = rng.choice(PHONE_KEYS)
+        return rng.choice([{key: number}, {"customer": {key: [number]}}]), str(number)
+    number = gen_card_number(rng)
+    key = rng.choice(CARD_KEYS + PLAIN_KEYS)  # known issuer prefixes: found under any key
+    return rng.choice([{key: number}, {"payment": {key: number, "amount_cents": 1250}}, {key: [number]}]), str(number)
+
+
+@pytest.mark.parametrize("kind", ["phone", "card"])
+def test_recall_on_numbers_is_at_least_99_percent(kind: str) -> None:
+    rng = random.Random(f"pii-number-{kind}")
+    misses: list[str] = []
+    for _ in range(N_PER_TYPE):
+        value, literal = _number_cases(rng, kind)
+        redacted, counts = redact_value(value)
+        if literal in repr(redacted) or counts != {kind: 1} or f"'[{kind.upper()}]'" not in repr(redacted):
+            misses.append(f"{value!r} -> {redacted!r} {counts}")
+    recall = 1 - len(misses) / N_PER_TYPE
+    assert recall >= 0.99, f"{kind} recall {recall:.3f}; first misses: {misses[:5]}"
+
+
+def gen_negative_number(rng: random.Random) -> dict[str, object]:
+    big = rng.randint(10**12, 10**19 - 1)  # card-length: sometimes Luhn-valid with an issuer prefix
+    return rng.choice(
+        [
+            {"order_id": big},
+            {"orderId": big},
+            {"id": big},
+            {"ids": [big, rng.randint(10**12, 10**19 - 1)]},
+            {"invoice_number": big},
+            {"order_number": big},
+            {"card_id": big},
+            {"amount_cents": rng.randint(1, 10**9)},
+            {"amount": rng.randint(10**12, 10**15)},
+            {"total_cents": big},
+            {"ts_ms": rng.randint(1_600_000_000_000, 1_900_000_000_000)},
+            {"created_at": rng.randint(1_600_000_000, 1_900_000_000)},
+            {"phone_verified_at": rng.randint(1_600_000_000, 1_900_000_000)},
+            {"timestamp_ns": rng.randint(10**18, 2 * 10**18)},
+            {"quantity": rng.randint(1, 10**7)},
+            {"sku": rng.randint(10**6, 10**13)},
+            {"value": rng.randint(1, 10**12)},  # under 13 digits a plain number is never a card
+            {"customer": {"phone_count": rng.randint(10**6, 10**9)}},
+        ]
+    )
+
+
+def test_no_false_positive_on_numeric_ids_amounts_and_times() -> None:
+    rng = random.Random("negative-numbers")
+    hits = []
+    for _ in range(3000):
+        value = gen_negative_number(rng)
+        redacted, counts = redact_value(value)
+        if counts or redacted != value:
+            hits.append(f"{value!r} -> {redacted!r}")
+    assert hits == []
+
+
+def test_numbers_and_bare_digit_phones_are_redacted_by_their_key() -> None:
+    value = {
+        "card_number": 4111111111111111,
+        "phone": 15552013344,
+        "mobile": "5552013344",
+        "order_id": 4111111111111111,
+        "amount_cents": 129900,
+        "note": "5552013344",  # a bare run of digits outside a phone key stays: amounts look the same
+        "flag": True,
+    }
+    literals: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    redacted = redactor().value_into(value, counts, literals)
+    assert redacted == {"card_number": "[CARD]", "phone": "[PHONE]", "mobile": "[PHONE]",
+                        "order_id": 4111111111111111, "amount_cents": 129900, "note": "5552013344", "flag": True}
+    assert counts == {"card": 1, "phone": 2}
+    assert literals == {"4111111111111111": "[CARD]", "15552013344": "[PHONE]", "5552013344": "[PHONE]"}
+    reason = "create_payment.phone: 15552013344 is not of type 'string'; order 115552013344 kept"
+    assert scrub_literals(reason, literals) == (
+        "create_payment.phone: [PHONE] is not of type 'string'; order 115552013344 kept"
+    )
+
+
+def test_only_chosen_types_apply_to_numbers() -> None:
+    value = {"card_number": 4111111111111111, "phone": 15552013344}
+    assert redact_value(value, frozenset({"email"})) == (value, {})
+    assert redact_value(value, frozenset({"card"})) == ({"card_number": "[CARD]", "phone": 15552013344}, {"card": 1})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ftops.interactions.validation import ToolsMemo, body_hash, parse_payload
+from ftops.interactions.validation import ToolsMemo, body_hash, parse_payload, too_deep
 
 TOOL = {"type": "function", "function": {"name": "get_order", "parameters": {"type": "object", "properties": {}}}}
 
@@ -49,4 +49,23 @@ def test_unparsable_arguments_are_kept_for_the_verdict(payload: Any) -> None:
     assert errors == {}
     assert item is not None
     assert item.tool_calls == [{"name": "get_order", "arguments": {}, "arguments_raw": "[1, 2]"}]
+    assert item.unparsable_calls == ["get_order: arguments must be a JSON object (got array)"]
+
+
+def test_depth_is_measured_without_recursion() -> None:
+    value: Any = 1
+    for _ in range(50_000):  # far past the recursion limit
+        value = [value]
+    assert too_deep(value) is True
+    assert too_deep([[[1]]], limit=3) is False
+    assert too_deep([[[[1]]]], limit=3) is True
+    assert too_deep({"a": [{"b": {}}]}, limit=4) is False
+    assert too_deep("text") is False
+
+
+def test_non_object_arguments_are_kept_as_json_text(payload: Any) -> None:
+    item, errors = parse_payload(payload("u2", tool_calls=[{"name": "get_order", "arguments": [1, "x"]}]))
+    assert errors == {}
+    assert item is not None
+    assert item.tool_calls == [{"name": "get_order", "arguments": {}, "arguments_raw": '[1,"x"]'}]
     assert item.unparsable_calls == ["get_order: arguments must be a JSON object (got array)"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from ftops.common.models import AuditEvent
 from ftops.common.selectors import CappedPaginator
 from ftops.interactions.services import interactions_ingest
@@ -85,3 +87,16 @@ def test_the_list_page_says_more_than_when_capped(client: Any, admin_user: Any, 
 def _small_cap(self: CappedPaginator, object_list: Any, per_page: int, *, cap: int = 3) -> None:
     super(CappedPaginator, self).__init__(object_list, per_page)
     self.cap = 3
+
+
+@pytest.mark.parametrize("size", [3, 40])
+def test_interaction_pages_take_the_same_queries_whatever_the_rows(client: Any, admin_user: Any, catalog: Any,
+                                                                    payload: Any, size: int,
+                                                                    django_assert_max_num_queries: Any) -> None:
+    from tests.common.pages import get_within
+
+    interactions_ingest(payloads=[payload(f"q-{n}", user_feedback=1 if n % 2 else 5) for n in range(size)])
+    client.force_login(admin_user)
+    get_within(client, django_assert_max_num_queries, "/interactions/", 5)
+    get_within(client, django_assert_max_num_queries, "/interactions/", 5, failures="1", service="payments")
+    get_within(client, django_assert_max_num_queries, "/interactions/q-1/", 4)
