@@ -66,7 +66,10 @@ class BaseModelConfig:
     max_positions: int = 1024
     drill_steps: int = 450
     drill_batch: int = 32
-    corpus_steps: int = 420
+    # 700 fills most of the 3-minute budget on 2 quiet cores (166 s measured); with 420 the
+    # base ended at loss 0.45 instead of 0.23 and the tuned adapter scored 34% instead of 48%
+    # on new phrasings of the sample enterprise. A busy machine hits the time budget instead.
+    corpus_steps: int = 700
     batch_examples: int = 16
     lr: float = 1e-3
     min_lr_ratio: float = 0.1
