@@ -321,9 +321,15 @@ def review_item_submit(
             return _submit(item_id=item_id, actor=actor, version=version, correction=correction, now=now,
                            origin=origin)
     except StaleItem as exc:
-        _event(item_id, ReviewAction.CONFLICT, actor, now=now,
-               detail={"seen_version": version, "current_version": exc.item.version, "action": "submit"}).save()
+        _conflict_event(item_id, actor, now=now, seen_version=version, stale=exc, action="submit")
         raise
+
+
+def _conflict_event(item_id: int, actor: Actor, *, now: datetime, seen_version: int | None, stale: StaleItem,
+                    action: str) -> None:
+    """The review event for an action refused because the item moved on (written after the rollback)."""
+    _event(item_id, ReviewAction.CONFLICT, actor, now=now,
+           detail={"seen_version": seen_version, "current_version": stale.item.version, "action": action}).save()
 
 
 def _stale(item_id: int, actor: Actor, now: datetime) -> StaleItem:
@@ -454,8 +460,7 @@ def review_item_reject(*, item_id: int, actor: Actor, version: int | None, reaso
             audit_record(action="review.rejected", user=actor.user, api_key=actor.api_key, object_type="review_item",
                          object_id=item_id, detail={"reason": reason.strip()})
     except StaleItem as exc:
-        _event(item_id, ReviewAction.CONFLICT, actor, now=now,
-               detail={"seen_version": version, "current_version": exc.item.version, "action": "reject"}).save()
+        _conflict_event(item_id, actor, now=now, seen_version=version, stale=exc, action="reject")
         raise
     return _get(item_id)
 
@@ -474,8 +479,7 @@ def review_item_skip(*, item_id: int, actor: Actor, version: int | None, now: da
             seconds = _seconds_since(before.claimed_at, now) if before.holder == actor.label else None
             _event(item_id, ReviewAction.SKIPPED, actor, now=now, seconds=seconds).save()
     except StaleItem as exc:
-        _event(item_id, ReviewAction.CONFLICT, actor, now=now,
-               detail={"seen_version": version, "current_version": exc.item.version, "action": "skip"}).save()
+        _conflict_event(item_id, actor, now=now, seen_version=version, stale=exc, action="skip")
         raise
     return _get(item_id)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -139,28 +140,31 @@ def _hash(rest: str, tools: str) -> str:
     return hashlib.sha256(f"{rest}\x1f{tools}".encode()).hexdigest()
 
 
-def _has_surrogate(value: Any) -> bool:
+def _any_string(value: Any, test: Callable[[str], bool]) -> bool:
+    """Whether ``test`` holds for any string in ``value``, dict keys included."""
     if isinstance(value, str):
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            return True
-        return False
+        return test(value)
     if isinstance(value, dict):
-        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+        return any(_any_string(k, test) or _any_string(v, test) for k, v in value.items())
     if isinstance(value, list):
-        return any(_has_surrogate(v) for v in value)
+        return any(_any_string(v, test) for v in value)
     return False
+
+
+def _is_surrogate_text(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _has_surrogate(value: Any) -> bool:
+    return _any_string(value, _is_surrogate_text)
 
 
 def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+    return _any_string(value, lambda text: "\x00" in text)
 
 
 def _type_name(value: Any) -> str:

@@ -110,10 +110,8 @@ def test_finished_run_is_not_claimed_again(version: Any, micro_base: Path) -> No
     assert ModelVersion.objects.filter(training_run=run).count() == 1
 
 
-def test_dead_worker_lease_expires_reaper_requeues_and_next_worker_resumes(
-        version: Any, micro_base: Path, monkeypatch: pytest.MonkeyPatch,
-        django_capture_on_commit_callbacks: Any) -> None:
-    run = _lora_run(version, micro_base)
+def _die_at_step_seven(run: TrainingRun, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Train ``run`` as "dead-worker" until the process dies after step 7 (checkpoint at 6)."""
     original = services.RunContext.progress
 
     def die_at_step_seven(self: Any, **kwargs: Any) -> None:
@@ -125,6 +123,13 @@ def test_dead_worker_lease_expires_reaper_requeues_and_next_worker_resumes(
     with pytest.raises(WorkerDied):
         services.training_run_execute(run_id=run.pk, owner="dead-worker")
     monkeypatch.setattr(services.RunContext, "progress", original)
+
+
+def test_dead_worker_lease_expires_reaper_requeues_and_next_worker_resumes(
+        version: Any, micro_base: Path, monkeypatch: pytest.MonkeyPatch,
+        django_capture_on_commit_callbacks: Any) -> None:
+    run = _lora_run(version, micro_base)
+    _die_at_step_seven(run, monkeypatch)
     run.refresh_from_db()
     assert run.status == RunStatus.RUNNING and run.lease_owner == "dead-worker"
     assert services.training_runs_reap()["requeued"] == []  # lease still valid: nothing to do
@@ -148,17 +153,7 @@ def test_dead_worker_lease_expires_reaper_requeues_and_next_worker_resumes(
 def test_a_reused_run_id_never_resumes_the_old_runs_checkpoint(version: Any, micro_base: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     old = _lora_run(version, micro_base)
-    original = services.RunContext.progress
-
-    def die_at_step_seven(self: Any, **kwargs: Any) -> None:
-        original(self, **kwargs)
-        if kwargs.get("step") == 7:
-            raise WorkerDied
-
-    monkeypatch.setattr(services.RunContext, "progress", die_at_step_seven)
-    with pytest.raises(WorkerDied):
-        services.training_run_execute(run_id=old.pk, owner="dead-worker")
-    monkeypatch.setattr(services.RunContext, "progress", original)
+    _die_at_step_seven(old, monkeypatch)
     old.refresh_from_db()
     old_dir = services.run_artifact_dir(old)
     assert (latest_checkpoint(old_dir) or Path()).name == "step-6"
