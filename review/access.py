@@ -8,7 +8,6 @@ the ``reviewer`` role. A logged-in user without the role gets a 403 page and lea
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
@@ -17,29 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from ftops.common.auth import deny, request_roles
-from ftops.common.models import ApiKey, Role
-from ftops.common.services import actor_label
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Whoever acts on review items; ``label`` is what leases and events record."""
-
-    label: str
-    user: Any = None
-    api_key: ApiKey | None = None
-
-    @property
-    def user_id(self) -> int | None:
-        return getattr(self.user, "pk", None) if self.user is not None and self.api_key is None else None
-
-
-def actor_for(request: Any) -> Actor:
-    auth = getattr(request, "auth", None)
-    if isinstance(auth, ApiKey):
-        return Actor(label=actor_label(api_key=auth), api_key=auth)
-    user = getattr(request, "user", None)
-    return Actor(label=actor_label(user=user), user=user)
+from ftops.common.models import Role
 
 
 def is_reviewer(request: Any) -> bool:

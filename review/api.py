@@ -15,12 +15,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ftops.common.actors import actor_for
 from ftops.common.api_errors import error_body
 from ftops.common.auth import has_role
 from ftops.common.models import Role
 from ftops.datasets.models import Behavior
 from review import selectors, services
-from review.access import actor_for
 from review.forms import STATUS_FILTERS, correction_from_api
 from review.models import ReviewItem, ReviewStatus
 

@@ -11,10 +11,10 @@ from typing import Any
 
 from django.contrib.auth.models import Group
 
+from ftops.common.actors import Actor
 from ftops.common.demo import DemoContext
 from ftops.common.errors import FtopsError
 from review import services
-from review.access import Actor
 from review.correction import Correction
 from review.models import ReviewItem, ReviewStatus
 

@@ -14,9 +14,9 @@ from django.db.models import Avg, Count, Max, Q, QuerySet
 from django.utils import timezone
 
 from ftops.catalog.models import SchemaChange, Service, Tool, ToolSchemaVersion
+from ftops.common.actors import Actor
 from ftops.common.errors import Forbidden, NotFound
 from ftops.interactions.models import Interaction
-from review.access import Actor
 from review.diagnosis import Diagnosis, SuggestedFix, chain_renames, diagnose_calls, suggest_fix
 from review.forms import ToolInfo
 from review.models import ReviewAction, ReviewEvent, ReviewItem, ReviewStatus, ReviewSubmission, open_q

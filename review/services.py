@@ -20,10 +20,10 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from ftops.catalog.models import Tool
+from ftops.common.actors import Actor
 from ftops.common.errors import Conflict, NotFound, ValidationFailed
 from ftops.common.services import audit_record
 from ftops.interactions.models import Interaction
-from review.access import Actor
 from review.correction import MISTAKE_TEXT, Correction, check_correction
 from review.diagnosis import agreement as answers_agreement
 from review.models import (

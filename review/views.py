@@ -18,13 +18,14 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from ftops.common.actors import Actor, actor_for
 from ftops.common.auth import request_roles
 from ftops.common.errors import Conflict, FtopsError, NotFound, ValidationFailed
 from ftops.common.models import Role
 from ftops.common.views import paginate
 from ftops.interactions.models import FailureKind
 from review import selectors, services
-from review.access import Actor, actor_for, reviewer_required
+from review.access import reviewer_required
 from review.forms import BulkForm, CorrectionForm, QueueFilterForm, RejectForm, SkipForm
 from review.models import ReviewItem
 from review.schema_form import Field

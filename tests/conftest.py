@@ -37,7 +37,8 @@ def require_service(name: str, host: str, port: int) -> None:
 @pytest.fixture
 def redis_url() -> str:
     require_service("Redis", REDIS_HOST, REDIS_PORT)
-    return f"redis://{REDIS_HOST}:{REDIS_PORT}/15"
+    # Parallel local runs need distinct Redis databases, as they need distinct test databases.
+    return f"redis://{REDIS_HOST}:{REDIS_PORT}/{os.environ.get('FTOPS_TEST_REDIS_DB', '15')}"
 
 
 @pytest.fixture

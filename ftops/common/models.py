@@ -49,11 +49,43 @@ class ApiKey(TimeStampedModel):
         return True
 
 
+class AuditAction(models.TextChoices):
+    """Every action the audit log knows. Add new actions here, never as bare strings."""
+
+    API_KEY_CREATED = "api_key.created"
+    API_KEY_REVOKED = "api_key.revoked"
+    PERMISSION_DENIED = "permission.denied"
+    AUTH_FAILED = "auth.failed"
+    LOGIN_FAILED = "auth.login_failed"
+    LOGIN_LOCKED_OUT = "auth.login_locked_out"
+    CSRF_FAILED = "auth.csrf_failed"
+    NOT_FOUND_CROSS_TENANT = "access.not_found"
+    CATALOG_IMPORTED = "catalog.imported"
+    CATALOG_IMPORT_FAILED = "catalog.import_failed"
+    EXAMPLE_CREATED = "example.created"
+    EXAMPLE_UPDATED = "example.updated"
+    EXAMPLES_SCHEMA_MIGRATED = "examples.schema_migrated"
+    DATASET_EXPORTED = "dataset.exported"
+    DATASET_DOWNLOADED = "dataset.downloaded"
+    HOLDOUT_EXPORT_DENIED = "dataset.holdout_denied"
+    DATASET_BUILD_REQUESTED = "dataset.build_requested"
+    REVIEW_CORRECTED = "review.corrected"
+    REVIEW_REJECTED = "review.rejected"
+    REVIEW_BULK_REJECTED = "review.bulk_rejected"
+    TRAINING_RUN_CREATED = "training_run.created"
+    TRAINING_RUN_CANCELLED = "training_run.cancelled"
+    EVALUATION_RUN_CREATED = "evaluation_run.created"
+    UPSTREAM_CREDENTIAL_CREATED = "upstream_credential.created"
+    UPSTREAM_CREDENTIAL_UPDATED = "upstream_credential.updated"
+    UPSTREAM_CREDENTIAL_DELETED = "upstream_credential.deleted"
+    OUTBOUND_REFUSED = "outbound.refused"
+
+
 class AuditEvent(models.Model):
     """An append-only record of a sensitive action or a denied attempt."""
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
-    action = models.CharField(max_length=80, db_index=True)
+    action = models.CharField(max_length=80, db_index=True)  # an AuditAction value
     actor = models.CharField(max_length=200, help_text="username, 'key:<prefix>' or 'system'")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL)

@@ -11,8 +11,9 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 from django.utils import timezone
 
+from ftops.common.actors import Actor
 from ftops.common.errors import ValidationFailed
-from ftops.common.models import ApiKey, AuditEvent, Role
+from ftops.common.models import ApiKey, AuditAction, AuditEvent, Role
 
 KEY_PREFIX = "ftk_"
 
@@ -37,7 +38,8 @@ def actor_label(*, user: Any = None, api_key: ApiKey | None = None) -> str:
 
 def audit_record(
     *,
-    action: str,
+    action: AuditAction | str,
+    by: Actor | None = None,
     user: Any = None,
     api_key: ApiKey | None = None,
     actor: str | None = None,
@@ -46,9 +48,16 @@ def audit_record(
     detail: dict[str, Any] | None = None,
     ip: str | None = None,
 ) -> AuditEvent:
+    """One audit row. Pass ``by`` (the acting ``Actor``); the older keyword shapes remain for callers
+    not yet moved over."""
+    if by is not None:
+        user = user if user is not None else by.user
+        api_key = api_key if api_key is not None else by.api_key
+        actor = actor or by.label
+        ip = ip or by.ip
     real_user: Any = user if isinstance(user, AbstractBaseUser) else None  # the stubs want the concrete User
     return AuditEvent.objects.create(
-        action=action,
+        action=str(action),
         actor=actor or actor_label(user=user, api_key=api_key),
         user=real_user,
         api_key=api_key,

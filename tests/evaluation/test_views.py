@@ -121,8 +121,8 @@ def test_compare_page(staff: Any, suite: EvalSuite, tmp_path: Path) -> None:
 # --- drill-down to the example, paginated case lists and tool tables, empty states ---------------
 
 def test_failures_of_a_dataset_suite_link_to_the_example_and_on_to_the_review_item(staff: Any) -> None:
+    from ftops.common.actors import Actor
     from ftops.datasets.models import DatasetVersion, TrainingExample
-    from review.access import Actor
     from review.models import ReviewItem
     from review.services import review_items_accept_suggested, review_items_enqueue_failures
     from tests.evaluation.factories import scored_run

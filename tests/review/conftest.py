@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from ftops.catalog.models import Service
-from review.access import Actor
+from ftops.common.actors import Actor
 from review.models import ReviewItem
 from review.services import review_items_enqueue_failures
 from tests.review.factories import make_interaction, make_payments, make_reviewer

@@ -11,10 +11,10 @@ from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
+from ftops.common.actors import Actor
 from ftops.common.errors import Conflict, ValidationFailed
 from ftops.common.models import AuditEvent
 from ftops.datasets.models import TrainingExample
-from review.access import Actor
 from review.correction import Correction
 from review.models import ReviewAction, ReviewEvent, ReviewItem, ReviewStatus, ReviewSubmission
 from review.services import (

@@ -34,7 +34,7 @@ def fields_of(item: ReviewItem, **overrides: Any) -> dict[str, Any]:
 
 
 def claimed(item: ReviewItem, user: Any) -> ReviewItem:
-    from review.access import Actor
+    from ftops.common.actors import Actor
 
     return review_item_claim(item_id=item.pk, actor=Actor(label=user.username, user=user))
 
