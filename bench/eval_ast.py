@@ -25,6 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ftops.core.checker import canonical_output, check_entry
 from ftops.evaluation.bfcl import (
     BfclEntry,
     available_categories,
@@ -32,7 +33,6 @@ from ftops.evaluation.bfcl import (
     json_schema,
     load_category,
 )
-from ftops.evaluation.checker import canonical_output, check_entry
 
 
 def mutate(output: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ftops.evaluation.adapters import HFLocalAdapter, ModelOutput
+from ftops.core.adapters import HFLocalAdapter, ModelOutput
 
 CITIES = ["Paris", "Rome", "Oslo", "Lima", "Kyoto", "Cairo", "Denver", "Lagos"]
 TEMPLATES = ["What's the weather in {c}?", "Charge customer cus_{n} ${n}.00 for invoice INV-{n}",
@@ -76,10 +76,10 @@ def main() -> int:
     scratch = None
     model = Path(args.model) if args.model else base_model_path()
     if model is None:
-        from ftops.evaluation.tiny_model import build_tiny_model
+        from ftops.core.tiny_model import build_tiny_model
 
         scratch = tempfile.TemporaryDirectory(prefix="eval-generate-")
-        from ftops.training.ml.chat import CHAT_TEMPLATE
+        from ftops.core.ml.chat import CHAT_TEMPLATE
 
         # The embedded base model's compact template (one signature line per tool), so prompt
         # lengths are those the product sees.

@@ -31,8 +31,8 @@ CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.S)
 
 def corpus_records(n: int, seed: int) -> list[Any]:
     """Records built from the generic corpus (the same data both recipes see)."""
-    from ftops.datasets.records import Record
-    from ftops.training.ml.corpus import generate_corpus
+    from ftops.core.ml.corpus import generate_corpus
+    from ftops.core.records import Record
 
     records = []
     for i, ex in enumerate(generate_corpus(n, seed=seed)):
@@ -53,8 +53,8 @@ def tiny_model(workdir: Path, seed: int) -> tuple[Any, Any]:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from ftops.training.ml.base_model import BaseModelConfig, _render_corpus_text, build_tokenizer
-    from ftops.training.ml.corpus import generate_corpus
+    from ftops.core.ml.base_model import BaseModelConfig, _render_corpus_text, build_tokenizer
+    from ftops.core.ml.corpus import generate_corpus
 
     shape = BaseModelConfig()
     tokenizer = build_tokenizer(_render_corpus_text(None, generate_corpus(800, seed=seed)),
@@ -77,8 +77,8 @@ def qwen_like_model(workdir: Path, seed: int) -> tuple[Path, int]:
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from ftops.training.ml.base_model import BaseModelConfig, _render_corpus_text, build_tokenizer
-    from ftops.training.ml.corpus import generate_corpus
+    from ftops.core.ml.base_model import BaseModelConfig, _render_corpus_text, build_tokenizer
+    from ftops.core.ml.corpus import generate_corpus
 
     tokenizer = build_tokenizer(_render_corpus_text(None, generate_corpus(800, seed=seed)),
                                 vocab_size=BaseModelConfig().vocab_size, seed=seed)
@@ -99,7 +99,7 @@ def qwen_like_model(workdir: Path, seed: int) -> tuple[Path, int]:
 
 
 def run_ours(model_path: Path, records: list[Any], args: argparse.Namespace, out: Path) -> dict[str, float]:
-    from ftops.training.ml.lora import LoraTrainConfig, train_lora
+    from ftops.core.ml.lora import LoraTrainConfig, train_lora
 
     epochs = args.steps * args.batch / len(records)
     cfg = LoraTrainConfig(base_model=str(model_path), epochs=epochs, lr=args.lr, batch_examples=args.batch,
@@ -126,8 +126,8 @@ def run_baseline(model_path: Path, records: list[Any], args: argparse.Namespace,
         TrainingArguments,
     )
 
-    from ftops.training.ml.data import IGNORE
-    from ftops.training.ml.lora import _tokenize_records
+    from ftops.core.ml.data import IGNORE
+    from ftops.core.ml.lora import _tokenize_records
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     dtype = torch.bfloat16 if args.gpu_config else torch.float32
@@ -136,7 +136,7 @@ def run_baseline(model_path: Path, records: list[Any], args: argparse.Namespace,
                                              target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
     data, _ = _tokenize_records(tokenizer, records, args.max_length)
     # The same per-step example groups as our recipe: its epoch order, in order, no shuffling.
-    from ftops.training.ml.lora import LoraTrainConfig, _steps_plan
+    from ftops.core.ml.lora import LoraTrainConfig, _steps_plan
 
     plan = _steps_plan(len(data), LoraTrainConfig(base_model="x", batch_examples=args.batch, seed=args.seed,
                                                   epochs=args.steps * args.batch / len(data)))

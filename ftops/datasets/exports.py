@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ftops.datasets.records import Record, canonical_arguments, resolve_prev, target_text
+from ftops.core.records import Record, canonical_arguments, resolve_prev, target_text
 
 FORMATS = ("openai", "hf")
 FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")

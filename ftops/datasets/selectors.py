@@ -9,6 +9,7 @@ from django.db.models import F, Max, Q, QuerySet
 
 from ftops.catalog.models import Service, Tool, ToolSchemaVersion
 from ftops.common.errors import Forbidden, NotFound, ValidationFailed
+from ftops.core.records import Record
 from ftops.datasets.models import (
     DatasetMembership,
     DatasetVersion,
@@ -18,7 +19,6 @@ from ftops.datasets.models import (
     TrainingExample,
     TriggerEvent,
 )
-from ftops.datasets.records import Record
 
 SPLITS = tuple(Split.values)
 

@@ -17,7 +17,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from ftops.datasets.records import BEHAVIORS, PREV_REF, canonical_arguments
+from ftops.core.records import BEHAVIORS, PREV_REF, canonical_arguments
 
 Errors = dict[str, list[str]]
 

@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from ftops.datasets.records import Record
-from ftops.evaluation.checker import (
+from ftops.core.checker import (
     IRRELEVANCE,
     TYPE_NAMES,
     Verdict,
@@ -35,6 +34,7 @@ from ftops.evaluation.checker import (
     category_kind,
     check_entry,
 )
+from ftops.core.records import Record
 
 # Single-turn categories in the leaderboard's order; multi-turn ones need simulated back-ends.
 CATEGORIES = (

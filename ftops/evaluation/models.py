@@ -70,7 +70,7 @@ class RunStatus(models.TextChoices):
 class EvalRun(TimeStampedModel):
     """One model scored on one suite.
 
-    The model is named by ``adapter_config`` (see ``ftops.evaluation.adapters``) and, when
+    The model is named by ``adapter_config`` (see ``ftops.core.adapters``) and, when
     it came from the registry, by ``model_version_id``. That is a plain id rather than a
     foreign key because the registry reads evaluation results (its gates depend on this
     app), and two apps pointing at each other would make their migrations circular.

@@ -1,6 +1,6 @@
 """Writes for evaluation: suites, BFCL import, runs (create, execute, store) and their failures.
 
-``evaluate_records`` and ``EvalReport`` (pure, in ``ftops.evaluation.harness``) are re-exported
+``evaluate_records`` and ``EvalReport`` (pure, in ``ftops.core.harness``) are re-exported
 here: they are what the demo and acceptance checks call directly.
 """
 
@@ -22,17 +22,18 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ftops.common.errors import Conflict, NotFound, ValidationFailed
-from ftops.datasets.records import Record
-from ftops.evaluation.adapters import (
+from ftops.core.adapters import (
     AdapterConfigError,
     FewShotAdapter,
     ModelAdapter,
     adapter_from_config,
     validate_adapter_config,
 )
-from ftops.evaluation.harness import EvalReport, RecordResult, evaluate_records
+from ftops.core.fewshot import fewshot_adapter_from_records
+from ftops.core.harness import EvalReport, RecordResult, evaluate_records
+from ftops.core.records import Record
+from ftops.core.scoring import expected_summary, got_summary
 from ftops.evaluation.models import EvalCase, EvalFailure, EvalRun, EvalSuite, RunStatus, SuiteKind
-from ftops.evaluation.scoring import expected_summary, got_summary
 
 __all__ = [
     "EvalReport",
@@ -148,7 +149,7 @@ def suite_records(suite: EvalSuite, *, categories: Sequence[str] = (), limit: in
         records = dataset_records(version=suite.dataset_version, split=suite.split,
                                   allow_holdout=suite.split == "holdout")
         if categories:
-            from ftops.evaluation.scoring import record_category
+            from ftops.core.scoring import record_category
 
             records = [r for r in records if record_category(r) in categories]
     else:
@@ -329,8 +330,8 @@ def build_adapter(config: dict[str, Any]) -> ModelAdapter:
         vocabulary.update(service.domain_vocabulary or {})
         for tool in service.tools.all():
             vocabulary.update(tool.domain_vocabulary or {})
-    return FewShotAdapter.from_records(adapter_from_config(config["inner"]), pool,
-                                       max_examples=source["max_examples"], vocabulary=vocabulary)
+    return fewshot_adapter_from_records(adapter_from_config(config["inner"]), pool,
+                                        max_examples=source["max_examples"], vocabulary=vocabulary)
 
 
 def _failure_row(run: EvalRun, result: RecordResult) -> EvalFailure:

@@ -43,7 +43,7 @@ def demo_lora_config(*, quick: bool = False) -> dict[str, Any]:
 
 
 def run(ctx: DemoContext) -> None:
-    from ftops.training.ml.base_model import ensure_base_model
+    from ftops.core.ml.base_model import ensure_base_model
     from ftops.training.services import training_run_create, training_run_execute
 
     version = ctx.shared.get("dataset_version")

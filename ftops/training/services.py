@@ -32,9 +32,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ftops.common.errors import Conflict, NotFound, ValidationFailed
-from ftops.datasets.records import Record
+from ftops.core.ml.lora import TrainingStopped, records_for_service
+from ftops.core.records import Record
 from ftops.training.backends import BackendResult, TransientBackendError, get_backend
-from ftops.training.ml.lora import TrainingStopped, records_for_service
 from ftops.training.models import Backend, RunStatus, TrainingRun
 
 log = logging.getLogger(__name__)
@@ -344,7 +344,7 @@ def _training_records(run: TrainingRun) -> tuple[list[Record], list[Record]]:
 
 def _rules(records: list[Record]) -> list[str]:
     from ftops.catalog.models import Service
-    from ftops.training.ml.fewshot import domain_rules
+    from ftops.core.ml.fewshot_prompt import domain_rules
 
     names = sorted({r.service for r in records})
     vocab = dict(Service.objects.filter(name__in=names).values_list("name", "domain_vocabulary"))

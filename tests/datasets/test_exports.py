@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
+from ftops.core.records import Record
 from ftops.datasets.exports import export_records, hf_line, openai_line, validate_hf_line, validate_openai_line
-from ftops.datasets.records import Record
 from tests.datasets.factories import build_shop
 
 ORDER_PARAMS = {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]}

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ftops.datasets.records import Record
+from ftops.core.records import Record
 
 BFCL_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "bfcl"
 

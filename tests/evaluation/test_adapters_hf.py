@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from ftops.evaluation.adapters import HFLocalAdapter, adapter_from_config
-from ftops.evaluation.harness import evaluate_records
-from ftops.evaluation.tiny_model import build_tiny_model
+from ftops.core.adapters import HFLocalAdapter, adapter_from_config
+from ftops.core.harness import evaluate_records
+from ftops.core.tiny_model import build_tiny_model
 from tests.evaluation.helpers import WEATHER, record
 
 pytestmark = pytest.mark.ml

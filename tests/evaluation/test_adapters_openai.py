@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ftops.evaluation.adapters import (
+from ftops.core.adapters import (
     AdapterConfigError,
     FewShotAdapter,
     OpenAICompatibleAdapter,
@@ -15,8 +15,8 @@ from ftops.evaluation.adapters import (
     to_openai_messages,
     validate_adapter_config,
 )
-from ftops.evaluation.harness import evaluate_records
-from ftops.evaluation.scoring import run_sequence
+from ftops.core.harness import evaluate_records
+from ftops.core.scoring import run_sequence
 from tests.evaluation.helpers import PAYMENT, record, sequence_record
 from tests.evaluation.openai_server import FakeOpenAI, tool_calls
 

@@ -28,7 +28,7 @@ def test_demo_evaluates_base_and_tuned(tmp_path: Path) -> None:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from ftops.evaluation.tiny_model import build_tiny_model
+    from ftops.core.tiny_model import build_tiny_model
 
     base = build_tiny_model(tmp_path / "base", seed=1)
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(base),

@@ -217,7 +217,7 @@ def test_a_run_cancelled_while_running_stops_and_stays_cancelled(tmp_path: Path,
 
         def generate(self, requests: list[Any]) -> list[Any]:
             eval_run_cancel(run=EvalRun.objects.get(pk=run.pk))
-            from ftops.evaluation.adapters import ModelOutput
+            from ftops.core.adapters import ModelOutput
 
             return [ModelOutput(calls=[]) for _ in requests]
 

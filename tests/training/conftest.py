@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from ftops.datasets.records import Record
-from ftops.training.ml.base_model import BaseModelConfig, build_base_model
+from ftops.core.ml.base_model import BaseModelConfig, build_base_model
+from ftops.core.records import Record
 
 MICRO = BaseModelConfig(seed=0, vocab_size=400, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2,
                         drill_steps=3, drill_batch=16, corpus_steps=4, batch_examples=16, row_length=256,

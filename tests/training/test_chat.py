@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ftops.training.ml.chat import (
+from ftops.core.ml.chat import (
     CHAT_TEMPLATE,
     normalize_messages,
     normalize_tool,

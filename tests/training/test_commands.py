@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-from ftops.training.ml.base_model import ensure_base_model, is_built
+from ftops.core.ml.base_model import ensure_base_model, is_built
 from ftops.training.models import RunStatus, TrainingRun
 from tests.training.conftest import make_records
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ftops.training.ml.data import IGNORE, Tokenized, collate_packed, pack_rows, packed_loss_sum, tokenize_chat
+from ftops.core.ml.data import IGNORE, Tokenized, collate_packed, pack_rows, packed_loss_sum, tokenize_chat
 
 
 def test_pack_rows_first_fit_decreasing_keeps_rows_within_length() -> None:
@@ -81,7 +81,7 @@ def test_shared_prefix_rows_equal_separate_sequences(micro_base: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ftops.training.ml.data import Row, pack_shared, shared_prefix
+    from ftops.core.ml.data import Row, pack_shared, shared_prefix
     from tests.training.conftest import BOOK, WEATHER
 
     tokenizer = AutoTokenizer.from_pretrained(micro_base)

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from ftops.datasets.records import Record
-from ftops.training.ml.fewshot import FewShotConfig, build_fewshot, domain_rules, select_examples, tools_of
+from ftops.core.ml.fewshot_prompt import FewShotConfig, build_fewshot, domain_rules, select_examples, tools_of
+from ftops.core.records import Record
 from tests.training.conftest import BOOK, WEATHER, make_records
 
 EXTRA = {"type": "function", "function": {"name": "cancel_booking", "description": "Cancel a booking.",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ftops.training.ml.lora import (
+from ftops.core.ml.lora import (
     CARD_JSON,
     OWNER_FILE,
     LoraTrainConfig,

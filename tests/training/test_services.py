@@ -13,8 +13,8 @@ from django.db import OperationalError, connections
 from django.utils import timezone
 
 from ftops.common.errors import Conflict, ValidationFailed
+from ftops.core.ml.lora import latest_checkpoint
 from ftops.training import services
-from ftops.training.ml.lora import latest_checkpoint
 from ftops.training.models import RunStatus, TrainingRun
 from registry.models import ModelVersion
 from tests.training.conftest import FAST_LORA, make_records
@@ -329,7 +329,7 @@ def test_cancel_a_running_run_stops_the_loop_between_steps(version: Any, micro_b
 
 
 def test_heartbeat_after_losing_the_lease_stops_the_worker(version: Any, micro_base: Path) -> None:
-    from ftops.training.ml.lora import TrainingStopped
+    from ftops.core.ml.lora import TrainingStopped
 
     run = _lora_run(version, micro_base)
     claimed = services.training_run_claim(run_id=run.pk, owner="w1")

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from ftops.common.errors import FtopsError, ValidationFailed
+from ftops.core.records import canonical_arguments
 from ftops.datasets.config import CurationConfig, load_config
 from ftops.datasets.embeddings import Embedder
 from ftops.datasets.models import ExampleStatus, Quality, Source, TrainingExample
-from ftops.datasets.records import canonical_arguments
 from ftops.datasets.services.examples import example_create
 
 SYSTEM_PROMPT = (

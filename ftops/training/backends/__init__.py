@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from ftops.datasets.records import Record
+    from ftops.core.records import Record
     from ftops.training.models import TrainingRun
 
 

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ftops.core.ml.fewshot_prompt import FewShotConfig, build_fewshot
 from ftops.training.backends import BackendResult, Context
-from ftops.training.ml.fewshot import FewShotConfig, build_fewshot
 
 if TYPE_CHECKING:
-    from ftops.datasets.records import Record
+    from ftops.core.records import Record
     from ftops.training.models import TrainingRun
 
 

@@ -1,4 +1,4 @@
-"""The local LoRA backend: ``ftops.training.ml.lora`` with the run's lease and cancel flag."""
+"""The local LoRA backend: ``ftops.core.ml.lora`` with the run's lease and cancel flag."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
+from ftops.core.ml.lora import CARD_JSON, LoraTrainConfig, TrainProgress, train_lora
 from ftops.training.backends import BackendResult, Context
-from ftops.training.ml.lora import CARD_JSON, LoraTrainConfig, TrainProgress, train_lora
 
 if TYPE_CHECKING:
-    from ftops.datasets.records import Record
+    from ftops.core.records import Record
     from ftops.training.models import TrainingRun
 
 
@@ -36,7 +36,7 @@ class LoraBackend:
             rules: list[str]) -> BackendResult:
         import json
 
-        from ftops.training.ml.base_model import ensure_base_model
+        from ftops.core.ml.base_model import ensure_base_model
 
         cfg = LoraTrainConfig.from_dict(run.config)
         if Path(cfg.base_model) == Path(embedded_base_model()):

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
+from ftops.core.ml.lora import TrainingStopped
 from ftops.datasets.exports import export_records
 from ftops.training.backends import BackendResult, Context, TransientBackendError
-from ftops.training.ml.lora import TrainingStopped
 
 if TYPE_CHECKING:
-    from ftops.datasets.records import Record
+    from ftops.core.records import Record
     from ftops.training.models import TrainingRun
 
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini-2024-07-18"

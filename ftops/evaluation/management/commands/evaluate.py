@@ -29,7 +29,7 @@ class Command(BaseCommand):
         model.add_argument("--openai-model", help="with --openai-base-url: the model name")
         model.add_argument("--api-key-env", default="OPENAI_API_KEY", help="variable holding the endpoint's key")
         model.add_argument("--model-version", type=int, help="registry model version id")
-        model.add_argument("--adapter-config", help="adapter config as JSON (see ftops.evaluation.adapters)")
+        model.add_argument("--adapter-config", help="adapter config as JSON (see ftops.core.adapters)")
         model.add_argument("--replay", help="score recorded answers: JSON lines {id, result} or {id, calls, text}")
         parser.add_argument("--name", default="")
         parser.add_argument("--limit", type=int, help="score only the first N cases")

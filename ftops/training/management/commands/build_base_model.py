@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ftops.training.ml.base_model import BaseModelConfig, build_base_model, is_built
+from ftops.core.ml.base_model import BaseModelConfig, build_base_model, is_built
 
 
 class Command(BaseCommand):

@@ -8,10 +8,12 @@ of the tools' vocabulary (units, accepted values, what users call things).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ftops.datasets.records import Record, target_calls, target_text
+from ftops.core.adapters import FewShotAdapter, ModelAdapter, ModelOutput
+from ftops.core.records import Record, target_calls, target_text
+from ftops.core.scoring import score_record
 
 INTRO = ("You call tools to serve the user's request. Answer with one <tool_call> per call, holding JSON "
          "{\"name\": ..., \"arguments\": {...}}. Ask when required details are missing, and say so "
@@ -50,7 +52,7 @@ def select_examples(pool: Sequence[Record], *, wrong_ids: Iterable[str] = (), ma
 
 
 def example_answer(record: Record) -> str:
-    from ftops.training.ml.chat import render_assistant
+    from ftops.core.ml.chat import render_assistant
 
     if record.behavior == "sequence":
         steps = record.expected.get("steps") or []
@@ -116,3 +118,20 @@ def build_prompt(examples: Sequence[Record], *, vocabulary: Mapping[str, Any] | 
     if rules:
         parts += ["", "Rules:"] + [f"- {rule}" for rule in rules]
     return "\n".join(parts)
+
+
+def fewshot_adapter_from_records(inner: ModelAdapter, pool: Sequence[Record], *, max_examples: int = 8,
+                                 vocabulary: Mapping[str, Any] | None = None,
+                                 score: Callable[[Record, ModelOutput], bool] | None = None) -> FewShotAdapter:
+    """A few-shot adapter whose examples come from ``pool``: one per tool first, then cases ``inner`` gets wrong.
+
+    ``score(record, output) -> exact`` defaults to the evaluation scorer; the pool is run
+    through ``inner`` once to find those cases. It lives here rather than on the adapter so
+    that adapters never import scoring (scoring reads adapters' outputs).
+    """
+    candidates = [r for r in pool if r.behavior != "sequence"]
+    outputs = inner.generate([(list(r.messages), list(r.tools)) for r in candidates]) if candidates else []
+    judge = score or (lambda record, output: score_record(record, output).exact)
+    wrong = {r.id for r, o in zip(candidates, outputs, strict=True) if not judge(r, o)}
+    examples = select_examples(pool, wrong_ids=wrong, max_examples=max_examples)
+    return FewShotAdapter(inner, build_prompt(examples, vocabulary=vocabulary))

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from ftops.evaluation.bfcl import load_category
-from ftops.evaluation.checker import (
+from ftops.core.checker import (
     canonical_output,
     check_call,
     check_entry,
     normalise_string,
     parse_literal,
 )
+from ftops.evaluation.bfcl import load_category
 from tests.evaluation.helpers import BFCL_DIR
 
 AREA = {"name": "calc.area", "parameters": {"type": "dict", "required": ["base", "height"], "properties": {

@@ -13,8 +13,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from ftops.datasets.records import Record
-from ftops.training.ml.lora import record_target
+from ftops.core.ml.lora import record_target
+from ftops.core.records import Record
 
 FAILURE_SOURCES = ("correction",)
 OTHER_BEHAVIORS = ("ask_for_details", "clarify", "abstain", "sequence")

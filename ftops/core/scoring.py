@@ -24,9 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ftops.datasets.records import PREV_REF, Record, resolve_prev
-from ftops.evaluation.adapters import ModelOutput
-from ftops.evaluation.checker import (
+from ftops.core.adapters import ModelOutput
+from ftops.core.checker import (
     PYTHON,
     Verdict,
     allows_omission,
@@ -37,9 +36,10 @@ from ftops.evaluation.checker import (
     perfect_matching,
     to_bfcl_calls,
 )
+from ftops.core.records import PREV_REF, Record, resolve_prev
 
 if TYPE_CHECKING:
-    from ftops.evaluation.adapters import ModelAdapter
+    from ftops.core.adapters import ModelAdapter
 
 # Our categories beside BFCL's: what the dashboards group by.
 CATEGORY_ORDER = ("simple", "multiple", "parallel", "parallel_multiple", "multi_step", "clarify",

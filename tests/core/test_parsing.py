@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ftops.evaluation.adapters import output_from_text
-from ftops.evaluation.parsing import parse_tool_calls
+from ftops.core.adapters import output_from_text
+from ftops.core.parsing import parse_tool_calls
 
 CALL = {"name": "get_weather", "arguments": {"city": "Paris"}}
 

@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ftops.training.ml.chat import CHAT_TEMPLATE, END_OF_TURN, ROLE_TOKENS, TOOL_CALL_CLOSE, TOOL_CALL_OPEN
-from ftops.training.ml.corpus import generate_corpus, generate_drills
+from ftops.core.ml.chat import CHAT_TEMPLATE, END_OF_TURN, ROLE_TOKENS, TOOL_CALL_CLOSE, TOOL_CALL_OPEN
+from ftops.core.ml.corpus import generate_corpus, generate_drills
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +146,8 @@ def build_tokenizer(texts: list[str], *, vocab_size: int, seed: int) -> Any:
 
 def _tokenize(tokenizer: Any, examples: list[Any], max_length: int) -> list[Any]:
     """Examples encoded in batches (the fast tokenizer's Rust batch path), prompts unlabelled."""
-    from ftops.training.ml.chat import render_example
-    from ftops.training.ml.data import IGNORE, Tokenized
+    from ftops.core.ml.chat import render_example
+    from ftops.core.ml.data import IGNORE, Tokenized
 
     pairs = [render_example(tokenizer, ex.messages, ex.tools, ex.target) for ex in examples]
     prompts = tokenizer([p for p, _ in pairs], add_special_tokens=False)["input_ids"]
@@ -160,7 +160,7 @@ def _tokenize(tokenizer: Any, examples: list[Any], max_length: int) -> list[Any]
 
 
 def _render_corpus_text(tokenizer: Any, examples: list[Any]) -> list[str]:
-    from ftops.training.ml.chat import render_example
+    from ftops.core.ml.chat import render_example
 
     texts = []
     for ex in examples:
@@ -175,7 +175,7 @@ def build_base_model(out_dir: Path, *, config: BaseModelConfig | None = None,
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from ftops.training.ml.data import collate_packed, pack_rows, packed_loss_sum, set_threads
+    from ftops.core.ml.data import collate_packed, pack_rows, packed_loss_sum, set_threads
 
     cfg = config or BaseModelConfig()
     say = on_log or log.info

@@ -20,16 +20,16 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from ftops.evaluation.parsing import TOOL_CALL_CLOSE, TOOL_CALL_OPEN, parse_tool_calls
+from ftops.core.parsing import TOOL_CALL_CLOSE, TOOL_CALL_OPEN, parse_tool_calls
 
 if TYPE_CHECKING:
-    from ftops.datasets.records import Record
+    pass
 
 __all__ = [
     "AdapterConfigError",
@@ -416,7 +416,7 @@ class HFLocalAdapter:
         return self._tokenizer
 
     def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> str:
-        from ftops.training.ml.chat import render_prompt
+        from ftops.core.ml.chat import render_prompt
 
         return render_prompt(self.tokenizer, messages, tools)
 
@@ -479,25 +479,6 @@ class FewShotAdapter:
 
     def generate(self, requests: list[Request]) -> list[ModelOutput]:
         return self.inner.generate([(with_system_prompt(messages, self.prompt), tools) for messages, tools in requests])
-
-    @classmethod
-    def from_records(cls, inner: ModelAdapter, pool: Sequence[Record], *, max_examples: int = 8,
-                     vocabulary: Mapping[str, Any] | None = None,
-                     score: Callable[[Record, ModelOutput], bool] | None = None) -> FewShotAdapter:
-        """Examples from ``pool``: one per tool first, then cases ``inner`` gets wrong.
-
-        ``score(record, output) -> exact`` defaults to the evaluation scorer; the pool is run
-        through ``inner`` once to find those cases.
-        """
-        from ftops.evaluation.fewshot import build_prompt, select_examples
-        from ftops.evaluation.scoring import score_record
-
-        candidates = [r for r in pool if r.behavior != "sequence"]
-        outputs = inner.generate([(list(r.messages), list(r.tools)) for r in candidates]) if candidates else []
-        judge = score or (lambda record, output: score_record(record, output).exact)
-        wrong = {r.id for r, o in zip(candidates, outputs, strict=True) if not judge(r, o)}
-        examples = select_examples(pool, wrong_ids=wrong, max_examples=max_examples)
-        return cls(inner, build_prompt(examples, vocabulary=vocabulary))
 
 
 def with_system_prompt(messages: Sequence[Mapping[str, Any]], prompt: str) -> list[dict[str, Any]]:

@@ -30,8 +30,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ftops.datasets.records import Record, target_calls, target_text
-from ftops.training.ml.chat import render_assistant
+from ftops.core.ml.chat import render_assistant
+from ftops.core.records import Record, target_calls, target_text
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ def _prefix_group(record: Record) -> str:
 
 
 def _rows(chunk: list[Any], cfg: LoraTrainConfig) -> list[Any]:
-    from ftops.training.ml.data import pack_rows, pack_shared
+    from ftops.core.ml.data import pack_rows, pack_shared
 
     row_length = max(cfg.row_length, max(len(x) for x in chunk))
     if cfg.share_prefix:
@@ -223,7 +223,7 @@ def _rows(chunk: list[Any], cfg: LoraTrainConfig) -> list[Any]:
 
 
 def _tokenize_records(tokenizer: Any, records: list[Record], max_length: int) -> tuple[list[Any], int]:
-    from ftops.training.ml.data import tokenize_chat
+    from ftops.core.ml.data import tokenize_chat
 
     out = []
     skipped = 0
@@ -336,7 +336,7 @@ def _val_loss(model: Any, examples: list[Any], cfg: LoraTrainConfig, pad_id: int
               dtype: Any) -> float | None:
     import torch
 
-    from ftops.training.ml.data import collate_packed, packed_loss_sum
+    from ftops.core.ml.data import collate_packed, packed_loss_sum
 
     if not examples:
         return None
@@ -372,7 +372,7 @@ def train_lora(cfg: LoraTrainConfig, train: list[Record], val: list[Record], out
     import torch
     from peft import LoraConfig, TaskType, get_peft_model, set_peft_model_state_dict
 
-    from ftops.training.ml.data import collate_packed, packed_loss_sum, set_threads
+    from ftops.core.ml.data import collate_packed, packed_loss_sum, set_threads
 
     errors = cfg.validate()
     if errors:

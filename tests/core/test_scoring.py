@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from ftops.evaluation.adapters import ModelOutput
-from ftops.evaluation.harness import EvalReport, RecordResult, percentile
-from ftops.evaluation.scoring import mentions_field, record_category, score_record, step_result
+from ftops.core.adapters import ModelOutput
+from ftops.core.harness import EvalReport, RecordResult, percentile
+from ftops.core.scoring import mentions_field, record_category, score_record, step_result
 from tests.evaluation.helpers import CUSTOMER, ORDER, PAYMENT, WEATHER, record, sequence_record
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from random import Random
 from typing import Any
 
-from ftops.training.ml.chat import render_assistant
+from ftops.core.ml.chat import render_assistant
 
 ABSTAIN_TEXT = "None of the available tools can do that."
 

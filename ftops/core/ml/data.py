@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ftops.training.ml.chat import render_example
+from ftops.core.ml.chat import render_example
 
 if TYPE_CHECKING:
     import torch

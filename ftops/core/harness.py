@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ftops.datasets.records import Record
-from ftops.evaluation.adapters import ModelAdapter, ModelOutput
-from ftops.evaluation.scoring import RecordScore, run_sequences, score_record, tag_request
+from ftops.core.adapters import ModelAdapter, ModelOutput
+from ftops.core.records import Record
+from ftops.core.scoring import RecordScore, run_sequences, score_record, tag_request
 
 GROUPS = ("category", "service", "tool", "dimension", "split", "behavior")
 ProgressCallback = Callable[[int, int], None]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ftops.evaluation.adapters import FewShotAdapter, ModelOutput
-from ftops.evaluation.fewshot import build_prompt, select_examples, vocabulary_rules
+from ftops.core.adapters import ModelOutput
+from ftops.core.fewshot import build_prompt, fewshot_adapter_from_records, select_examples, vocabulary_rules
 from tests.evaluation.helpers import PAYMENT, WEATHER, record
 
 VOCABULARY = {
@@ -71,7 +71,7 @@ class Echo:
 
 def test_from_records_runs_the_pool_and_picks_the_failures() -> None:
     inner = Echo()
-    adapter = FewShotAdapter.from_records(inner, [r for r in pool() if r.id in ("p1", "p2")], max_examples=2)
+    adapter = fewshot_adapter_from_records(inner, [r for r in pool() if r.id in ("p1", "p2")], max_examples=2)
     assert inner.systems == ["", ""]
     assert "User: Charge cus_1 $50" in adapter.prompt and "User: Bill cus_2 ten dollars" in adapter.prompt
     adapter.generate([([{"role": "user", "content": "Charge cus_9 $5"}], [PAYMENT])])

@@ -3,7 +3,7 @@
 A ``Record`` is what every consumer of a training example sees: the conversation up to the
 request, the tools offered (OpenAI function format), the expected behaviour and what an
 ideal assistant turn looks like. ``ftops.datasets.selectors.record_from_example`` builds
-it from a ``TrainingExample`` row; ML code (``ftops/training/ml``, evaluation adapters)
+it from a ``TrainingExample`` row; ML code (``ftops/core/ml``, the model adapters)
 takes records and never touches the ORM.
 
 Expected behaviour (see ``TrainingExample``):
