@@ -38,6 +38,7 @@ class CallCheck:
     arguments: list[ArgumentCheck] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     expected_name: str = ""
+    arguments_raw: str | None = None  # the model's text when its arguments were not a JSON object
 
     @property
     def ok(self) -> bool:
@@ -81,6 +82,9 @@ def diagnose_calls(
         expected = expected_calls[index] if index < len(expected_calls) else None
         check = CallCheck(index=index, name=name, known_tool=schema is not None,
                           expected_name=str(expected.get("name") or "") if expected else "")
+        if isinstance(call.get("arguments_raw"), str):
+            check.arguments_raw = call["arguments_raw"]
+            check.problems.append(str(call.get("arguments_error") or "arguments are not a JSON object"))
         if schema is None:
             check.problems.append(f"'{name}' is not one of the tools offered")
         if expected is not None and check.expected_name and check.expected_name != name:
@@ -263,8 +267,8 @@ def suggest_fix(
     wrong (the fixed calls validate against their schemas) and, where the expected calls are
     known, the fixed calls are among the acceptable answers.
     """
-    if not calls:
-        return None
+    if not calls or any("arguments_raw" in call for call in calls):
+        return None  # unreadable arguments are not a mechanical mistake
     fixed: list[dict[str, Any]] = []
     changes: list[str] = []
     mistakes: list[str] = []

@@ -16,6 +16,7 @@ from django.utils import timezone
 from ftops.catalog.models import SchemaChange, Service, Tool, ToolSchemaVersion
 from ftops.common.actors import Actor
 from ftops.common.errors import Forbidden, NotFound
+from ftops.core.toolcalls import parse_tool_call
 from ftops.interactions.models import Interaction
 from review.diagnosis import Diagnosis, SuggestedFix, chain_renames, diagnose_calls, suggest_fix
 from review.forms import ToolInfo
@@ -206,26 +207,9 @@ class ItemView:
 
 
 def _normalise_call(call: Any) -> dict[str, Any]:
-    import json
-
-    if not isinstance(call, dict):
-        return {"name": "", "arguments": {}}
-    if isinstance(call.get("function"), dict):
-        fn = call["function"]
-        args = fn.get("arguments")
-        if isinstance(args, str):
-            try:
-                args = json.loads(args)
-            except ValueError:
-                args = {"(unparsable arguments)": args}
-        return {"name": str(fn.get("name") or ""), "arguments": args if isinstance(args, dict) else {}}
-    args = call.get("arguments")
-    if isinstance(args, str):
-        try:
-            args = json.loads(args)
-        except ValueError:
-            args = {"(unparsable arguments)": args}
-    return {"name": str(call.get("name") or ""), "arguments": args if isinstance(args, dict) else {}}
+    """The stored call; one that names no tool shows as a nameless call rather than vanishing."""
+    parsed = parse_tool_call(call)
+    return parsed.as_dict() if parsed is not None else {"name": "", "arguments": {}}
 
 
 def item_view(*, item: ReviewItem, actor: Actor, filters: dict[str, Any] | None = None) -> ItemView:

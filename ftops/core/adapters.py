@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ftops.core.parsing import TOOL_CALL_CLOSE, TOOL_CALL_OPEN, parse_tool_calls
+from ftops.core.toolcalls import parse_tool_call
 
 if TYPE_CHECKING:
     pass
@@ -318,15 +319,12 @@ class OpenAICompatibleAdapter:
             if function is None:
                 continue
             raw_calls.append({"name": function.name, "arguments": function.arguments})
-            try:
-                arguments = json.loads(function.arguments) if function.arguments.strip() else {}
-            except json.JSONDecodeError as exc:
-                error = f"arguments of {function.name!r} are not valid JSON: {exc.msg}"
+            parsed = parse_tool_call({"name": function.name, "arguments": function.arguments})
+            if parsed is None or not parsed.parsed:
+                why = parsed.arguments_error if parsed is not None else "arguments name no tool"
+                error = f"arguments of {function.name!r} {why.removeprefix('arguments ')}"
                 continue
-            if not isinstance(arguments, dict):
-                error = f"arguments of {function.name!r} are not a JSON object"
-                continue
-            calls.append({"name": function.name, "arguments": arguments})
+            calls.append({"name": parsed.name, "arguments": parsed.arguments})
         raw = json.dumps({"content": text, "tool_calls": raw_calls}, ensure_ascii=False) if raw_calls else text
         if error:
             return ModelOutput(calls=[], text=text, raw=raw, parse_error=error, latency_ms=latency, **tokens)

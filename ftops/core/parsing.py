@@ -22,6 +22,8 @@ import json
 import re
 from typing import Any
 
+from ftops.core.toolcalls import parse_tool_call
+
 TOOL_CALL_OPEN = "<tool_call>"
 TOOL_CALL_CLOSE = "</tool_call>"
 _FENCE = re.compile(r"```(?:json|python|tool_code)?\s*(.*?)```", re.S)
@@ -113,18 +115,10 @@ def _calls_from_object(obj: Any) -> list[Call]:
 def _call_from_item(item: Any) -> Call | None:
     if not isinstance(item, dict):
         return None
-    if isinstance(item.get("function"), dict):
-        item = item["function"]
-    if isinstance(item.get("name"), str) and item["name"]:
-        arguments = item.get("arguments", item.get("parameters", {}))
-        if isinstance(arguments, str):
-            try:
-                arguments = json.loads(arguments) if arguments.strip() else {}
-            except json.JSONDecodeError:
-                return None
-        if arguments is None:
-            arguments = {}
-        return {"name": item["name"], "arguments": arguments} if isinstance(arguments, dict) else None
+    call = parse_tool_call(item)
+    if call is not None:
+        # Unreadable arguments make the whole output unreadable: the caller reports a parse error.
+        return {"name": call.name, "arguments": call.arguments} if call.parsed else None
     if len(item) == 1:
         name, arguments = next(iter(item.items()))
         if isinstance(arguments, dict) and name not in _CALL_KEYS:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from ftops.core.toolcalls import stored_calls
 from ftops.datasets.config import FilterConfig
 
 
@@ -38,23 +38,12 @@ def rejection_reason(
 
 
 def normalise_calls(tool_calls: Any) -> list[dict[str, Any]]:
-    """[{name, arguments}] from either our form or OpenAI's {"type": "function", "function": {...}}."""
-    calls: list[dict[str, Any]] = []
-    for call in tool_calls or []:
-        if not isinstance(call, dict):
-            continue
-        inner = call.get("function")
-        fn: dict[str, Any] = inner if isinstance(inner, dict) else call
-        name = fn.get("name")
-        arguments = fn.get("arguments", {})
-        if isinstance(arguments, str):
-            try:
-                arguments = json.loads(arguments) if arguments.strip() else {}
-            except json.JSONDecodeError:
-                arguments = None
-        if isinstance(name, str) and isinstance(arguments, dict):
-            calls.append({"name": name, "arguments": arguments})
-    return calls
+    """The stored calls in canonical form (``ftops.core.toolcalls``); unreadable ones keep ``arguments_raw``."""
+    return stored_calls(tool_calls)
+
+
+def has_unreadable_call(calls: list[dict[str, Any]]) -> bool:
+    return any("arguments_raw" in call for call in calls)
 
 
 def expected_from_calls(calls: list[dict[str, Any]]) -> dict[str, Any]:

@@ -64,6 +64,9 @@ def test_openai_shaped_calls_are_understood(payments: Service) -> None:
     ({"tool_calls": []}, "no_call"),
     ({"query": "hi"}, "query_too_short"),
     ({"tool_calls": [{"name": "refund_payment", "arguments": {"payment_id": "pay_1"}}]}, "schema_mismatch"),
+    # Judged valid by an older ingest, yet unreadable: never an empty call that slips through.
+    ({"tool_calls": [{"name": "refund_payment", "arguments": '{"payment_id": "pay_1", amount'}]},
+     "unreadable_arguments"),
 ])
 def test_quality_filters_reject_with_a_reason(payments: Service, overrides: dict[str, Any], reason: str) -> None:
     interaction(payments, **overrides)

@@ -526,3 +526,16 @@ def test_statistics_are_paginated(alice_client: Client, item) -> None:
     assert first.count('<th scope="row">rev-') == 50 and "page 1 of 2 &middot; 55 reviewers" in first
     second = alice_client.get(reverse("review:stats"), {"page": 2, "days": 7}).content.decode()
     assert second.count('<th scope="row">rev-') == 5 and 'href="?days=7&amp;page=1"' in second
+
+
+def test_unreadable_arguments_are_shown_verbatim_and_framed_as_wrong(alice_client: Client, payments) -> None:
+    make_interaction(payments, calls=[{"name": "refund_payment", "arguments": {},
+                                       "arguments_raw": '{"payment_id": "pay_1", amount: 12',
+                                       "arguments_error": "arguments are not valid JSON"}])
+    review_items_enqueue_failures()
+    item = ReviewItem.objects.get()
+    body = alice_client.get(reverse("review:item", args=[item.pk])).content.decode()
+    assert '<pre class="raw-arguments"><code>{&quot;payment_id&quot;: &quot;pay_1&quot;, amount: 12</code></pre>' in body
+    assert '<span class="badge bad">arguments are not valid JSON</span>' in body
+    assert "valid against the schema" not in body
+    assert 'id="suggested-fix"' not in body

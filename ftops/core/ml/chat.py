@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ftops.core.toolcalls import parse_tool_call
+
 TOOL_CALL_OPEN = "<tool_call>"
 TOOL_CALL_CLOSE = "</tool_call>"
 END_OF_TURN = "<|end|>"
@@ -85,16 +87,12 @@ def normalize_tool(tool: dict[str, Any]) -> dict[str, Any]:
                                              "parameters": tool.get("parameters") or tool.get("inputSchema") or {}}}
 
 
-def _call_from_openai(call: dict[str, Any]) -> dict[str, Any]:
-    inner = call.get("function")
-    function: dict[str, Any] = inner if isinstance(inner, dict) else call
-    arguments = function.get("arguments") or {}
-    if isinstance(arguments, str):
-        try:
-            arguments = json.loads(arguments)
-        except json.JSONDecodeError:
-            arguments = {"_raw": arguments}
-    return {"name": function.get("name", ""), "arguments": arguments}
+def _history_call(call: Any) -> dict[str, Any]:
+    """A call from an earlier turn, as the model will see it rendered; unreadable arguments stay verbatim."""
+    parsed = parse_tool_call(call)
+    if parsed is None:
+        return {"name": "", "arguments": {}}
+    return {"name": parsed.name, "arguments": parsed.arguments if parsed.parsed else parsed.arguments_raw}
 
 
 def normalize_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -108,7 +106,7 @@ def normalize_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
         role = str(message.get("role") or "user")
         content = message.get("content")
         if role == "assistant" and message.get("tool_calls"):
-            calls = [_call_from_openai(c) for c in message["tool_calls"]]
+            calls = [_history_call(c) for c in message["tool_calls"]]
             text = render_assistant(calls)
             if isinstance(content, str) and content.strip():
                 text = content.strip() + "\n" + text

@@ -14,7 +14,7 @@ from django.utils import timezone
 from ftops.catalog.models import ToolSchemaVersion
 from ftops.common.errors import ValidationFailed
 from ftops.datasets.config import CurationConfig, load_config
-from ftops.datasets.filters import expected_from_calls, normalise_calls, rejection_reason
+from ftops.datasets.filters import expected_from_calls, has_unreadable_call, normalise_calls, rejection_reason
 from ftops.datasets.models import Quality, Source, TrainingExample
 from ftops.datasets.selectors import current_schemas
 from ftops.datasets.services.examples import example_create
@@ -68,6 +68,8 @@ def examples_collect_production(
             latency_ms=interaction.latency_ms, call_valid=interaction.call_verdict == CallVerdict.VALID,
             has_calls=bool(calls), cfg=cfg.filters,
         )
+        if reason is None and has_unreadable_call(calls):
+            reason = "unreadable_arguments"  # a call nobody can read is no example of a right call
         if reason is None:
             reason = _create_from_interaction(interaction, calls, schema_cache, report)
         if reason:
