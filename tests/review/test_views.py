@@ -535,7 +535,8 @@ def test_unreadable_arguments_are_shown_verbatim_and_framed_as_wrong(alice_clien
     review_items_enqueue_failures()
     item = ReviewItem.objects.get()
     body = alice_client.get(reverse("review:item", args=[item.pk])).content.decode()
-    assert '<pre class="raw-arguments"><code>{&quot;payment_id&quot;: &quot;pay_1&quot;, amount: 12</code></pre>' in body
+    verbatim = "{&quot;payment_id&quot;: &quot;pay_1&quot;, amount: 12"
+    assert f'<pre class="raw-arguments"><code>{verbatim}</code></pre>' in body
     assert '<span class="badge bad">arguments are not valid JSON</span>' in body
     assert "valid against the schema" not in body
     assert 'id="suggested-fix"' not in body
