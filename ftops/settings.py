@@ -133,7 +133,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "ftops.common.schema.ApiSchema",
     # DRF's JSONParser lets RecursionError through (a 500) on a body nested ~1,000 deep.
     "DEFAULT_PARSER_CLASSES": [
         "ftops.interactions.parsers.SafeJSONParser",

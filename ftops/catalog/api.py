@@ -22,6 +22,7 @@ from ftops.catalog.selectors import service_get, services_list, tool_get, tool_v
 from ftops.catalog.services import catalog_import
 from ftops.common.auth import client_ip, has_role
 from ftops.common.models import ApiKey, Role
+from ftops.common.schema import paginated
 
 CanImport = has_role(Role.ADMIN, Role.ML_ORCHESTRATOR)
 
@@ -124,7 +125,7 @@ def _page(view: APIView, request: Request, queryset: Any, serializer: type[seria
 class ServicesApi(APIView):
     """Services with their tool counts."""
 
-    @extend_schema(operation_id="catalog_services_list", responses={200: CatalogServiceOutSerializer(many=True)})
+    @extend_schema(operation_id="catalog_services_list", responses={200: paginated(CatalogServiceOutSerializer)})
     def get(self, request: Request) -> Response:
         return _page(self, request, services_list(), CatalogServiceOutSerializer)
 
@@ -132,7 +133,7 @@ class ServicesApi(APIView):
 class ServiceToolsApi(APIView):
     """A service's tools with their current schema."""
 
-    @extend_schema(operation_id="catalog_tools_list", responses={200: CatalogToolOutSerializer(many=True)})
+    @extend_schema(operation_id="catalog_tools_list", responses={200: paginated(CatalogToolOutSerializer)})
     def get(self, request: Request, service: str) -> Response:
         return _page(self, request, tools_for_service(service=service_get(name=service)), CatalogToolOutSerializer)
 
@@ -141,7 +142,7 @@ class ToolVersionsApi(APIView):
     """Every schema version of a tool, newest first, with the diff from the one before."""
 
     @extend_schema(operation_id="catalog_tool_versions_list",
-                   responses={200: ToolSchemaVersionOutSerializer(many=True)})
+                   responses={200: paginated(ToolSchemaVersionOutSerializer)})
     def get(self, request: Request, service: str, tool: str) -> Response:
         return _page(self, request, tool_versions(tool=tool_get(service_name=service, tool_name=tool)),
                      ToolSchemaVersionOutSerializer)

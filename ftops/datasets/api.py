@@ -19,6 +19,7 @@ from ftops.catalog.models import Tool
 from ftops.common.auth import has_role, request_roles
 from ftops.common.errors import Forbidden, NotFound, ValidationFailed
 from ftops.common.models import ApiKey, Role
+from ftops.common.schema import paginated
 from ftops.common.services import actor_label
 from ftops.datasets import selectors
 from ftops.datasets.exports import FORMATS, export_records
@@ -107,7 +108,7 @@ class ExamplesApi(APIView):
     permission_classes = [CanCurate]
 
     @extend_schema(operation_id="examples_list", parameters=[ExampleFilterSerializer],
-                   responses={200: ExampleOutSerializer(many=True)})
+                   responses={200: paginated(ExampleOutSerializer)})
     def get(self, request: Request) -> Response:
         filters = ExampleFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -239,7 +240,7 @@ class VersionsApi(APIView):
 
     permission_classes = [CanCurate]
 
-    @extend_schema(operation_id="datasets_list", responses={200: VersionOutSerializer(many=True)})
+    @extend_schema(operation_id="datasets_list", responses={200: paginated(VersionOutSerializer)})
     def get(self, request: Request) -> Response:
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(selectors.versions_list(), request, view=self)

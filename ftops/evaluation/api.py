@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from ftops.common.auth import has_role
 from ftops.common.errors import ValidationFailed
 from ftops.common.models import ApiKey, Role
+from ftops.common.schema import paginated
 from ftops.common.services import actor_label
 from ftops.evaluation import selectors, services
 from ftops.evaluation.models import EvalFailure, EvalRun, EvalSuite, RunStatus
@@ -125,7 +126,7 @@ def _actor(request: Request) -> str:
 class SuitesApi(APIView):
     permission_classes = [CanRead]
 
-    @extend_schema(operation_id="evaluation_suites_list", responses={200: SuiteOutSerializer(many=True)})
+    @extend_schema(operation_id="evaluation_suites_list", responses={200: paginated(SuiteOutSerializer)})
     def get(self, request: Request) -> Response:
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(selectors.suites_list(), request, view=self)
@@ -139,7 +140,7 @@ class RunsApi(APIView):
         return [CanRun()] if self.request.method == "POST" else [CanRead()]
 
     @extend_schema(operation_id="evaluation_runs_list", parameters=[RunListFilterSerializer],
-                   responses={200: RunOutSerializer(many=True)})
+                   responses={200: paginated(RunOutSerializer)})
     def get(self, request: Request) -> Response:
         filters = RunListFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -186,7 +187,7 @@ class RunFailuresApi(APIView):
     permission_classes = [CanRead]
 
     @extend_schema(operation_id="evaluation_run_failures", parameters=[FailureFilterSerializer],
-                   responses={200: FailureOutSerializer(many=True)})
+                   responses={200: paginated(FailureOutSerializer)})
     def get(self, request: Request, run_id: int) -> Response:
         run = selectors.run_get(run_id=run_id)
         filters = FailureFilterSerializer(data=request.query_params)

@@ -27,6 +27,7 @@ from rest_framework.views import APIView
 from ftops.common.auth import has_role, request_roles
 from ftops.common.errors import FtopsError, ValidationFailed
 from ftops.common.models import ApiKey, Role
+from ftops.common.schema import paginated
 from ftops.interactions import selectors, services
 from ftops.interactions.models import CallVerdict, FailureKind, IngestBatch, Interaction
 from ftops.interactions.parsers import NestingTooDeep, SafeJSONParser
@@ -252,7 +253,7 @@ class InteractionsApi(APIView):
     @extend_schema(
         operation_id="interactions_list",
         parameters=[InteractionFilterSerializer],
-        responses={200: InteractionOutSerializer(many=True)},
+        responses={200: paginated(InteractionOutSerializer)},
     )
     def get(self, request: Request) -> Response:
         filters = InteractionFilterSerializer(data=request.query_params)
