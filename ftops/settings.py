@@ -200,7 +200,13 @@ CELERY_TASK_ROUTES = {
 }
 # Durability for long GPU work lives in the database (lease + heartbeat + reaper); the
 # broker's visibility timeout only has to outlast a normal run's acknowledgement delay.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("FTOPS_VISIBILITY_TIMEOUT_S", 4 * 3600, minimum=1)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("FTOPS_VISIBILITY_TIMEOUT_S", 4 * 3600, minimum=1),
+    # A publish to an unreachable broker fails in well under a second instead of retrying for
+    # ~6 s inside a web request: queued ingest answers 503 and its outbox sender retries later.
+    "max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5,
+    "socket_connect_timeout": 2,
+}
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
 # Curation: collect production examples, then evaluate the retraining triggers.
 CELERY_BEAT_SCHEDULE["curation-collect-and-triggers"] = {
@@ -262,3 +268,18 @@ CELERY_BEAT_SCHEDULE["training-reap-leases"] = {
 # Covering indexes (INCLUDE columns) serve PostgreSQL; the embedded SQLite ignores the extra
 # columns and still gets a usable index, so the warning says nothing actionable.
 SILENCED_SYSTEM_CHECKS = ["models.W040"]
+
+# --- job runtime (ftops.common.jobs) and queued ingest --------------------------------
+# Default lease of a job row; heartbeats extend it, the reaper re-queues a job whose lease ran out.
+FTOPS_JOB_LEASE_S = env_int("FTOPS_JOB_LEASE_S", 300, minimum=1)
+# Ingest batches take seconds, so a dead worker's batch is re-queued within about a minute.
+FTOPS_INGEST_LEASE_S = env_int("FTOPS_INGEST_LEASE_S", 60, minimum=1)
+# A pending batch published this long ago and still unclaimed is published again (a message
+# prefetched by a worker that died waits for the broker's visibility timeout, hours).
+FTOPS_INGEST_RESEND_AFTER_S = env_int("FTOPS_INGEST_RESEND_AFTER_S", 120, minimum=1)
+# Retry-After (seconds) when a batch cannot be queued because the broker is unreachable.
+FTOPS_INGEST_RETRY_AFTER_S = env_int("FTOPS_INGEST_RETRY_AFTER_S", 10, minimum=1)
+CELERY_BEAT_SCHEDULE["interactions-reap-and-send-batches"] = {
+    "task": "ftops.interactions.tasks.ingest_batches_reap",
+    "schedule": float(env_int("FTOPS_INGEST_REAP_EVERY_S", 15, minimum=1)),
+}

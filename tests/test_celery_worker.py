@@ -47,11 +47,11 @@ def test_queued_batch_is_stored_by_a_real_worker(
     assert Interaction.objects.count() == 0  # nothing stored in the request itself
 
     def finished() -> bool:
-        return IngestBatch.objects.get(pk=batch_id).status in (BatchStatus.DONE, BatchStatus.FAILED)
+        return IngestBatch.objects.get(pk=batch_id).status in (BatchStatus.SUCCEEDED, BatchStatus.FAILED)
 
     celery_worker.wait_for(finished, timeout=60, what=f"batch {batch_id} to be processed")
     batch = IngestBatch.objects.get(pk=batch_id)
-    assert (batch.status, batch.rows, batch.attempts) == (BatchStatus.DONE, [], 1)
+    assert (batch.status, batch.rows, batch.attempts) == (BatchStatus.SUCCEEDED, [], 1)
     assert batch.result == {"created": 25, "replayed": 0}
     assert Interaction.objects.filter(api_key=key).count() == 25
     bad = Interaction.objects.get(external_id="w-3")

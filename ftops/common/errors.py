@@ -12,11 +12,15 @@ class FtopsError(Exception):
 
     status_code: int = status.HTTP_400_BAD_REQUEST
     code: str = "bad_request"
+    # Seconds a client should wait before retrying; sent as the Retry-After header when set.
+    retry_after: int | None = None
 
-    def __init__(self, message: str, *, fields: dict[str, Any] | None = None) -> None:
+    def __init__(self, message: str, *, fields: dict[str, Any] | None = None, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.fields = fields or {}
+        if retry_after is not None:
+            self.retry_after = retry_after
 
 
 class ValidationFailed(FtopsError):
@@ -37,3 +41,11 @@ class NotFound(FtopsError):
 class Forbidden(FtopsError):
     status_code = status.HTTP_403_FORBIDDEN
     code = "forbidden"
+
+
+class Unavailable(FtopsError):
+    """A dependency (database lock, broker) is busy or down; the same request may succeed later."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    code = "unavailable"
+    retry_after = 5
