@@ -7,6 +7,7 @@ Malformed values stop start-up with a message naming the variable.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -47,10 +48,14 @@ INSTALLED_APPS = [
     "ftops.discovery",
     "review",
     "registry",
+    "axes",  # locks out repeated wrong-password logins (its own tables and migrations)
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Refuses NUL bytes in URLs and bad ?limit=/?offset= under /api/, and puts every /api/ error
+    # in the JSON envelope: before the rest, so no later layer sees such a request.
+    "ftops.common.middleware.RequestGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -58,6 +63,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes requires: it answers a locked-out login
 ]
 
 ROOT_URLCONF = "ftops.urls"
@@ -99,6 +105,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# django-axes checks every login against the lockout first; ModelBackend then checks the password.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -130,7 +138,7 @@ if SECURE_PRODUCTION and SECRET_KEY == _INSECURE_DEV_KEY:
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "ftops.common.auth.ApiKeyAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "ftops.common.auth.CsrfAuditingSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "ftops.common.schema.ApiSchema",
@@ -268,6 +276,27 @@ CELERY_BEAT_SCHEDULE["training-reap-leases"] = {
 # Covering indexes (INCLUDE columns) serve PostgreSQL; the embedded SQLite ignores the extra
 # columns and still gets a usable index, so the warning says nothing actionable.
 SILENCED_SYSTEM_CHECKS = ["models.W040"]
+
+# --- authentication failures, lockouts and the API's guards (helper H4) -------------------
+# API requests with no key, an unknown or a revoked key: past LIMIT failures per client
+# address (or per key prefix) in a WINDOW, the answer is 429 with Retry-After; audit rows for
+# them are aggregated per window (one row per address, prefix and reason, with a count).
+FTOPS_AUTH_FAILURE_LIMIT = env_int("FTOPS_AUTH_FAILURE_LIMIT", 20, minimum=1)
+FTOPS_AUTH_FAILURE_WINDOW_S = env_int("FTOPS_AUTH_FAILURE_WINDOW_S", 300, minimum=1)
+# ?limit= on list endpoints: larger values get a 422 naming the bound.
+FTOPS_API_MAX_PAGE_LIMIT = env_int("FTOPS_API_MAX_PAGE_LIMIT", 1000, minimum=1)
+CSRF_FAILURE_VIEW = "ftops.common.views.csrf_failure"  # audits the refusal, then the usual 403
+# Wrong-password logins (django-axes): after FTOPS_LOGIN_FAILURE_LIMIT failures for one user name
+# from one address, that pair is locked out for FTOPS_LOGIN_COOLOFF_MIN minutes (429 page).
+# A success resets the count. Reset by hand: `python manage.py axes_reset_username NAME`.
+AXES_FAILURE_LIMIT = env_int("FTOPS_LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("FTOPS_LOGIN_COOLOFF_MIN", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HANDLER = "ftops.common.auth.AuditingAxesHandler"
+AXES_CLIENT_IP_CALLABLE = "ftops.common.auth.client_ip"  # the same address the API's throttle counts
+AXES_LOCKOUT_TEMPLATE = "auth/locked_out.html"
+AXES_VERBOSE = False
 
 # --- job runtime (ftops.common.jobs) and queued ingest --------------------------------
 # Default lease of a job row; heartbeats extend it, the reaper re-queues a job whose lease ran out.

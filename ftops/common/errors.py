@@ -38,6 +38,18 @@ class NotFound(FtopsError):
     code = "not_found"
 
 
+class NotFoundCrossTenant(NotFound):
+    """An object that exists but belongs to another owner (another API key's interactions or
+    batches). The answer is the same 404 as for a missing object, so ids do not leak; the API's
+    error handler audits it (``AuditAction.NOT_FOUND_CROSS_TENANT``). Raise it from a selector
+    only when the object exists, and plain ``NotFound`` otherwise."""
+
+    def __init__(self, message: str, *, object_type: str, object_id: str | int) -> None:
+        super().__init__(message)
+        self.object_type = object_type
+        self.object_id = object_id
+
+
 class Forbidden(FtopsError):
     status_code = status.HTTP_403_FORBIDDEN
     code = "forbidden"
