@@ -7,6 +7,8 @@ Two things drf-spectacular cannot infer from our one-``APIView``-per-operation s
   ``@extend_schema(responses=...)`` marks the list as paged: the schema then shows the
   paginator's envelope (``{count, next, previous, results}``) and its query parameters, taken
   from ``REST_FRAMEWORK["DEFAULT_PAGINATION_CLASS"]`` so schema and answers cannot drift apart.
+* **Nullable answers.** A response field declared with ``default=None`` (how we read a field
+  through an optional relation) is documented as nullable, as DRF answers null there.
 * **Errors.** Every error under ``/api/`` is the envelope of ``ftops.common.api_errors``;
   ``ApiSchema`` documents it for each status code an operation can produce, judged from the
   view (authentication, permissions, throttles) and the operation (path variables, body,
@@ -15,8 +17,9 @@ Two things drf-spectacular cannot infer from our one-``APIView``-per-operation s
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent, is_list_serializer
 from rest_framework import serializers
@@ -65,9 +68,18 @@ ERROR_DESCRIPTIONS = {
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 
-def paginated(serializer: type[serializers.Serializer] | serializers.Serializer) -> serializers.ListSerializer:
+class SessionSubclassScheme(SessionScheme):
+    """Session authentication subclasses (e.g. one that audits CSRF refusals) are still the
+    session cookie to a client; drf-spectacular's own extension matches the exact class only."""
+
+    match_subclasses = True
+    priority = -2
+
+
+def paginated(serializer: type[serializers.BaseSerializer]) -> serializers.ListSerializer:
     """The response of a paged list of ``serializer`` rows, for ``extend_schema(responses=...)``."""
-    many = serializer.__class__(many=True) if isinstance(serializer, serializers.Serializer) else serializer(many=True)
+    # ``many=True`` makes DRF build a ListSerializer, which the stubs cannot see.
+    many = cast(serializers.ListSerializer, serializer(many=True))
     setattr(many, _PAGINATED, True)
     return many
 
@@ -78,8 +90,8 @@ def is_paginated(serializer: Any) -> bool:
 
 def api_paginator() -> BasePagination:
     """The paginator the list views use, so the documented envelope is the one they send."""
-    pagination_class = api_settings.DEFAULT_PAGINATION_CLASS or LimitOffsetPagination
-    return pagination_class()
+    pagination_class = cast(type[BasePagination] | None, api_settings.DEFAULT_PAGINATION_CLASS)
+    return (pagination_class or LimitOffsetPagination)()
 
 
 class ApiSchema(AutoSchema):
@@ -118,6 +130,16 @@ class ApiSchema(AutoSchema):
             return super()._get_response_for_code(serializer, status_code, media_types, direction)
         finally:
             self._ftops_paging = False
+
+    # --- nullable response fields ----------------------------------------------------------------
+
+    def _get_serializer_field_meta(self, field: Any, direction: Any) -> dict[str, Any]:
+        meta: dict[str, Any] = super()._get_serializer_field_meta(field, direction)
+        # ``CharField(source="tool.name", default=None)`` is our idiom for "the name of an
+        # optional relation": DRF answers null when the relation is missing, so say so.
+        if direction == "response" and isinstance(field, serializers.Field) and field.default is None:
+            meta["nullable"] = True
+        return meta
 
     # --- errors ---------------------------------------------------------------------------------
 
