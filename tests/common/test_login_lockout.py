@@ -87,3 +87,16 @@ def test_csrf_failure_view_answers_the_envelope_under_api(rf: Any, db: Any) -> N
     assert response.status_code == 403
     assert response["Content-Type"] == "application/json"
     assert AuditEvent.objects.filter(action=AuditAction.CSRF_FAILED).count() == 1
+
+
+def test_the_login_form_as_a_browser_uses_it_still_works(admin_user: Any) -> None:
+    """What the browser tests and the demo do: GET the form, POST it with its CSRF token."""
+    client = Client(enforce_csrf_checks=True)
+    form = client.get("/login/?next=/review/")
+    assert form.status_code == 200
+    token = form.cookies["csrftoken"].value
+    response = client.post("/login/?next=/review/", {"username": "admin", "password": PASSWORD, "next": "/review/",
+                                                     "csrfmiddlewaretoken": token})
+    assert (response.status_code, response["Location"]) == (302, "/review/")
+    assert client.get("/").status_code == 200
+    assert not AuditEvent.objects.filter(action__in=[AuditAction.LOGIN_FAILED, AuditAction.CSRF_FAILED]).exists()
