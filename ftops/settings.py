@@ -312,3 +312,23 @@ CELERY_BEAT_SCHEDULE["interactions-reap-and-send-batches"] = {
     "task": "ftops.interactions.tasks.ingest_batches_reap",
     "schedule": float(env_int("FTOPS_INGEST_REAP_EVERY_S", 15, minimum=1)),
 }
+
+# --- outbound HTTP (helper H2) ------------------------------------------------------------
+# Every server-side fetch (catalog URL imports, later aggregator and gateway upstreams) goes
+# through ftops.common.outbound: public addresses only, unless this list names the host or a
+# network holding the address, e.g. "127.0.0.1/32,10.20.0.0/16,mcp.internal.example".
+from ftops.common.outbound import parse_allow_list as _parse_outbound_allow  # noqa: E402
+
+FTOPS_OUTBOUND_ALLOW = env_list("FTOPS_OUTBOUND_ALLOW", [])
+_parse_outbound_allow(FTOPS_OUTBOUND_ALLOW)  # a typo stops start-up here, not on the first import
+# Total time for one fetch (resolve, connect, headers, whole body): well under gunicorn's 30 s.
+FTOPS_OUTBOUND_TIMEOUT_S = env_int("FTOPS_OUTBOUND_TIMEOUT_S", 10, minimum=1, maximum=25)
+FTOPS_OUTBOUND_MAX_BYTES = env_int("FTOPS_OUTBOUND_MAX_BYTES", 5 * 1024 * 1024, minimum=1024)
+FTOPS_OUTBOUND_MAX_REDIRECTS = env_int("FTOPS_OUTBOUND_MAX_REDIRECTS", 5, maximum=20)
+# URL imports run as jobs (ftops.catalog): their lease, and the beat pass that re-queues
+# imports whose worker died and publishes those the broker never received.
+FTOPS_CATALOG_IMPORT_LEASE_S = env_int("FTOPS_CATALOG_IMPORT_LEASE_S", 120, minimum=30)
+CELERY_BEAT_SCHEDULE["catalog-reap-import-jobs"] = {
+    "task": "ftops.catalog.tasks.catalog_import_jobs_reap_task",
+    "schedule": 60.0,
+}
