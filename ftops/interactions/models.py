@@ -49,8 +49,10 @@ class FailureKind(models.TextChoices):
 
 class Interaction(models.Model):
     external_id = models.CharField(max_length=200, db_index=True, help_text="Client-supplied id, unique per scope")
+    # db_default too: rows written by raw SQL (a COPY baseline, a restore) land in the internal scope.
     scope = models.CharField(
-        max_length=64, default=INTERNAL_SCOPE, help_text="Idempotency scope: 'key:<api key id>' or 'internal'"
+        max_length=64, default=INTERNAL_SCOPE, db_default=INTERNAL_SCOPE,
+        help_text="Idempotency scope: 'key:<api key id>' or 'internal'",
     )
     body_hash = models.CharField(max_length=64, help_text="Hash of the submitted body, for idempotent replay")
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="interactions")
