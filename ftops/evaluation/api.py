@@ -11,11 +11,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ftops.common.actors import actor_for
 from ftops.common.auth import has_role
 from ftops.common.errors import ValidationFailed
-from ftops.common.models import ApiKey, Role
+from ftops.common.models import Role
 from ftops.common.schema import paginated
-from ftops.common.services import actor_label
 from ftops.evaluation import selectors, services
 from ftops.evaluation.models import EvalFailure, EvalRun, EvalSuite, RunStatus
 
@@ -43,8 +43,10 @@ class RunCreateInSerializer(serializers.Serializer):
     model_version_id = serializers.IntegerField(required=False, min_value=1, help_text="Registry model version")
     adapter_config = serializers.JSONField(
         required=False,
-        help_text='Instead of model_version_id, e.g. {"kind": "openai", "base_url": ..., "model": ..., '
-                  '"api_key_env": "OPENAI_API_KEY"} or {"kind": "hf_local", "model_path": ..., "adapter_path": ...}',
+        help_text='Instead of model_version_id, e.g. {"kind": "openai", "credential": "openai-prod", "model": ...} '
+                  '(a credential an admin registered; it fixes the endpoint and the key), '
+                  '{"kind": "hf_local", "model_path": ..., "adapter_path": ...} or '
+                  '{"kind": "replay", "path": "<file inside the artifacts folder>"}. Unknown keys are refused.',
     )
     name = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
     limit = serializers.IntegerField(required=False, min_value=1, help_text="Score only the first N cases")
@@ -115,11 +117,6 @@ class CompareOutSerializer(serializers.Serializer):
     regressed = serializers.ListField(child=serializers.CharField())
 
 
-def _actor(request: Request) -> str:
-    key = request.auth if isinstance(request.auth, ApiKey) else None
-    return actor_label(user=request.user, api_key=key)
-
-
 # --- views --------------------------------------------------------------------------------------
 
 
@@ -166,10 +163,11 @@ class RunsApi(APIView):
         config = values.get("adapter_config")
         if config is not None and not isinstance(config, dict):
             raise ValidationFailed("adapter_config must be an object", fields={"adapter_config": ["an object"]})
+        actor = actor_for(request)
         run = services.eval_run_create(
             suite=suite, adapter_config=config, model_version_id=values.get("model_version_id"),
             name=values["name"], limit=values.get("limit"), categories=values["categories"],
-            created_by=_actor(request),
+            created_by=actor.label, by=actor,
         )
         run.refresh_from_db()
         return Response(RunOutSerializer(run).data, status=status.HTTP_201_CREATED)
