@@ -29,6 +29,11 @@ from rest_framework.settings import api_settings
 
 _PAGINATED = "_ftops_paginated"
 
+# The largest value a Django IntegerField column holds on every backend (PostgreSQL's integer).
+# Input fields stored in, or compared with, such a column declare it as their bound, so a larger
+# number is a documented 422 instead of a database error.
+DB_INT_MAX = 2**31 - 1
+
 ERROR_COMPONENT = "Error"
 
 ERROR_SCHEMA: dict[str, Any] = {

@@ -21,7 +21,7 @@ from ftops.common.actors import actor_for
 from ftops.common.auth import has_role, request_roles
 from ftops.common.errors import Forbidden, NotFound, ValidationFailed
 from ftops.common.models import ApiKey, AuditAction, Role
-from ftops.common.schema import paginated
+from ftops.common.schema import DB_INT_MAX, paginated
 from ftops.common.services import actor_label
 from ftops.datasets import selectors
 from ftops.datasets.exports import FORMATS
@@ -249,7 +249,7 @@ class VersionDetailOutSerializer(VersionOutSerializer):
 
 
 class VersionBuildInSerializer(serializers.Serializer):
-    seed = serializers.IntegerField(default=0)
+    seed = serializers.IntegerField(default=0, min_value=-DB_INT_MAX - 1, max_value=DB_INT_MAX)
     params = serializers.DictField(required=False, default=dict,
                                    help_text="dedup, diversity, rotation, time_holdout_days, services, min_quality")
 

@@ -15,7 +15,7 @@ from ftops.common.actors import actor_for
 from ftops.common.auth import has_role
 from ftops.common.errors import ValidationFailed
 from ftops.common.models import Role
-from ftops.common.schema import paginated
+from ftops.common.schema import DB_INT_MAX, paginated
 from ftops.evaluation import selectors, services
 from ftops.evaluation.models import EvalFailure, EvalRun, EvalSuite, RunStatus
 
@@ -36,11 +36,12 @@ class SuiteOutSerializer(serializers.ModelSerializer):
 
 class RunCreateInSerializer(serializers.Serializer):
     suite = serializers.CharField(required=False, help_text="Suite id or name (e.g. an imported 'bfcl')")
-    dataset_version = serializers.IntegerField(required=False, min_value=1,
+    dataset_version = serializers.IntegerField(required=False, min_value=1, max_value=DB_INT_MAX,
                                                help_text="Instead of suite: a dataset version number")
     split = serializers.ChoiceField(choices=services.EVAL_SPLITS, default="test",
                                     help_text="Split of dataset_version to score")
-    model_version_id = serializers.IntegerField(required=False, min_value=1, help_text="Registry model version")
+    model_version_id = serializers.IntegerField(required=False, min_value=1, max_value=DB_INT_MAX,
+                                                help_text="Registry model version")
     adapter_config = serializers.JSONField(
         required=False,
         help_text='Instead of model_version_id, e.g. {"kind": "openai", "credential": "openai-prod", "model": ...} '
@@ -49,7 +50,8 @@ class RunCreateInSerializer(serializers.Serializer):
                   '{"kind": "replay", "path": "<file inside the artifacts folder>"}. Unknown keys are refused.',
     )
     name = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
-    limit = serializers.IntegerField(required=False, min_value=1, help_text="Score only the first N cases")
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=DB_INT_MAX,
+                                     help_text="Score only the first N cases")
     categories = serializers.ListField(child=serializers.CharField(), required=False, default=list)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -73,7 +75,7 @@ class RunOutSerializer(serializers.ModelSerializer):
 
 class RunListFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
-    suite = serializers.IntegerField(required=False, min_value=1)
+    suite = serializers.IntegerField(required=False, min_value=1, max_value=DB_INT_MAX)
 
 
 class FailureFilterSerializer(serializers.Serializer):
