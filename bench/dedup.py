@@ -4,9 +4,15 @@
     .venv/bin/python bench/dedup.py --quick      # n=3000, naive-n=500: a smoke run
 
 1. ``--n`` varied tool-calling requests are generated (deterministic; about 3% are near
-   copies of others) and embedded with the packaged all-MiniLM-L6-v2 through a file cache
-   keyed by sha256 of the text (cold: every text is computed). Prints sentences/s.
-2. Ours: tool-aware greedy dedup at cosine >= 0.95 with blocked matrix products
+   copies of others) and embedded with the packaged all-MiniLM-L6-v2 twice, side by side:
+   the float sentence-transformers model and the int8 onnxruntime export
+   (``FTOPS_EMBEDDING_BACKEND``), each through its own cold file cache keyed by sha256 of
+   the text. The two alternate chunk by chunk, so a busy machine slows both alike. Prints
+   both sentences/s, the speed-up, and how well the duplicate decisions agree: the pairs at
+   cosine >= 0.95 found with each (Jaccard = common / union; precision and recall of the
+   int8 pairs against the float ones) and the rows the greedy dedup keeps.
+2. Ours, on the ``--backend`` embeddings (default: the configured one, float): tool-aware
+   greedy dedup at cosine >= 0.95 with blocked matrix products
    (``ftops.datasets.dedup.greedy_select``; a row is only dropped for a kept row with the same
    expected call). Prints the time and how many were dropped.
 3. Baseline: the naive pairwise Python loop (cosine per pair, pure Python, the shape of the
@@ -35,7 +41,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ftops.datasets.dedup import greedy_extend, greedy_select, similar_pairs
-from ftops.datasets.embeddings import Embedder, NpyFolderStore, get_model
+from ftops.datasets.embeddings import Embedder, NpyFolderStore, configured_backend, get_model
 
 THRESHOLD = 0.95
 
@@ -118,16 +124,27 @@ def naive_pairs(vectors: list[list[float]], threshold: float) -> set[tuple[int, 
     return found
 
 
-def curate(texts: list[str], labels: list[str], cache: Path, block: int) -> tuple[float, float, int, np.ndarray]:
-    """Embed through the file cache, then dedup: (embed seconds, dedup seconds, computed, keep mask)."""
-    embedder = Embedder(NpyFolderStore(cache), batch_size=256)
-    started = time.perf_counter()
-    emb = embedder.embed(texts)
-    embed_s = time.perf_counter() - started
-    started = time.perf_counter()
-    selection = greedy_select(emb, threshold=THRESHOLD, labels=labels, block=block)
-    dedup_s = time.perf_counter() - started
-    return embed_s, dedup_s, embedder.stats.computed, selection.keep
+def embed_side_by_side(texts: list[str], models: dict[str, object], caches: dict[str, Path],
+                       chunk: int = 2000) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Embed all texts with every model through its own cold cache, alternating chunk by chunk."""
+    embedders = {name: Embedder(NpyFolderStore(caches[name]), batch_size=256, model=m) for name, m in models.items()}
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in models}
+    seconds = dict.fromkeys(models, 0.0)
+    for start in range(0, len(texts), chunk):
+        for name, embedder in embedders.items():
+            began = time.perf_counter()
+            parts[name].append(embedder.embed(texts[start : start + chunk]))
+            seconds[name] += time.perf_counter() - began
+    return {name: np.concatenate(p) for name, p in parts.items()}, seconds
+
+
+def pair_agreement(reference: np.ndarray, other: np.ndarray, block: int) -> tuple[int, int, int]:
+    """(pairs with the reference, pairs with the other, pairs found by both) at THRESHOLD."""
+    found = []
+    for emb in (reference, other):
+        i, j, _ = similar_pairs(emb, threshold=THRESHOLD, block=block)
+        found.append(set(zip(i.tolist(), j.tolist(), strict=True)))
+    return len(found[0]), len(found[1]), len(found[0] & found[1])
 
 
 def main() -> None:
@@ -138,27 +155,57 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (embedding only)")
     parser.add_argument("--quick", action="store_true", help="n=3000, naive-n=500")
+    parser.add_argument("--backend", choices=["float", "int8"], default=None,
+                        help="embeddings the dedup steps use (default: FTOPS_EMBEDDING_BACKEND, else float)")
     args = parser.parse_args()
     if args.quick:
         args.n, args.naive_n = 3000, 500
     naive_n = min(args.naive_n, args.n)
 
+    backend = args.backend or configured_backend()
     started = time.perf_counter()
-    get_model(args.device)
-    print(f"model loaded in {time.perf_counter() - started:.1f}s on {args.device}")
+    float_model = get_model(args.device, backend="float")
+    print(f"float model loaded in {time.perf_counter() - started:.1f}s on {args.device}")
+    started = time.perf_counter()
+    int8_model = get_model(backend="int8")  # built on first use, then loaded from var/models/embeddings
+    if getattr(int8_model, "ftops_name", "") == getattr(float_model, "ftops_name", ""):
+        sys.exit("the int8 model could not be built (see the log above)")
+    print(f"int8 model ready in {time.perf_counter() - started:.1f}s on cpu ({int8_model.folder})")
     texts, labels = corpus(args.n, args.seed)
     print(f"{len(texts)} requests, {len(set(texts))} distinct texts, {len(set(labels))} distinct expected calls")
 
     with tempfile.TemporaryDirectory(prefix="ftops-dedup-bench-") as tmp:
-        cache = Path(tmp) / "cache"
-        embed_s, dedup_s, computed, keep = curate(texts, labels, cache, args.block)
-        kept = int(keep.sum())
-        print(f"embedding (cold cache): {computed} texts in {embed_s:.1f}s = {computed / embed_s:.0f} sentences/s")
-        print(f"ours: blocked dedup of {args.n} in {dedup_s:.2f}s (block {args.block}), kept {kept}, "
-              f"dropped {args.n - kept}")
-        first_total = embed_s + dedup_s
+        caches = {name: Path(tmp) / f"cache-{name}" for name in ("float", "int8")}
+        computed = len(set(texts))
+        embs, seconds = embed_side_by_side(texts, {"float": float_model, "int8": int8_model}, caches)
+        rates = {name: computed / s for name, s in seconds.items()}
+        print(f"embedding (cold cache, {computed} texts, side by side): float {seconds['float']:.1f}s = "
+              f"{rates['float']:.0f} sentences/s; int8 {seconds['int8']:.1f}s = {rates['int8']:.0f} sentences/s; "
+              f"int8 speed-up {rates['int8'] / rates['float']:.2f}x")
+        cosine = (embs["float"] * embs["int8"]).sum(axis=1)
+        n_float, n_int8, common = pair_agreement(embs["float"], embs["int8"], args.block)
+        union = n_float + n_int8 - common
+        print(f"int8 vs float: cosine per text min {cosine.min():.4f} mean {cosine.mean():.4f}; pairs at "
+              f"{THRESHOLD}: float {n_float}, int8 {n_int8}, both {common}: Jaccard {common / max(union, 1):.4f}, "
+              f"precision {common / max(n_int8, 1):.4f}, recall {common / max(n_float, 1):.4f}")
+        keeps = {name: greedy_select(e, threshold=THRESHOLD, labels=labels, block=args.block).keep
+                 for name, e in embs.items()}
+        print(f"greedy dedup keeps the same decision for {(keeps['float'] == keeps['int8']).mean():.4%} of rows "
+              f"(float keeps {int(keeps['float'].sum())}, int8 keeps {int(keeps['int8'].sum())})")
 
-        emb = Embedder(NpyFolderStore(cache)).embed(texts[:naive_n])
+        cache = caches[backend]
+        emb_ours = embs[backend]
+        embed_s = seconds[backend]
+        started = time.perf_counter()
+        keep = greedy_select(emb_ours, threshold=THRESHOLD, labels=labels, block=args.block).keep
+        dedup_s = time.perf_counter() - started
+        kept = int(keep.sum())
+        print(f"ours ({backend} embeddings): blocked dedup of {args.n} in {dedup_s:.2f}s (block {args.block}), "
+              f"kept {kept}, dropped {args.n - kept}")
+        first_total = embed_s + dedup_s
+        backend_model = float_model if backend == "float" else int8_model
+
+        emb = Embedder(NpyFolderStore(cache), model=backend_model).embed(texts[:naive_n])
         started = time.perf_counter()
         naive = naive_pairs(emb.tolist(), THRESHOLD)
         naive_s = time.perf_counter() - started
@@ -178,7 +225,7 @@ def main() -> None:
         # embedded again through it (only the new ones are computed), and because greedy
         # selection never revisits earlier rows, only the new rows are compared with what was kept.
         started = time.perf_counter()
-        embedder = Embedder(NpyFolderStore(cache), batch_size=256)
+        embedder = Embedder(NpyFolderStore(cache), batch_size=256, model=backend_model)
         grown = embedder.embed(grown_texts)
         re_embed_s = time.perf_counter() - started
         started = time.perf_counter()

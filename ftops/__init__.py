@@ -1,5 +1,7 @@
-"""ftops: FT-Ops for LLM tool calling."""
+"""ftops: FT-Ops for LLM tool calling.
 
-from ftops.celery import app as celery_app
-
-__all__ = ["celery_app"]
+Importing the package loads nothing else: pure modules (the training loop, parsers, the
+model adapters) stay free of Django and Celery. The Celery app is created where Django
+starts (``ftops.common.apps.CommonConfig.ready``), and ``celery -A ftops`` finds
+``ftops.celery`` by itself.
+"""

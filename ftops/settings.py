@@ -7,6 +7,7 @@ Malformed values stop start-up with a message naming the variable.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -47,10 +48,14 @@ INSTALLED_APPS = [
     "ftops.discovery",
     "review",
     "registry",
+    "axes",  # locks out repeated wrong-password logins (its own tables and migrations)
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Refuses NUL bytes in URLs and bad ?limit=/?offset= under /api/, and puts every /api/ error
+    # in the JSON envelope: before the rest, so no later layer sees such a request.
+    "ftops.common.middleware.RequestGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -58,6 +63,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes requires: it answers a locked-out login
 ]
 
 ROOT_URLCONF = "ftops.urls"
@@ -99,6 +105,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# django-axes checks every login against the lockout first; ModelBackend then checks the password.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -130,10 +138,10 @@ if SECURE_PRODUCTION and SECRET_KEY == _INSECURE_DEV_KEY:
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "ftops.common.auth.ApiKeyAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "ftops.common.auth.CsrfAuditingSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "ftops.common.schema.ApiSchema",
     # DRF's JSONParser lets RecursionError through (a 500) on a body nested ~1,000 deep.
     "DEFAULT_PARSER_CLASSES": [
         "ftops.interactions.parsers.SafeJSONParser",
@@ -200,7 +208,13 @@ CELERY_TASK_ROUTES = {
 }
 # Durability for long GPU work lives in the database (lease + heartbeat + reaper); the
 # broker's visibility timeout only has to outlast a normal run's acknowledgement delay.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("FTOPS_VISIBILITY_TIMEOUT_S", 4 * 3600, minimum=1)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("FTOPS_VISIBILITY_TIMEOUT_S", 4 * 3600, minimum=1),
+    # A publish to an unreachable broker fails in well under a second instead of retrying for
+    # ~6 s inside a web request: queued ingest answers 503 and its outbox sender retries later.
+    "max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5,
+    "socket_connect_timeout": 2,
+}
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
 # Curation: collect production examples, then evaluate the retraining triggers.
 CELERY_BEAT_SCHEDULE["curation-collect-and-triggers"] = {
@@ -262,3 +276,59 @@ CELERY_BEAT_SCHEDULE["training-reap-leases"] = {
 # Covering indexes (INCLUDE columns) serve PostgreSQL; the embedded SQLite ignores the extra
 # columns and still gets a usable index, so the warning says nothing actionable.
 SILENCED_SYSTEM_CHECKS = ["models.W040"]
+
+# --- authentication failures, lockouts and the API's guards (helper H4) -------------------
+# API requests with no key, an unknown or a revoked key: past LIMIT failures per client
+# address (or per key prefix) in a WINDOW, the answer is 429 with Retry-After; audit rows for
+# them are aggregated per window (one row per address, prefix and reason, with a count).
+FTOPS_AUTH_FAILURE_LIMIT = env_int("FTOPS_AUTH_FAILURE_LIMIT", 20, minimum=1)
+FTOPS_AUTH_FAILURE_WINDOW_S = env_int("FTOPS_AUTH_FAILURE_WINDOW_S", 300, minimum=1)
+# ?limit= on list endpoints: larger values get a 422 naming the bound.
+FTOPS_API_MAX_PAGE_LIMIT = env_int("FTOPS_API_MAX_PAGE_LIMIT", 1000, minimum=1)
+CSRF_FAILURE_VIEW = "ftops.common.views.csrf_failure"  # audits the refusal, then the usual 403
+# Wrong-password logins (django-axes): after FTOPS_LOGIN_FAILURE_LIMIT failures for one user name
+# from one address, that pair is locked out for FTOPS_LOGIN_COOLOFF_MIN minutes (429 page).
+# A success resets the count. Reset by hand: `python manage.py axes_reset_username NAME`.
+AXES_FAILURE_LIMIT = env_int("FTOPS_LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("FTOPS_LOGIN_COOLOFF_MIN", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HANDLER = "ftops.common.auth.AuditingAxesHandler"
+AXES_CLIENT_IP_CALLABLE = "ftops.common.auth.client_ip"  # the same address the API's throttle counts
+AXES_LOCKOUT_TEMPLATE = "auth/locked_out.html"
+AXES_VERBOSE = False
+
+# --- job runtime (ftops.common.jobs) and queued ingest --------------------------------
+# Default lease of a job row; heartbeats extend it, the reaper re-queues a job whose lease ran out.
+FTOPS_JOB_LEASE_S = env_int("FTOPS_JOB_LEASE_S", 300, minimum=1)
+# Ingest batches take seconds, so a dead worker's batch is re-queued within about a minute.
+FTOPS_INGEST_LEASE_S = env_int("FTOPS_INGEST_LEASE_S", 60, minimum=1)
+# A pending batch published this long ago and still unclaimed is published again (a message
+# prefetched by a worker that died waits for the broker's visibility timeout, hours).
+FTOPS_INGEST_RESEND_AFTER_S = env_int("FTOPS_INGEST_RESEND_AFTER_S", 120, minimum=1)
+# Retry-After (seconds) when a batch cannot be queued because the broker is unreachable.
+FTOPS_INGEST_RETRY_AFTER_S = env_int("FTOPS_INGEST_RETRY_AFTER_S", 10, minimum=1)
+CELERY_BEAT_SCHEDULE["interactions-reap-and-send-batches"] = {
+    "task": "ftops.interactions.tasks.ingest_batches_reap",
+    "schedule": float(env_int("FTOPS_INGEST_REAP_EVERY_S", 15, minimum=1)),
+}
+
+# --- outbound HTTP (helper H2) ------------------------------------------------------------
+# Every server-side fetch (catalog URL imports, later aggregator and gateway upstreams) goes
+# through ftops.common.outbound: public addresses only, unless this list names the host or a
+# network holding the address, e.g. "127.0.0.1/32,10.20.0.0/16,mcp.internal.example".
+from ftops.common.outbound import parse_allow_list as _parse_outbound_allow  # noqa: E402
+
+FTOPS_OUTBOUND_ALLOW = env_list("FTOPS_OUTBOUND_ALLOW", [])
+_parse_outbound_allow(FTOPS_OUTBOUND_ALLOW)  # a typo stops start-up here, not on the first import
+# Total time for one fetch (resolve, connect, headers, whole body): well under gunicorn's 30 s.
+FTOPS_OUTBOUND_TIMEOUT_S = env_int("FTOPS_OUTBOUND_TIMEOUT_S", 10, minimum=1, maximum=25)
+FTOPS_OUTBOUND_MAX_BYTES = env_int("FTOPS_OUTBOUND_MAX_BYTES", 5 * 1024 * 1024, minimum=1024)
+FTOPS_OUTBOUND_MAX_REDIRECTS = env_int("FTOPS_OUTBOUND_MAX_REDIRECTS", 5, maximum=20)
+# URL imports run as jobs (ftops.catalog): their lease, and the beat pass that re-queues
+# imports whose worker died and publishes those the broker never received.
+FTOPS_CATALOG_IMPORT_LEASE_S = env_int("FTOPS_CATALOG_IMPORT_LEASE_S", 120, minimum=30)
+CELERY_BEAT_SCHEDULE["catalog-reap-import-jobs"] = {
+    "task": "ftops.catalog.tasks.catalog_import_jobs_reap_task",
+    "schedule": 60.0,
+}

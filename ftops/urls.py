@@ -33,3 +33,9 @@ urlpatterns = [
     path("registry/", include("registry.urls")),
     path("", include("ftops.common.urls")),
 ]
+
+# Error answers: the JSON envelope under /api/, the app's pages elsewhere (ftops.common.views).
+handler400 = "ftops.common.views.bad_request"
+handler403 = "ftops.common.views.permission_denied"
+handler404 = "ftops.common.views.page_not_found"
+handler500 = "ftops.common.views.server_error"

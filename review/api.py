@@ -19,6 +19,7 @@ from ftops.common.actors import actor_for
 from ftops.common.api_errors import error_body
 from ftops.common.auth import has_role
 from ftops.common.models import Role
+from ftops.common.schema import paginated
 from ftops.datasets.models import Behavior
 from review import selectors, services
 from review.forms import STATUS_FILTERS, correction_from_api
@@ -106,7 +107,7 @@ class ReviewQueueApi(APIView):
     permission_classes = [IsReviewer]
 
     @extend_schema(operation_id="review_items_list", parameters=[QueueQuerySerializer],
-                   responses=ReviewItemOutSerializer(many=True), tags=["review"])
+                   responses={200: paginated(ReviewItemOutSerializer)}, tags=["review"])
     def get(self, request: Request) -> Response:
         query = QueueQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)

@@ -40,6 +40,11 @@ class WorkerHandle:
     def log(self) -> str:
         return "".join(self.output[-200:])
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no acknowledgement, exactly what a crashed host looks like."""
+        self.process.kill()
+        self.process.wait(timeout=10)
+
     def wait_for(self, predicate: Callable[[], bool], *, timeout: float = 60.0, what: str = "the condition") -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -121,3 +126,75 @@ def celery_worker(transactional_db: Any, redis_url: str, tmp_path: Path) -> Iter
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+def start_worker(*, redis_url: str, tmp_path: Path, extra_env: dict[str, str] | None = None) -> WorkerHandle:
+    """Start one more worker process against this run's test database and ``redis_url``."""
+    database_url = shared_database_url()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "ftops.settings",
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": redis_url,
+        "FTOPS_VAR_DIR": str(tmp_path / "var"),
+        "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
+    }
+    env.pop("REDIS_URL", None)
+    name = f"ftops-test-{uuid.uuid4().hex[:8]}@%h"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "ftops", "worker", "-Q", QUEUES, "--concurrency=1", "--pool=solo",
+         "--loglevel=INFO", "-n", name, "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    assert process.stdout is not None
+    handle = WorkerHandle(process=process, broker_url=redis_url, database_url=database_url)
+    stream = process.stdout
+
+    def pump() -> None:
+        for line in stream:
+            handle.output.append(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    handle.wait_for(lambda: any(" ready." in line for line in handle.output), timeout=START_TIMEOUT_S,
+                    what="the worker to report ready")
+    return handle
+
+
+@pytest.fixture
+def celery_workers(transactional_db: Any, redis_url: str, tmp_path: Path) -> Iterator[Callable[..., WorkerHandle]]:
+    """A factory: ``celery_workers(FTOPS_INGEST_LEASE_S="3")`` starts a worker with extra settings.
+
+    For tests that kill workers and start new ones. The test process's Celery app sends to the
+    same Redis database; every worker still alive at the end is stopped.
+    """
+    from django.db import connection
+
+    from ftops.celery import app
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the real-worker test shares the test database: run it on PostgreSQL (DATABASE_URL=postgres://…)")
+    # Messages left over from an earlier run in this Redis database would reach the new workers.
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+    started: list[WorkerHandle] = []
+    saved = (app.conf.broker_url, app.conf.task_always_eager)
+
+    def start(**extra_env: str) -> WorkerHandle:
+        handle = start_worker(redis_url=redis_url, tmp_path=tmp_path, extra_env=extra_env)
+        started.append(handle)
+        return handle
+
+    _use_broker(app, redis_url, eager=False)
+    try:
+        yield start
+    finally:
+        _use_broker(app, saved[0], eager=saved[1])
+        for handle in started:
+            if handle.process.poll() is None:
+                handle.process.terminate()
+                try:
+                    handle.process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    handle.kill()

@@ -63,3 +63,12 @@ def make_key(db: Any) -> Callable[..., tuple[APIClient, Any]]:
 def admin_user(django_user_model: Any) -> Any:
     return django_user_model.objects.create_user("admin", "admin@example.com", "ftops-admin-pw", is_staff=True,
                                                  is_superuser=True)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """Each test starts with an empty cache: failed-authentication counters, aggregated audit
+    rows and cached dashboards must not leak from one test into the next."""
+    from django.core.cache import cache
+
+    cache.clear()

@@ -6,6 +6,10 @@ import tempfile
 os.environ.setdefault("FTOPS_VAR_DIR", os.path.join(tempfile.gettempdir(), "ftops-test-var"))
 # Tests never reach a broker through settings; queue tests start their own worker.
 os.environ.pop("CELERY_BROKER_URL", None)
+# Tests never download a model: a missing local model folder fails at once instead of
+# being looked up on the Hugging Face Hub (seconds of network retries per test).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from ftops.settings import *  # noqa: F403
 

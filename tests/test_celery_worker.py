@@ -11,9 +11,26 @@ from ftops.interactions.models import BatchStatus, IngestBatch, Interaction
 from tests.celery_fixtures import WorkerHandle, celery_worker  # noqa: F401  (pytest fixture)
 from tests.interactions.conftest import catalog, payload  # noqa: F401  (pytest fixtures)
 
-pytestmark = [pytest.mark.services, pytest.mark.celery_worker]
+
+def test_shared_tasks_bind_to_the_project_app_once_django_has_started() -> None:
+    # ``ftops/__init__`` no longer creates the Celery app; CommonConfig.ready() does, so a
+    # task sent from a web process or the CLI uses the project's broker settings, not
+    # Celery's default app.
+    from celery import current_app
+
+    # Asked before this test imports ftops.celery itself (which would make it current).
+    assert current_app.main == "ftops"
+    from ftops.celery import app
+    from ftops.interactions.tasks import interactions_ingest_batch
+    from ftops.training.tasks import training_run_task
+
+    assert current_app._get_current_object() is app
+    assert training_run_task.app is app and interactions_ingest_batch.app is app
+    assert "ftops.training.tasks.training_run_task" in app.tasks
 
 
+@pytest.mark.services
+@pytest.mark.celery_worker
 def test_queued_batch_is_stored_by_a_real_worker(
     celery_worker: WorkerHandle,  # noqa: F811
     catalog: Any,  # noqa: F811
@@ -30,11 +47,11 @@ def test_queued_batch_is_stored_by_a_real_worker(
     assert Interaction.objects.count() == 0  # nothing stored in the request itself
 
     def finished() -> bool:
-        return IngestBatch.objects.get(pk=batch_id).status in (BatchStatus.DONE, BatchStatus.FAILED)
+        return IngestBatch.objects.get(pk=batch_id).status in (BatchStatus.SUCCEEDED, BatchStatus.FAILED)
 
     celery_worker.wait_for(finished, timeout=60, what=f"batch {batch_id} to be processed")
     batch = IngestBatch.objects.get(pk=batch_id)
-    assert (batch.status, batch.rows, batch.attempts) == (BatchStatus.DONE, [], 1)
+    assert (batch.status, batch.rows, batch.attempts) == (BatchStatus.SUCCEEDED, [], 1)
     assert batch.result == {"created": 25, "replayed": 0}
     assert Interaction.objects.filter(api_key=key).count() == 25
     bad = Interaction.objects.get(external_id="w-3")

@@ -3,12 +3,18 @@
 Imports over the API take an MCP server URL or the content inline. Local file paths and
 stdio commands are refused on purpose: they would let an API caller read the server's
 files or run programs on it; those stay with ``manage.py catalog_import``.
+
+Inline content is imported in the request (201/200 with the report). A URL import is a job
+(202 with its status URL): contacting a server can take up to the outbound time limit, and
+that must not hold a web worker. The job's error for an unusable URL is one message whatever
+the reason (refused, unreachable, timed out, not MCP); the reason is in the audit log.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
@@ -17,17 +23,27 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ftops.catalog.importers import FILE_FORMATS
-from ftops.catalog.models import Service, Tool, ToolSchemaVersion
-from ftops.catalog.selectors import service_get, services_list, tool_get, tool_versions, tools_for_service
-from ftops.catalog.services import catalog_import
-from ftops.common.auth import client_ip, has_role
-from ftops.common.models import ApiKey, Role
+from ftops.catalog.models import CatalogImportJob, Service, Tool, ToolSchemaVersion
+from ftops.catalog.selectors import (
+    import_job_get,
+    service_get,
+    services_list,
+    tool_get,
+    tool_versions,
+    tools_for_service,
+)
+from ftops.catalog.services import catalog_import, catalog_import_job_create
+from ftops.common.actors import actor_for
+from ftops.common.auth import has_role
+from ftops.common.models import Role
+from ftops.common.schema import paginated
 
 CanImport = has_role(Role.ADMIN, Role.ML_ORCHESTRATOR)
 
 
 class CatalogImportInSerializer(serializers.Serializer):
-    url = serializers.URLField(required=False, help_text="An MCP server's streamable-HTTP URL, e.g. http://h:8000/mcp")
+    url = serializers.URLField(required=False, max_length=2000,
+                               help_text="An MCP server's streamable-HTTP URL, e.g. https://h/mcp (a job)")
     content = serializers.JSONField(required=False, help_text="Per-tool documents, an OpenAI tools list or BFCL docs")
     format = serializers.ChoiceField(choices=FILE_FORMATS, required=False,
                                      help_text="Format of 'content'; detected when left out")
@@ -64,27 +80,60 @@ class CatalogImportOutSerializer(serializers.Serializer):
     duplicates = serializers.ListField(child=serializers.CharField())
 
 
+class CatalogImportJobOutSerializer(serializers.ModelSerializer):
+    status_url = serializers.SerializerMethodField()
+    result = CatalogImportOutSerializer(allow_null=True, help_text="The import report once it succeeded")
+    error = serializers.JSONField(allow_null=True, help_text="{code, message, fields?} once it failed")
+
+    class Meta:
+        model = CatalogImportJob
+        fields = ["id", "status", "status_url", "source", "service", "skip_invalid", "actor", "attempts",
+                  "created_at", "started_at", "finished_at", "result", "error"]
+
+    def get_status_url(self, job: CatalogImportJob) -> str:
+        path = reverse("catalog-import-job", args=[job.pk])
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
+
+    def to_representation(self, instance: CatalogImportJob) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["error"] = instance.error or None
+        return data
+
+
 class CatalogImportApi(APIView):
-    """Import tools (and per-tool examples) from an MCP server URL or inline content."""
+    """Import tools (and per-tool examples) from inline content now, or from an MCP server URL as a job."""
 
     permission_classes = [CanImport]
 
     @extend_schema(operation_id="catalog_import", request=CatalogImportInSerializer,
-                   responses={201: CatalogImportOutSerializer, 200: CatalogImportOutSerializer})
+                   responses={201: CatalogImportOutSerializer, 200: CatalogImportOutSerializer,
+                              202: CatalogImportJobOutSerializer})
     def post(self, request: Request) -> Response:
         data = CatalogImportInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
+        actor = actor_for(request)
         if "url" in v:
-            source, fmt, content = v["url"], "mcp-http", None
-        else:
-            source, fmt, content = v.get("source") or "api:inline", v.get("format"), v["content"]
-        key = request.auth if isinstance(request.auth, ApiKey) else None
-        report = catalog_import(source=source, fmt=fmt, content=content, service=v.get("service"),
-                                skip_invalid=v["skip_invalid"], api_key=key,
-                                actor_user=None if key else request.user, ip=client_ip(request))
+            job = catalog_import_job_create(url=v["url"], service=v.get("service"), skip_invalid=v["skip_invalid"],
+                                            by=actor)
+            job.refresh_from_db()  # an in-process worker (no broker configured) may have finished it already
+            body = CatalogImportJobOutSerializer(job, context={"request": request}).data
+            return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["status_url"]})
+        report = catalog_import(source=v.get("source") or "api:inline", fmt=v.get("format"), content=v["content"],
+                                service=v.get("service"), skip_invalid=v["skip_invalid"], by=actor)
         return Response(CatalogImportOutSerializer(report.as_dict()).data,
                         status=status.HTTP_201_CREATED if report.changed else status.HTTP_200_OK)
+
+
+class CatalogImportJobApi(APIView):
+    """One URL import job: its status, and the report or the error once it finished."""
+
+    permission_classes = [CanImport]
+
+    @extend_schema(operation_id="catalog_import_job", responses={200: CatalogImportJobOutSerializer})
+    def get(self, request: Request, job_id: int) -> Response:
+        return Response(CatalogImportJobOutSerializer(import_job_get(job_id=job_id), context={"request": request}).data)
 
 
 class CatalogServiceOutSerializer(serializers.ModelSerializer):
@@ -124,7 +173,7 @@ def _page(view: APIView, request: Request, queryset: Any, serializer: type[seria
 class ServicesApi(APIView):
     """Services with their tool counts."""
 
-    @extend_schema(operation_id="catalog_services_list", responses={200: CatalogServiceOutSerializer(many=True)})
+    @extend_schema(operation_id="catalog_services_list", responses={200: paginated(CatalogServiceOutSerializer)})
     def get(self, request: Request) -> Response:
         return _page(self, request, services_list(), CatalogServiceOutSerializer)
 
@@ -132,7 +181,7 @@ class ServicesApi(APIView):
 class ServiceToolsApi(APIView):
     """A service's tools with their current schema."""
 
-    @extend_schema(operation_id="catalog_tools_list", responses={200: CatalogToolOutSerializer(many=True)})
+    @extend_schema(operation_id="catalog_tools_list", responses={200: paginated(CatalogToolOutSerializer)})
     def get(self, request: Request, service: str) -> Response:
         return _page(self, request, tools_for_service(service=service_get(name=service)), CatalogToolOutSerializer)
 
@@ -141,7 +190,7 @@ class ToolVersionsApi(APIView):
     """Every schema version of a tool, newest first, with the diff from the one before."""
 
     @extend_schema(operation_id="catalog_tool_versions_list",
-                   responses={200: ToolSchemaVersionOutSerializer(many=True)})
+                   responses={200: paginated(ToolSchemaVersionOutSerializer)})
     def get(self, request: Request, service: str, tool: str) -> Response:
         return _page(self, request, tool_versions(tool=tool_get(service_name=service, tool_name=tool)),
                      ToolSchemaVersionOutSerializer)

@@ -19,6 +19,7 @@ from django.utils.text import slugify
 
 from ftops.catalog.schema import infer_schema, normalize_schema
 from ftops.common.errors import ValidationFailed
+from ftops.common.outbound import OutboundError
 
 FORMATS = ("mcp", "mcp-http", "tool-docs", "openai-tools", "bfcl")
 FILE_FORMATS = ("tool-docs", "openai-tools", "bfcl")
@@ -29,6 +30,26 @@ MCP_MAX_PAGES = 100
 
 class ImportFailed(ValidationFailed):
     """The source could not be read or is not in a format we know."""
+
+
+# One answer for every way an MCP URL can fail (refused by the outbound policy, no DNS, closed
+# port, timeout, a web server that is not MCP): distinct answers would make the import a port
+# scanner for the server's network. The real reason travels in ``SourceUnavailable.reason``
+# to the log and the audit row.
+UNAVAILABLE = "it is not allowed, cannot be reached, did not answer in time or does not speak MCP"
+
+
+class SourceUnavailable(ImportFailed):
+    """An MCP server URL gave no tool list; ``reason``/``kind`` say why, the message never does."""
+
+    def __init__(self, source: str, *, kind: str, reason: str, outbound: OutboundError | None = None) -> None:
+        from ftops.common.outbound import redact_url
+
+        message = f"could not list the tools of the MCP server {redact_url(source)!r}: {UNAVAILABLE}"
+        super().__init__(message, fields={"url": [UNAVAILABLE]})
+        self.kind = kind
+        self.reason = reason
+        self.outbound = outbound
 
 
 @dataclass(frozen=True)
@@ -124,6 +145,53 @@ def parse_json_or_lines(text: str, *, label: str = "content") -> Any:
                 raise ImportFailed(f"{label} line {number} is not JSON",
                                    fields={"source": [f"line {number} is not a JSON object"]}) from None
         return out
+
+
+# ---------------------------------------------------------------- text the database cannot store
+
+MAX_DEPTH = 64
+NUL_TEXT = "holds a NUL (\\u0000) character, which the database cannot store; remove it"
+SURROGATE_TEXT = ("holds a lone UTF-16 surrogate (such as \\ud800), which is not valid Unicode and cannot be "
+                  "stored; send well-formed text")
+
+
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return NUL_TEXT
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return SURROGATE_TEXT
+    return None
+
+
+def reject_unstorable_text(value: Any, *, where: str) -> None:
+    """ImportFailed naming the first string (or key) in ``value`` with a NUL or a lone surrogate.
+
+    PostgreSQL refuses both (and SQLite stores them only to fail later when the text is
+    encoded), so without this a single bad character in an uploaded document was a 500.
+    The walk is iterative and bounded in depth: later recursive steps stay far from Python's
+    recursion limit.
+    """
+    stack: list[tuple[Any, str, int]] = [(value, where, 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ImportFailed(f"{path} nests objects and arrays too deeply", fields={path: [
+                f"nests objects and arrays more than {MAX_DEPTH} levels deep; send a flatter value"]})
+        if isinstance(item, str):
+            problem = _text_problem(item)
+            if problem:
+                raise ImportFailed(f"{path} {problem}", fields={path: [problem]})
+        elif isinstance(item, dict):
+            for key, child in reversed(list(item.items())):
+                key_text = str(key)
+                problem = _text_problem(key_text)
+                if problem:
+                    raise ImportFailed(f"a key in {path} {problem}", fields={path: [f"a key {problem}"]})
+                stack.append((child, f"{path}.{key_text}", depth + 1))
+        elif isinstance(item, list | tuple):
+            stack.extend((child, f"{path}[{i}]", depth + 1) for i, child in reversed(list(enumerate(item))))
 
 
 # ---------------------------------------------------------------- names
@@ -324,10 +392,22 @@ def parse_function_list(data: Any, *, fmt: str, service: str) -> Parsed:
 # ---------------------------------------------------------------- MCP
 
 def parse_mcp(source: str, *, fmt: str, service: str | None = None, timeout: float = MCP_TIMEOUT_S) -> Parsed:
-    """``tools/list`` of a live MCP server (all pages), through the official SDK's client."""
-    import anyio
+    """``tools/list`` of a live MCP server (all pages), through the official SDK's client.
 
-    server_name, server_version, raw_tools = anyio.run(_mcp_list_tools, source, fmt, timeout)
+    Over HTTP the SDK talks through the guarded outbound client (``ftops.common.outbound``):
+    the URL's addresses are checked at every connect, and the whole session gets the outbound
+    time limit (``FTOPS_OUTBOUND_TIMEOUT_S``) rather than ``timeout``.
+    """
+    from ftops.common.outbound import run_sync
+
+    if fmt == "mcp-http":
+        server_name, server_version, raw_tools = run_sync(_mcp_http_list_tools, source)
+    else:
+        server_name, server_version, raw_tools = run_sync(_mcp_stdio_list_tools, source, timeout)
+    # Names and descriptions come from a server we do not control; the database cannot store
+    # a NUL or a lone surrogate, so they are refused here with the tool they are in.
+    reject_unstorable_text(raw_tools, where="tools")
+    reject_unstorable_text([server_name, server_version], where="server_info")
     svc = service_slug(service or server_name or "", field_name="service")
     tools: dict[str, ToolDef] = {}
     duplicates: list[str] = []
@@ -341,57 +421,88 @@ def parse_mcp(source: str, *, fmt: str, service: str | None = None, timeout: flo
                   list(tools.values()), [], duplicates)
 
 
-async def _mcp_list_tools(source: str, fmt: str, timeout: float) -> tuple[str, str, list[dict[str, Any]]]:
+async def _list_all_tools(client: Any) -> tuple[str, str, list[dict[str, Any]]]:
+    info = client.server_info
+    tools: list[dict[str, Any]] = []
+    cursor: str | None = None
+    for _ in range(MCP_MAX_PAGES):
+        page = await client.list_tools(cursor=cursor)
+        tools += [{"name": t.name, "description": t.description, "input_schema": t.input_schema} for t in page.tools]
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    return (info.name if info else ""), (info.version if info else ""), tools
+
+
+async def _mcp_http_list_tools(source: str) -> tuple[str, str, list[dict[str, Any]]]:
+    import anyio
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    from ftops.common import outbound
+
+    if not source.startswith(("http://", "https://")):
+        raise ImportFailed("an MCP HTTP source is a URL", fields={"source": ["e.g. http://host:8000/mcp"]})
+    limits = outbound.limits_from_settings()
+    http_client = outbound.guarded_async_client(timeout_s=limits.timeout_s, max_bytes=limits.max_bytes)
+    try:
+        with anyio.fail_after(limits.timeout_s):
+            # Checked here for a clean refusal; the transport checks again at every connect.
+            await outbound.check_url_async(source)
+            async with http_client, Client(streamable_http_client(source, http_client=http_client),
+                                           read_timeout_seconds=limits.timeout_s) as client:
+                return await _list_all_tools(client)
+    except (Exception, BaseExceptionGroup) as exc:
+        inner = _innermost(exc)
+        # The SDK rewraps transport errors in its own; the transport kept the guard's verdict.
+        guard = next(iter(outbound.transport_errors(http_client)), None)
+        found = inner if isinstance(inner, OutboundError) else guard
+        if found is not None:
+            raise SourceUnavailable(source, kind=found.kind, reason=found.reason, outbound=found) from None
+        kind = "timeout" if isinstance(inner, TimeoutError) else "unreachable"
+        reason = _describe(exc) if kind == "unreachable" else f"no tool list within {limits.timeout_s:g} s"
+        raise SourceUnavailable(source, kind=kind, reason=reason) from None
+
+
+async def _mcp_stdio_list_tools(source: str, timeout: float) -> tuple[str, str, list[dict[str, Any]]]:
+    """A local command (``manage.py catalog_import`` only: the API refuses commands)."""
     import anyio
     from mcp import Client
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
     errlog = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")  # noqa: SIM115 - read on failure
     try:
-        target: Any
-        if fmt == "mcp-http":
-            if not source.startswith(("http://", "https://")):
-                raise ImportFailed("an MCP HTTP source is a URL", fields={"source": ["e.g. http://host:8000/mcp"]})
-            target = source
-        else:
-            try:
-                parts = shlex.split(source)
-            except ValueError as exc:
-                raise ImportFailed(f"cannot parse the command: {exc}", fields={"source": [str(exc)]}) from exc
-            if not parts:
-                raise ImportFailed("empty MCP command", fields={"source": ["give the command that starts the server"]})
-            # Server logs go to a scratch file: shown when the server fails, silent otherwise.
-            target = stdio_client(StdioServerParameters(command=parts[0], args=parts[1:]), errlog=errlog)
-        tools: list[dict[str, Any]] = []
+        try:
+            parts = shlex.split(source)
+        except ValueError as exc:
+            raise ImportFailed(f"cannot parse the command: {exc}", fields={"source": [str(exc)]}) from exc
+        if not parts:
+            raise ImportFailed("empty MCP command", fields={"source": ["give the command that starts the server"]})
+        # Server logs go to a scratch file: shown when the server fails, silent otherwise.
+        target = stdio_client(StdioServerParameters(command=parts[0], args=parts[1:]), errlog=errlog)
         try:
             with anyio.fail_after(timeout):
                 async with Client(target, read_timeout_seconds=timeout) as client:
-                    info = client.server_info
-                    cursor: str | None = None
-                    for _ in range(MCP_MAX_PAGES):
-                        page = await client.list_tools(cursor=cursor)
-                        tools += [{"name": t.name, "description": t.description, "input_schema": t.input_schema}
-                                  for t in page.tools]
-                        cursor = page.next_cursor
-                        if not cursor:
-                            break
-        except ImportFailed:
-            raise
+                    return await _list_all_tools(client)
         except (Exception, BaseExceptionGroup) as exc:
             errlog.seek(0)
             tail = errlog.read()[-500:].strip()
             reason = _describe(exc) + (f"; server said: {tail}" if tail else "")
             raise ImportFailed(f"could not list the tools of the MCP server {source!r}: {reason}",
                                fields={"source": [reason]}) from None
-        return (info.name if info else ""), (info.version if info else ""), tools
     finally:
         errlog.close()
 
 
-def _describe(exc: BaseException) -> str:
-    """The innermost message of an exception (task groups wrap the real one)."""
+def _innermost(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
+    return exc
+
+
+def _describe(exc: BaseException) -> str:
+    """The innermost message of an exception (task groups wrap the real one)."""
+    exc = _innermost(exc)
     if isinstance(exc, TimeoutError):
         return "timed out"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -403,6 +514,11 @@ def parse_source(*, source: str, fmt: str | None = None, service: str | None = N
     """Read ``source`` (or inline ``content``) into tool definitions."""
     if fmt is not None and fmt not in FORMATS:
         raise ImportFailed(f"unknown format {fmt!r}", fields={"format": [f"choose one of {list(FORMATS)}"]})
+    reject_unstorable_text(source, where="source")
+    if service is not None:
+        reject_unstorable_text(service, where="service")
+    if content is not None:
+        reject_unstorable_text(content, where="content")
     if content is None:
         fmt = fmt or detect_format(source)
         if fmt == "mcp" and source.strip().startswith(("http://", "https://")):
@@ -414,6 +530,7 @@ def parse_source(*, source: str, fmt: str | None = None, service: str | None = N
         if not path.is_file():
             raise ImportFailed(f"no such file: {source}", fields={"source": ["give an existing file path"]})
         content = load_file(path)
+        reject_unstorable_text(content, where=path.name)
         default_service = path.stem
     else:
         fmt = fmt or detect_content_format(content)

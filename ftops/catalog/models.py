@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
-from ftops.common.models import TimeStampedModel
+from ftops.common.jobs import Job
+from ftops.common.models import ApiKey, TimeStampedModel
 
 
 class Service(TimeStampedModel):
@@ -71,3 +73,30 @@ class ToolSchemaVersion(models.Model):
             "type": "function",
             "function": {"name": self.tool.name, "description": self.description, "parameters": self.parameters},
         }
+
+
+class CatalogImportJob(Job):
+    """An import from an MCP server URL, run by a worker (``POST /api/v1/catalog/import`` answers 202).
+
+    Fetching a URL can take up to the outbound time limit; doing it in the web request would
+    hold a web worker for that long per request. The row records who asked, so the worker
+    audits the import (or its failure) as them.
+    """
+
+    source = models.CharField(max_length=2000, help_text="The MCP server's streamable-HTTP URL")
+    service = models.CharField(max_length=100, blank=True, help_text="Service name; the server's own when blank")
+    skip_invalid = models.BooleanField(default=False)
+    actor = models.CharField(max_length=200, help_text="Who asked: username or 'key:<prefix>'")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="+")
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True, help_text="The import report once it succeeded")
+
+    lease_setting = "FTOPS_CATALOG_IMPORT_LEASE_S"
+
+    class Meta(Job.Meta):
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"catalog import {self.pk} ({self.status})"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from django.db.models import Count, QuerySet
 
-from ftops.catalog.models import Service, Tool, ToolSchemaVersion
+from ftops.catalog.models import CatalogImportJob, Service, Tool, ToolSchemaVersion
 from ftops.common.errors import NotFound
+
+BIGINT_MAX = 2**63 - 1
 
 
 def tool_schema_map(service: Service) -> dict[str, ToolSchemaVersion]:
@@ -46,3 +48,11 @@ def tool_get(*, service_name: str, tool_name: str) -> Tool:
 
 def tool_versions(*, tool: Tool) -> QuerySet[ToolSchemaVersion]:
     return ToolSchemaVersion.objects.filter(tool=tool).select_related("tool", "tool__service").order_by("-number")
+
+
+def import_job_get(*, job_id: int) -> CatalogImportJob:
+    # A path id past the column's range would be a database error (a 500), not "no such job".
+    job = CatalogImportJob.objects.filter(pk=job_id).first() if 0 < job_id <= BIGINT_MAX else None
+    if job is None:
+        raise NotFound(f"no catalog import job {job_id}")
+    return job

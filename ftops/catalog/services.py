@@ -9,18 +9,33 @@ stored diff says whether the change breaks callers.
 from __future__ import annotations
 
 import copy
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
 from django.db.models import Max
 
-from ftops.catalog.importers import ImportFailed, Parsed, ServiceDef, ToolDef, lenient_ask_schema, parse_source
-from ftops.catalog.models import SchemaChange, Service, Tool, ToolSchemaVersion
+from ftops.catalog.importers import (
+    ImportFailed,
+    Parsed,
+    ServiceDef,
+    SourceUnavailable,
+    ToolDef,
+    lenient_ask_schema,
+    parse_source,
+)
+from ftops.catalog.models import CatalogImportJob, SchemaChange, Service, Tool, ToolSchemaVersion
 from ftops.catalog.schema import content_hash, schema_diff
 from ftops.catalog.selectors import tool_schema_map
-from ftops.common.errors import ValidationFailed
+from ftops.common.actors import Actor
+from ftops.common.errors import FtopsError, ValidationFailed
+from ftops.common.jobs import error_dict, job_claim, job_fail, job_finish, job_mark_enqueued, jobs_reap, worker_identity
+from ftops.common.models import AuditAction
+from ftops.common.outbound import OutboundRefused, record_refusal, redact_url
 from ftops.common.services import audit_record
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -361,29 +376,127 @@ def catalog_import_parsed(*, parsed: Parsed, source: str, skip_invalid: bool = F
     return report
 
 
-def catalog_import(*, source: str, fmt: str | None = None, actor_user: Any = None, api_key: Any = None,
-                   service: str | None = None, content: Any = None, skip_invalid: bool = False,
-                   ip: str | None = None) -> ImportReport:
+def catalog_import(*, source: str, fmt: str | None = None, by: Actor | None = None, service: str | None = None,
+                   content: Any = None, skip_invalid: bool = False, job: int | None = None) -> ImportReport:
     """Import tools (and, for per-tool documents, examples) from ``source``.
 
     ``source`` is a file path, an MCP server command (stdio) or an MCP streamable-HTTP URL;
     with ``content`` the data is given inline and ``source`` only labels it. Records one
-    ``catalog.imported`` audit row.
+    ``catalog.imported`` audit row, or ``catalog.import_failed`` (plus ``outbound.refused``
+    for a refused destination) with the real reason when the import fails.
     """
-    # Read the source first, outside the transaction: an MCP server may take seconds to answer.
-    parsed = parse_source(source=source, fmt=fmt, service=service, content=content)
-    with transaction.atomic():
-        report = catalog_import_parsed(parsed=parsed, source=source, skip_invalid=skip_invalid)
-        audit_record(
-            action="catalog.imported", user=actor_user, api_key=api_key,
-            actor=None if (actor_user is not None or api_key is not None) else "system",
-            object_type="catalog_import", object_id=source[:120],
-            detail={"format": report.fmt, "services_created": len(report.services_created),
-                    "tools_created": len(report.tools_created), "versions_created": len(report.versions_created),
-                    "examples_created": report.examples_created, "changed": report.changed},
-            ip=ip,
-        )
+    by = by or Actor.system()
+    try:
+        # Read the source first, outside the transaction: an MCP server may take seconds to answer.
+        parsed = parse_source(source=source, fmt=fmt, service=service, content=content)
+        with transaction.atomic():
+            report = catalog_import_parsed(parsed=parsed, source=source, skip_invalid=skip_invalid)
+            audit_record(
+                action=AuditAction.CATALOG_IMPORTED, by=by, object_type="catalog_import",
+                object_id=_source_label(source),
+                detail={"format": report.fmt, "services_created": len(report.services_created),
+                        "tools_created": len(report.tools_created), "versions_created": len(report.versions_created),
+                        "examples_created": report.examples_created, "changed": report.changed,
+                        **({"job": job} if job is not None else {})},
+            )
+    except FtopsError as exc:
+        _audit_import_failure(exc, source=source, fmt=fmt, by=by, job=job)
+        raise
     return report
+
+
+def _source_label(source: str) -> str:
+    """``source`` as an audit row can hold it: no credentials, no NUL, no lone surrogate."""
+    text = redact_url(source).replace("\x00", "")
+    return text.encode("utf-8", errors="replace").decode("utf-8")[:120]
+
+
+def _audit_import_failure(exc: FtopsError, *, source: str, fmt: str | None, by: Actor, job: int | None) -> None:
+    """The failed import's audit rows, each in its own transaction (the import's rolled back)."""
+    detail: dict[str, Any] = {"format": fmt or "", "error": exc.message[:500],
+                              "fields": sorted(exc.fields)[:20]}
+    if isinstance(exc, SourceUnavailable):
+        detail.update(kind=exc.kind, reason=exc.reason[:1000])
+    if job is not None:
+        detail["job"] = job
+    with transaction.atomic():
+        audit_record(action=AuditAction.CATALOG_IMPORT_FAILED, by=by, object_type="catalog_import",
+                     object_id=_source_label(source), detail=detail)
+        if isinstance(exc, SourceUnavailable) and isinstance(exc.outbound, OutboundRefused):
+            record_refusal(exc.outbound, by=by, purpose="catalog_import")
+
+
+# ---------------------------------------------------------------- URL imports as jobs
+
+def catalog_import_job_create(*, url: str, by: Actor, service: str | None = None,
+                              skip_invalid: bool = False) -> CatalogImportJob:
+    """A pending job for an MCP URL import, published to a worker once the row is committed.
+
+    The row is the outbox: when the broker is down, it stays pending and the reaper's sender
+    (``catalog_import_jobs_reap``) publishes it later, so the caller can rely on the 202.
+    """
+    with transaction.atomic():
+        job = CatalogImportJob.objects.create(
+            source=url, service=service or "", skip_invalid=skip_invalid, actor=by.label[:200],
+            user=by.user if by.user_id is not None else None, api_key=by.api_key, ip=by.ip,
+        )
+        transaction.on_commit(lambda: catalog_import_job_publish(job_id=job.pk))
+    return job
+
+
+def catalog_import_job_publish(*, job_id: int) -> bool:
+    """Hand the job to the broker; False (and the row stays pending) when that fails."""
+    from ftops.catalog.tasks import catalog_import_job_task
+
+    try:
+        catalog_import_job_task.delay(job_id)
+    except Exception as exc:  # any broker trouble: the sender retries from the row
+        logger.warning("catalog import job %s not published (%s: %s); the reaper will send it",
+                       job_id, type(exc).__name__, exc)
+        return False
+    job_mark_enqueued(CatalogImportJob, pk=job_id)
+    return True
+
+
+def catalog_import_job_run(*, job_id: int) -> CatalogImportJob | None:
+    """Claim and run one URL import; None when another worker holds it or it is finished.
+
+    No heartbeat thread: the fetch is bounded by ``FTOPS_OUTBOUND_TIMEOUT_S`` (at most 25 s)
+    and the writes take seconds, far inside the lease. The import itself is idempotent, so a
+    worker that lost its lease and a new owner importing the same URL twice changes nothing.
+    """
+    owner = worker_identity()
+    job = job_claim(CatalogImportJob, pk=job_id, owner=owner)
+    if job is None:
+        return None
+    by = Actor(label=job.actor, user=job.user, api_key=job.api_key, ip=job.ip)
+    try:
+        report = catalog_import(source=job.source, fmt="mcp-http", service=job.service or None,
+                                skip_invalid=job.skip_invalid, by=by, job=job.pk)
+    except FtopsError as exc:  # audited by catalog_import
+        job_fail(CatalogImportJob, pk=job.pk, owner=owner, error=error_dict(exc.code, exc.message, exc.fields))
+    except Exception as exc:
+        logger.exception("catalog import job %s failed unexpectedly", job.pk)
+        with transaction.atomic():
+            audit_record(action=AuditAction.CATALOG_IMPORT_FAILED, by=by, object_type="catalog_import",
+                         object_id=_source_label(job.source),
+                         detail={"job": job.pk, "kind": "internal", "reason": f"{type(exc).__name__}: {exc}"[:1000]})
+        job_fail(CatalogImportJob, pk=job.pk, owner=owner,
+                 error=error_dict("internal_error", "the import failed unexpectedly; the server log has the details"))
+    else:
+        job_finish(CatalogImportJob, pk=job.pk, owner=owner, fields={"result": report.as_dict()})
+    job.refresh_from_db()
+    return job
+
+
+def catalog_import_jobs_reap() -> dict[str, Any]:
+    """Beat: re-queue imports whose worker died, and publish pending ones the broker never got."""
+    def publish(pk: int) -> None:
+        from ftops.catalog.tasks import catalog_import_job_task
+
+        catalog_import_job_task.delay(pk)
+
+    return jobs_reap(CatalogImportJob, publish=publish, resend_after_s=600).as_dict()
 
 
 def catalog_import_documents(*, documents: list[dict[str, Any]], source: str,

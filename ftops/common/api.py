@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from ftops.common.auth import has_role
 from ftops.common.errors import NotFound
 from ftops.common.models import ApiKey, AuditEvent, Role
+from ftops.common.schema import paginated
 from ftops.common.selectors import api_keys_list, audit_events
 from ftops.common.services import api_key_create, api_key_revoke
 
@@ -64,7 +65,7 @@ class ApiKeysApi(APIView):
 
     permission_classes = [IsAdmin]
 
-    @extend_schema(operation_id="keys_list", responses={200: ApiKeyOutSerializer(many=True)})
+    @extend_schema(operation_id="keys_list", responses={200: paginated(ApiKeyOutSerializer)})
     def get(self, request: Request) -> Response:
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(api_keys_list(), request, view=self)
@@ -102,7 +103,7 @@ class AuditEventsApi(APIView):
     permission_classes = [IsAdmin]
 
     @extend_schema(operation_id="audit_list", parameters=[AuditFilterSerializer],
-                   responses={200: AuditEventOutSerializer(many=True)})
+                   responses={200: paginated(AuditEventOutSerializer)})
     def get(self, request: Request) -> Response:
         filters = AuditFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)

@@ -99,3 +99,24 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action}"
+
+
+class UpstreamCredential(TimeStampedModel):
+    """A named key for an upstream model endpoint, chosen by an admin and bound to one base URL.
+
+    The value is stored encrypted (``ftops.common.credentials``) and is only ever sent to
+    ``base_url``: API callers name a credential, never an endpoint or an environment variable,
+    so no caller can make the server send a secret somewhere else.
+    """
+
+    name = models.CharField(max_length=100, unique=True, help_text="What API callers name, e.g. 'openai-prod'")
+    base_url = models.CharField(max_length=500, help_text="The only endpoint this value is ever sent to")
+    encrypted_value = models.TextField(editable=False)  # a Fernet token; never shown, never logged
+    value_set_at = models.DateTimeField(help_text="When the value was last entered (rotation age)")
+    created_by = models.CharField(max_length=200, blank=True, help_text="The admin who registered it")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} -> {self.base_url}"

@@ -19,6 +19,11 @@ def api_key_for_secret(secret: str) -> ApiKey | None:
     return ApiKey.objects.filter(hashed_secret=hash_secret(secret), revoked_at__isnull=True).first()
 
 
+def api_key_by_hash(hashed: str) -> ApiKey | None:
+    """The key with this hashed secret, revoked or not (to tell "revoked" from "unknown")."""
+    return ApiKey.objects.filter(hashed_secret=hashed).first()
+
+
 def api_keys_list() -> QuerySet[ApiKey]:
     return ApiKey.objects.order_by("-created_at", "-id")
 

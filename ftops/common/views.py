@@ -1,4 +1,4 @@
-"""Home dashboard and health check."""
+"""Home dashboard, health check, and the error pages (JSON under /api/)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
+from django.views import defaults
 
+from ftops.common.api_errors import envelope_response, wants_envelope
 from ftops.common.selectors import DASHBOARD_WINDOWS, CappedPaginator, home_dashboard
 
 
@@ -105,3 +107,51 @@ def healthz(request: HttpRequest) -> JsonResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"status": "ok"})
+
+
+# --- error pages: the JSON envelope under /api/, the app's pages elsewhere ------------------
+# Wired in ftops/urls.py (handler400/403/404/500) and settings.CSRF_FAILURE_VIEW. They run
+# outside DRF, so they build the envelope themselves.
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if wants_envelope(request):
+        return envelope_response(400, "the request is malformed")
+    return defaults.bad_request(request, exception)  # type: ignore[arg-type]
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if wants_envelope(request):
+        return envelope_response(403, "you may not do this")
+    return defaults.permission_denied(request, exception)  # type: ignore[arg-type]
+
+
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if wants_envelope(request):
+        return envelope_response(404, "no such endpoint or object; see /api/v1/docs")
+    return defaults.page_not_found(request, exception)  # type: ignore[arg-type]
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if wants_envelope(request):
+        return envelope_response(500, "internal error; it has been logged")
+    return defaults.server_error(request)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: audit the refusal, then answer the usual 403.
+
+    Audited in aggregate (one row per address, path and reason per window with a count): a
+    page that loses its token, or a forged form posted in a loop, must not flood the log."""
+    from ftops.common.actors import actor_for
+    from ftops.common.auth import audit_aggregated
+    from ftops.common.models import AuditAction
+
+    actor = actor_for(request)
+    path = request.path[:200]
+    audit_aggregated(action=AuditAction.CSRF_FAILED, by=actor, group=(actor.ip or "", path, reason),
+                     object_type="endpoint", object_id=path, detail={"reason": reason, "method": request.method})
+    if wants_envelope(request):
+        return envelope_response(403, f"CSRF check failed: {reason}", code="csrf_failed")
+    return render(request, "403.html", {"reason": "The form has expired or did not come from this site. "
+                                                  "Reload the page and try again."}, status=403)

@@ -4,12 +4,13 @@ Every adapter answers ``generate([(messages, tools), ...]) -> [ModelOutput, ...]
 order asked, so evaluation code never cares what serves the model:
 
 - ``OpenAICompatibleAdapter``: any chat-completions endpoint (OpenAI, vLLM, our gateway)
-  through the official ``openai`` client; calls come from ``message.tool_calls``.
+  through the official ``openai`` client; calls come from ``message.tool_calls``. Configs
+  name an admin-registered upstream credential, which fixes both the endpoint and the key.
 - ``HFLocalAdapter``: a local Hugging Face causal LM, optionally with a peft LoRA adapter,
   prompted with the same renderer training uses, batched greedy decoding with left padding.
 - ``FewShotAdapter``: wraps either with a system prompt of worked examples and domain rules.
-- ``ReplayAdapter``: answers recorded elsewhere (a JSON-lines results file), so outputs of
-  another harness can be scored and stored like any run.
+- ``ReplayAdapter``: answers recorded elsewhere (a JSON-lines results file inside the
+  artifacts folder), so outputs of another harness can be scored and stored like any run.
 
 torch, transformers and peft are imported on first use so that web processes start fast.
 """
@@ -20,7 +21,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ __all__ = [
     "OpenAICompatibleAdapter",
     "ReplayAdapter",
     "adapter_from_config",
+    "confined_file",
     "parse_tool_calls",
     "validate_adapter_config",
 ]
@@ -104,26 +106,49 @@ class AdapterConfigError(ValueError):
 
 
 ADAPTER_KINDS = ("openai", "hf_local", "fewshot", "replay")
+ALLOWED_KEYS: dict[str, frozenset[str]] = {
+    "openai": frozenset({"kind", "credential", "model", "temperature", "max_tokens", "concurrency"}),
+    "hf_local": frozenset({"kind", "model_path", "adapter_path", "batch_size", "max_new_tokens", "threads"}),
+    "fewshot": frozenset({"kind", "prompt", "examples_from", "inner"}),
+    "replay": frozenset({"kind", "path"}),
+}
+_USE_CREDENTIAL = ("give credential: the name of an upstream credential an admin registered "
+                   "(manage.py upstream_credential set NAME --base-url URL)")
+# Keys a caller might try for an endpoint or a key: each says what to use instead.
+REFUSED_KEYS = {
+    "base_url": f"not accepted: the endpoint comes from the credential, which is bound to it; {_USE_CREDENTIAL}",
+    "api_key_env": f"not accepted: keys are never read from environment variables a caller names; {_USE_CREDENTIAL}",
+    "api_key": f"not accepted: keys are never sent in a config; {_USE_CREDENTIAL}",
+}
+REPLAY_PATH_ERROR = "no readable results file at this path inside the artifacts folder"
+MAX_REPLAY_BYTES = 256 * 1024 * 1024
+
+CredentialResolver = Callable[[str], tuple[str, str]]  # name -> (base_url, key)
 
 
 def validate_adapter_config(config: Any, *, prefix: str = "") -> dict[str, Any]:
-    """A clean copy of ``config`` or ``AdapterConfigError``. Secrets are never stored: an
-    OpenAI-compatible endpoint names the environment variable holding its key."""
+    """A clean copy of ``config`` or ``AdapterConfigError``. Strict: a key this kind does not
+    use is refused, so a misspelt option is never silently ignored, and neither endpoints nor
+    secrets can be named: an OpenAI-compatible model is reached through a named credential."""
     if not isinstance(config, Mapping):
         raise AdapterConfigError(prefix or "adapter_config", "must be an object with a 'kind'")
     kind = config.get("kind")
     if kind not in ADAPTER_KINDS:
         raise AdapterConfigError(f"{prefix}kind", f"must be one of {list(ADAPTER_KINDS)}, got {kind!r}")
-    if "api_key" in config:
-        raise AdapterConfigError(f"{prefix}api_key", "do not store keys; give api_key_env, the variable holding it")
+    for key in sorted(map(str, config)):
+        if key in REFUSED_KEYS:
+            raise AdapterConfigError(f"{prefix}{key}", REFUSED_KEYS[key])
+        if key not in ALLOWED_KEYS[kind]:
+            raise AdapterConfigError(f"{prefix}{key}", f"unknown key for kind {kind!r}; "
+                                                       f"use {sorted(ALLOWED_KEYS[kind] - {'kind'})}")
     clean: dict[str, Any] = {"kind": kind}
     if kind == "openai":
-        for key in ("base_url", "model"):
+        for key in ("credential", "model"):
             value = config.get(key)
-            if not isinstance(value, str) or not value.strip():
-                raise AdapterConfigError(f"{prefix}{key}", "is required (a non-empty string)")
+            if not isinstance(value, str) or not value.strip() or len(value) > 200:
+                hint = _USE_CREDENTIAL if key == "credential" else "the model name the endpoint serves"
+                raise AdapterConfigError(f"{prefix}{key}", f"is required (a non-empty string): {hint}")
             clean[key] = value.strip()
-        clean["api_key_env"] = str(config.get("api_key_env") or "OPENAI_API_KEY")
         clean.update(_numbers(config, prefix, {"max_tokens": (1, 32768), "concurrency": (1, 64)}))
         if "temperature" in config:
             clean["temperature"] = _number(config, prefix, "temperature", 0.0, 2.0)
@@ -155,7 +180,8 @@ def validate_adapter_config(config: Any, *, prefix: str = "") -> dict[str, Any]:
     else:
         path = config.get("path")
         if not isinstance(path, str) or not path.strip():
-            raise AdapterConfigError(f"{prefix}path", "is required: a JSON-lines file of {id, result|calls|text}")
+            raise AdapterConfigError(f"{prefix}path", "is required: a JSON-lines file of {id, result|calls|text} "
+                                                      "inside the artifacts folder")
         clean["path"] = path
     return clean
 
@@ -166,6 +192,9 @@ FEWSHOT_SPLITS = ("train", "validation")  # examples never come from the data a 
 def _examples_from(source: Any, prefix: str) -> dict[str, Any]:
     if not isinstance(source, Mapping):
         raise AdapterConfigError(prefix.rstrip("."), "must be an object: {dataset_version, split, max_examples}")
+    for key in sorted(map(str, source)):
+        if key not in ("dataset_version", "split", "max_examples"):
+            raise AdapterConfigError(f"{prefix}{key}", "unknown key; use dataset_version, split, max_examples")
     version = source.get("dataset_version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise AdapterConfigError(f"{prefix}dataset_version", "must be a dataset version number")
@@ -195,12 +224,20 @@ def _number(config: Mapping[str, Any], prefix: str, key: str, low: float, high: 
     return float(value)
 
 
-def adapter_from_config(config: Mapping[str, Any]) -> ModelAdapter:
+def adapter_from_config(config: Mapping[str, Any], *, credentials: CredentialResolver | None = None,
+                        files_root: Path | None = None) -> ModelAdapter:
+    """The adapter ``config`` names. ``credentials`` turns a credential name into the one base
+    URL its key may go to and the key; ``files_root`` is the folder replay files must lie in
+    (the artifacts folder). Without them, configs that need them are refused."""
     clean = validate_adapter_config(config)
     kind = clean["kind"]
     if kind == "openai":
+        if credentials is None:
+            raise AdapterConfigError("credential", "cannot be resolved here: build the adapter through the "
+                                                   "evaluation services")
+        base_url, api_key = credentials(clean["credential"])
         return OpenAICompatibleAdapter(
-            clean["base_url"], os.environ.get(clean["api_key_env"], "not-needed"), clean["model"],
+            base_url, api_key, clean["model"],
             temperature=clean.get("temperature", 0.0), max_tokens=clean.get("max_tokens", 512),
             concurrency=clean.get("concurrency", 4),
         )
@@ -210,8 +247,31 @@ def adapter_from_config(config: Mapping[str, Any]) -> ModelAdapter:
     if kind == "fewshot":
         if "prompt" not in clean:
             raise AdapterConfigError("examples_from", "needs the dataset: build it with the evaluation services")
-        return FewShotAdapter(adapter_from_config(clean["inner"]), clean["prompt"])
-    return ReplayAdapter.from_file(Path(clean["path"]))
+        return FewShotAdapter(adapter_from_config(clean["inner"], credentials=credentials, files_root=files_root),
+                              clean["prompt"])
+    if files_root is None:
+        raise AdapterConfigError("path", REPLAY_PATH_ERROR)
+    return ReplayAdapter.from_file(confined_file(files_root, clean["path"]))
+
+
+def confined_file(root: Path, path: str) -> Path:
+    """``path`` (relative to ``root``, or absolute) resolved, with ``..`` and links followed, to
+    a readable regular file inside ``root``; anything else raises one and the same error, so
+    the answer tells nothing about which files exist outside (or inside) the folder."""
+    try:
+        base = Path(root).resolve(strict=True)
+        target = (base / path).resolve(strict=True)
+        inside = target.is_relative_to(base) and target.is_file() and os.access(target, os.R_OK)
+    except (OSError, RuntimeError, ValueError):  # missing, a link loop, a NUL byte, a name too long
+        inside = False
+    if not inside:
+        raise AdapterConfigError("path", REPLAY_PATH_ERROR)
+    return target
+
+
+def relative_to_root(root: Path, path: Path) -> str:
+    """How a confined file is stored: relative to the artifacts folder, so a moved folder still works."""
+    return str(path.relative_to(Path(root).resolve()))
 
 
 # --------------------------------------------------------------------------- OpenAI-compatible
@@ -272,15 +332,16 @@ class OpenAICompatibleAdapter:
 
     def __init__(self, base_url: str, api_key: str, model: str, *, temperature: float = 0.0,
                  max_tokens: int = 512, timeout: float = 60.0, max_retries: int = 2, concurrency: int = 4) -> None:
-        from openai import OpenAI
+        from openai import DefaultHttpxClient, OpenAI
 
         self.name = f"openai:{model}"
         self.model = model
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.concurrency = max(1, concurrency)
+        # No redirects: the key goes to ``base_url`` only, never to a host a response points at.
         self._client = OpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout,
-                              max_retries=max_retries)
+                              max_retries=max_retries, http_client=DefaultHttpxClient(follow_redirects=False))
 
     def generate(self, requests: list[Request]) -> list[ModelOutput]:
         if self.concurrency == 1 or len(requests) <= 1:
@@ -504,18 +565,31 @@ class ReplayAdapter:
 
     @classmethod
     def from_file(cls, path: Path) -> ReplayAdapter:
-        if not path.is_file():
-            raise AdapterConfigError("path", f"results file {path} does not exist")
+        """Answers from a results file the caller has already confined (``confined_file``)."""
+        try:
+            # O_NOFOLLOW: a link swapped in after the path was checked is not followed.
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            raise AdapterConfigError("path", REPLAY_PATH_ERROR) from None
         answers: dict[str, ModelOutput] = {}
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    item = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise AdapterConfigError("path", f"line {number} of {path.name} is not JSON: {exc.msg}") from exc
-                answers[str(item.get("id"))] = replay_output(item)
+        with os.fdopen(fd, encoding="utf-8") as handle:
+            if os.fstat(handle.fileno()).st_size > MAX_REPLAY_BYTES:
+                raise AdapterConfigError("path", f"results file {path.name} is larger than "
+                                                 f"{MAX_REPLAY_BYTES // 2**20} MiB")
+            try:
+                for number, line in enumerate(handle, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        item = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise AdapterConfigError(
+                            "path", f"line {number} of {path.name} is not JSON: {exc.msg}") from None
+                    if not isinstance(item, dict):
+                        raise AdapterConfigError("path", f"line {number} of {path.name} is not a JSON object")
+                    answers[str(item.get("id"))] = replay_output(item)
+            except (OSError, UnicodeDecodeError):  # a directory, unreadable bytes: the same answer as missing
+                raise AdapterConfigError("path", REPLAY_PATH_ERROR) from None
         return cls(answers=answers, name=f"replay:{path.name}")
 
     def generate(self, requests: list[Request]) -> list[ModelOutput]:

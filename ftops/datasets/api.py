@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -16,12 +17,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ftops.catalog.models import Tool
+from ftops.common.actors import actor_for
 from ftops.common.auth import has_role, request_roles
 from ftops.common.errors import Forbidden, NotFound, ValidationFailed
-from ftops.common.models import ApiKey, Role
+from ftops.common.models import ApiKey, AuditAction, Role
+from ftops.common.schema import DB_INT_MAX, paginated
 from ftops.common.services import actor_label
 from ftops.datasets import selectors
-from ftops.datasets.exports import FORMATS, export_records
+from ftops.datasets.exports import FORMATS
 from ftops.datasets.models import (
     Behavior,
     CurationRun,
@@ -34,8 +37,10 @@ from ftops.datasets.models import (
     TriggerEvent,
 )
 from ftops.datasets.services import dataset_version_create, example_create, example_update
+from ftops.datasets.services.export import dataset_export
 from ftops.datasets.services.runs import curation_run_start
 from ftops.datasets.services.schema_evolution import examples_migrate_schema
+from ftops.datasets.validation import bad_text
 
 CanCurate = has_role(Role.REVIEWER, Role.ML_ORCHESTRATOR, Role.ADMIN)
 CanBuild = has_role(Role.ML_ORCHESTRATOR, Role.ADMIN)
@@ -47,6 +52,15 @@ def _actor(request: Request) -> str:
 
 
 # --- examples -----------------------------------------------------------------------------
+
+
+def _storable(value: list[Any]) -> list[Any]:
+    """Free-form JSON fields: refuse NUL and lone surrogates here (``expected`` and ``messages``
+    are checked by the example validation) so the database never sees them."""
+    problem = bad_text(value)
+    if problem:
+        raise serializers.ValidationError(problem)
+    return value
 
 
 class ExampleInSerializer(serializers.Serializer):
@@ -65,6 +79,9 @@ class ExampleInSerializer(serializers.Serializer):
     explanation = serializers.CharField(required=False, allow_blank=True, default="")
     common_mistakes = serializers.ListField(required=False, default=list)
 
+    def validate_common_mistakes(self, value: list[Any]) -> list[Any]:
+        return _storable(value)
+
 
 class ExampleUpdateInSerializer(serializers.Serializer):
     tool = serializers.CharField(required=False, allow_blank=True)
@@ -77,6 +94,9 @@ class ExampleUpdateInSerializer(serializers.Serializer):
     common_mistakes = serializers.ListField(required=False)
     quality = serializers.ChoiceField(choices=Quality.choices, required=False)
     status = serializers.ChoiceField(choices=ExampleStatus.choices, required=False)
+
+    def validate_common_mistakes(self, value: list[Any]) -> list[Any]:
+        return _storable(value)
 
 
 class ExampleOutSerializer(serializers.ModelSerializer):
@@ -107,7 +127,7 @@ class ExamplesApi(APIView):
     permission_classes = [CanCurate]
 
     @extend_schema(operation_id="examples_list", parameters=[ExampleFilterSerializer],
-                   responses={200: ExampleOutSerializer(many=True)})
+                   responses={200: paginated(ExampleOutSerializer)})
     def get(self, request: Request) -> Response:
         filters = ExampleFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -229,7 +249,7 @@ class VersionDetailOutSerializer(VersionOutSerializer):
 
 
 class VersionBuildInSerializer(serializers.Serializer):
-    seed = serializers.IntegerField(default=0)
+    seed = serializers.IntegerField(default=0, min_value=-DB_INT_MAX - 1, max_value=DB_INT_MAX)
     params = serializers.DictField(required=False, default=dict,
                                    help_text="dedup, diversity, rotation, time_holdout_days, services, min_quality")
 
@@ -239,7 +259,7 @@ class VersionsApi(APIView):
 
     permission_classes = [CanCurate]
 
-    @extend_schema(operation_id="datasets_list", responses={200: VersionOutSerializer(many=True)})
+    @extend_schema(operation_id="datasets_list", responses={200: paginated(VersionOutSerializer)})
     def get(self, request: Request) -> Response:
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(selectors.versions_list(), request, view=self)
@@ -296,11 +316,10 @@ class VersionExportApi(APIView):
         version = selectors.version_get(number=number)
         split = query.validated_data["split"]
         allow_holdout = split == Split.HOLDOUT and Role.ADMIN in request_roles(request)
-        records = selectors.dataset_records(version=version, split=split,
-                                            dimension=query.validated_data.get("dimension") or None,
-                                            allow_holdout=allow_holdout)
         fmt = query.validated_data["format"]
-        result = export_records(records, fmt)
+        result = dataset_export(version=version, split=split, fmt=fmt, by=actor_for(request),
+                                dimension=query.validated_data.get("dimension") or None,
+                                allow_holdout=allow_holdout, action=AuditAction.DATASET_DOWNLOADED, via="api")
         body = "\n".join(result.lines) + ("\n" if result.lines else "")
         response = HttpResponse(body, content_type="application/jsonl; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="dataset-v{version.number}-{split}-{fmt}.jsonl"'

@@ -35,6 +35,28 @@ def content_hash(*, user_query: str, messages: list[dict[str, Any]], behavior: s
     return hashlib.sha256(stable_json(payload).encode()).hexdigest()
 
 
+def bad_text(value: Any) -> str | None:
+    """Why ``value`` cannot be stored, or None: a NUL character or a lone UTF-16 surrogate in any
+    string (object keys included). PostgreSQL's text and jsonb refuse both, so the insert would
+    fail with a 500 instead of naming the field."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "strings must not contain NUL (\\u0000) characters; the database cannot store them"
+            try:
+                item.encode()
+            except UnicodeEncodeError:
+                return "a string holds a lone UTF-16 surrogate (such as \\ud800), which is not valid Unicode"
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return None
+
+
 def _add(errors: Errors, field: str, message: str) -> None:
     errors.setdefault(field, []).append(message)
 
@@ -176,6 +198,10 @@ def validate_expected(
     if not isinstance(expected, dict):
         _add(errors, "expected", "expected must be an object")
         return errors
+    problem = bad_text(expected)
+    if problem:
+        _add(errors, "expected", problem)
+        return errors
     if behavior == "call":
         calls = expected.get("calls")
         if not isinstance(calls, list) or not calls:
@@ -213,6 +239,10 @@ def validate_messages(messages: Any, user_query: str) -> Errors:
     errors: Errors = {}
     if not isinstance(messages, list) or not messages:
         _add(errors, "messages", "messages is a non-empty list of {role, content} objects")
+        return errors
+    problem = bad_text(messages)
+    if problem:
+        _add(errors, "messages", problem)
         return errors
     for index, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in MESSAGE_ROLES:

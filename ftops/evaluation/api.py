@@ -11,10 +11,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ftops.common.actors import actor_for
 from ftops.common.auth import has_role
 from ftops.common.errors import ValidationFailed
-from ftops.common.models import ApiKey, Role
-from ftops.common.services import actor_label
+from ftops.common.models import Role
+from ftops.common.schema import DB_INT_MAX, paginated
 from ftops.evaluation import selectors, services
 from ftops.evaluation.models import EvalFailure, EvalRun, EvalSuite, RunStatus
 
@@ -35,18 +36,22 @@ class SuiteOutSerializer(serializers.ModelSerializer):
 
 class RunCreateInSerializer(serializers.Serializer):
     suite = serializers.CharField(required=False, help_text="Suite id or name (e.g. an imported 'bfcl')")
-    dataset_version = serializers.IntegerField(required=False, min_value=1,
+    dataset_version = serializers.IntegerField(required=False, min_value=1, max_value=DB_INT_MAX,
                                                help_text="Instead of suite: a dataset version number")
     split = serializers.ChoiceField(choices=services.EVAL_SPLITS, default="test",
                                     help_text="Split of dataset_version to score")
-    model_version_id = serializers.IntegerField(required=False, min_value=1, help_text="Registry model version")
+    model_version_id = serializers.IntegerField(required=False, min_value=1, max_value=DB_INT_MAX,
+                                                help_text="Registry model version")
     adapter_config = serializers.JSONField(
         required=False,
-        help_text='Instead of model_version_id, e.g. {"kind": "openai", "base_url": ..., "model": ..., '
-                  '"api_key_env": "OPENAI_API_KEY"} or {"kind": "hf_local", "model_path": ..., "adapter_path": ...}',
+        help_text='Instead of model_version_id, e.g. {"kind": "openai", "credential": "openai-prod", "model": ...} '
+                  '(a credential an admin registered; it fixes the endpoint and the key), '
+                  '{"kind": "hf_local", "model_path": ..., "adapter_path": ...} or '
+                  '{"kind": "replay", "path": "<file inside the artifacts folder>"}. Unknown keys are refused.',
     )
     name = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
-    limit = serializers.IntegerField(required=False, min_value=1, help_text="Score only the first N cases")
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=DB_INT_MAX,
+                                     help_text="Score only the first N cases")
     categories = serializers.ListField(child=serializers.CharField(), required=False, default=list)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -70,7 +75,7 @@ class RunOutSerializer(serializers.ModelSerializer):
 
 class RunListFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
-    suite = serializers.IntegerField(required=False, min_value=1)
+    suite = serializers.IntegerField(required=False, min_value=1, max_value=DB_INT_MAX)
 
 
 class FailureFilterSerializer(serializers.Serializer):
@@ -114,18 +119,13 @@ class CompareOutSerializer(serializers.Serializer):
     regressed = serializers.ListField(child=serializers.CharField())
 
 
-def _actor(request: Request) -> str:
-    key = request.auth if isinstance(request.auth, ApiKey) else None
-    return actor_label(user=request.user, api_key=key)
-
-
 # --- views --------------------------------------------------------------------------------------
 
 
 class SuitesApi(APIView):
     permission_classes = [CanRead]
 
-    @extend_schema(operation_id="evaluation_suites_list", responses={200: SuiteOutSerializer(many=True)})
+    @extend_schema(operation_id="evaluation_suites_list", responses={200: paginated(SuiteOutSerializer)})
     def get(self, request: Request) -> Response:
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(selectors.suites_list(), request, view=self)
@@ -139,7 +139,7 @@ class RunsApi(APIView):
         return [CanRun()] if self.request.method == "POST" else [CanRead()]
 
     @extend_schema(operation_id="evaluation_runs_list", parameters=[RunListFilterSerializer],
-                   responses={200: RunOutSerializer(many=True)})
+                   responses={200: paginated(RunOutSerializer)})
     def get(self, request: Request) -> Response:
         filters = RunListFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -165,10 +165,11 @@ class RunsApi(APIView):
         config = values.get("adapter_config")
         if config is not None and not isinstance(config, dict):
             raise ValidationFailed("adapter_config must be an object", fields={"adapter_config": ["an object"]})
+        actor = actor_for(request)
         run = services.eval_run_create(
             suite=suite, adapter_config=config, model_version_id=values.get("model_version_id"),
             name=values["name"], limit=values.get("limit"), categories=values["categories"],
-            created_by=_actor(request),
+            created_by=actor.label, by=actor,
         )
         run.refresh_from_db()
         return Response(RunOutSerializer(run).data, status=status.HTTP_201_CREATED)
@@ -186,7 +187,7 @@ class RunFailuresApi(APIView):
     permission_classes = [CanRead]
 
     @extend_schema(operation_id="evaluation_run_failures", parameters=[FailureFilterSerializer],
-                   responses={200: FailureOutSerializer(many=True)})
+                   responses={200: paginated(FailureOutSerializer)})
     def get(self, request: Request, run_id: int) -> Response:
         run = selectors.run_get(run_id=run_id)
         filters = FailureFilterSerializer(data=request.query_params)

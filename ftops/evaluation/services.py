@@ -21,12 +21,22 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from ftops.common.actors import Actor
+from ftops.common.credentials import (
+    DEFAULT_OPENAI_CREDENTIAL,
+    upstream_credential_exists,
+    upstream_credential_get_secret,
+)
 from ftops.common.errors import Conflict, NotFound, ValidationFailed
+from ftops.common.models import AuditAction
+from ftops.common.services import audit_record
 from ftops.core.adapters import (
     AdapterConfigError,
     FewShotAdapter,
     ModelAdapter,
     adapter_from_config,
+    confined_file,
+    relative_to_root,
     validate_adapter_config,
 )
 from ftops.core.fewshot import fewshot_adapter_from_records
@@ -169,7 +179,7 @@ def adapter_config_for_model_version(model_version_id: int) -> tuple[dict[str, A
     """(adapter config, label) of a registry model version, by what its training produced:
     a LoRA adapter runs on its base model locally, a few-shot prompt wraps the base model
     (the prompt text is copied into the config, so the run stays reproducible), an OpenAI
-    fine-tune is called where its training ran (FTOPS_OPENAI_BASE_URL, else api.openai.com)."""
+    fine-tune is called through the upstream credential its training used."""
     try:
         from registry.models import ModelVersion
     except ImportError as exc:
@@ -187,10 +197,8 @@ def adapter_config_for_model_version(model_version_id: int) -> tuple[dict[str, A
             raise ValidationFailed(f"model version {model_version_id} has no fine-tuned model id",
                                    fields={"model_version_id": ["its fine-tune has not finished"]})
         trained_with = version.training_run.config if version.training_run_id and version.training_run else {}
-        base_url = (trained_with.get("base_url") or getattr(settings, "FTOPS_OPENAI_BASE_URL", "")
-                    or "https://api.openai.com/v1")
-        key_env = trained_with.get("api_key_env") or "OPENAI_API_KEY"
-        return {"kind": "openai", "base_url": base_url, "model": artifact, "api_key_env": key_env}, label
+        credential = str(trained_with.get("credential") or DEFAULT_OPENAI_CREDENTIAL)
+        return {"kind": "openai", "credential": credential, "model": artifact}, label
     if not base:
         raise ValidationFailed(f"model version {model_version_id} names no base model",
                                fields={"model_version_id": ["this version cannot be run locally"]})
@@ -210,7 +218,7 @@ def adapter_config_for_model_version(model_version_id: int) -> tuple[dict[str, A
 def adapter_label(config: dict[str, Any]) -> str:
     kind = config.get("kind")
     if kind == "openai":
-        return f"{config['model']} @ {config['base_url']}"
+        return f"{config['model']} via {config['credential']}"
     if kind == "hf_local":
         label = Path(str(config["model_path"])).name
         return label + (f" + {Path(str(config['adapter_path'])).name}" if config.get("adapter_path") else "")
@@ -230,9 +238,16 @@ def eval_run_create(
     limit: int | None = None,
     categories: Sequence[str] = (),
     created_by: str = "",
+    by: Actor | None = None,
     enqueue: bool = True,
 ) -> EvalRun:
-    """A queued run; its task starts once the transaction commits (with ``enqueue``)."""
+    """A queued run; its task starts once the transaction commits (with ``enqueue``).
+
+    Checked here, where a caller's input enters: named credentials exist (an endpoint or a key
+    cannot be named at all) and a replay file lies inside the artifacts folder. The adapter
+    checks the file again when the run starts, since the folder may have changed meanwhile.
+    """
+    actor = by or Actor.system(created_by or "system")
     label = ""
     if model_version_id is not None and adapter_config:
         raise ValidationFailed("give either model_version_id or adapter_config, not both",
@@ -244,9 +259,10 @@ def eval_run_create(
                                fields={"adapter_config": ["give adapter_config or model_version_id"]})
     try:
         clean = validate_adapter_config(adapter_config)
+        _check_references(clean)
     except AdapterConfigError as exc:
         raise ValidationFailed(f"adapter_config is invalid: {exc}",
-                               fields={f"adapter_config.{exc.field}": [exc.message]}) from exc
+                               fields={f"adapter_config.{exc.field}": [exc.message]}) from None
     if limit is not None and limit < 1:
         raise ValidationFailed("limit must be at least 1", fields={"limit": ["a positive number of cases"]})
     categories = [str(c) for c in categories]
@@ -259,14 +275,51 @@ def eval_run_create(
         run = EvalRun.objects.create(
             name=name.strip()[:200], suite=suite, model_version_id=model_version_id,
             model_label=(label or adapter_label(clean))[:200], adapter_config=clean, case_limit=limit,
-            category_filter=categories, created_by=created_by[:200],
+            category_filter=categories, created_by=(created_by or actor.label)[:200],
         )
+        credentials = _credential_names(clean)
+        audit_record(action=AuditAction.EVALUATION_RUN_CREATED, by=actor, object_type="evaluation_run",
+                     object_id=run.pk, detail={"adapter_kind": clean["kind"], "credential": credentials[0] if
+                                               credentials else "", "suite": suite.name,
+                                               "model_version_id": model_version_id, "model_label": run.model_label})
         if enqueue:
             from ftops.evaluation.tasks import eval_run_execute_task
 
             run_id = run.pk
             transaction.on_commit(lambda: eval_run_execute_task.delay(run_id))
     return run
+
+
+def _credential_names(config: dict[str, Any]) -> list[str]:
+    names = [config["credential"]] if config["kind"] == "openai" else []
+    return names + (_credential_names(config["inner"]) if config["kind"] == "fewshot" else [])
+
+
+def _check_references(config: dict[str, Any], prefix: str = "") -> None:
+    """Named credentials exist; a replay path is a readable file inside the artifacts folder
+    (stored relative to it). Raises ``AdapterConfigError``; mutates ``config`` in place."""
+    if config["kind"] == "fewshot":
+        _check_references(config["inner"], "inner.")
+    elif config["kind"] == "openai" and not upstream_credential_exists(config["credential"]):
+        raise AdapterConfigError(f"{prefix}credential", f"no upstream credential named {config['credential']!r}; "
+                                               "ask an admin to register it (manage.py upstream_credential)")
+    elif config["kind"] == "replay":
+        root = Path(settings.ARTIFACTS_DIR)
+        try:
+            config["path"] = relative_to_root(root, confined_file(root, config["path"]))
+        except AdapterConfigError as exc:
+            raise AdapterConfigError(f"{prefix}path", exc.message) from None
+
+
+def _resolve_credential(name: str) -> tuple[str, str]:
+    credential = upstream_credential_get_secret(name)
+    return credential.base_url, credential.value
+
+
+def _adapter(config: dict[str, Any]) -> ModelAdapter:
+    """Credentials resolve to the base URL they were registered for; replay files are checked
+    against the artifacts folder again, as it is now."""
+    return adapter_from_config(config, credentials=_resolve_credential, files_root=Path(settings.ARTIFACTS_DIR))
 
 
 def _claim(run_id: int) -> bool:
@@ -319,7 +372,7 @@ def build_adapter(config: dict[str, Any]) -> ModelAdapter:
     """The adapter a stored config names; few-shot prompts drawn from a dataset are built here,
     since choosing their examples reads the dataset and runs the wrapped model once."""
     if config.get("kind") != "fewshot" or "examples_from" not in config:
-        return adapter_from_config(config)
+        return _adapter(config)
     from ftops.catalog.models import Service
     from ftops.datasets.selectors import dataset_records, version_get
 
@@ -330,7 +383,7 @@ def build_adapter(config: dict[str, Any]) -> ModelAdapter:
         vocabulary.update(service.domain_vocabulary or {})
         for tool in service.tools.all():
             vocabulary.update(tool.domain_vocabulary or {})
-    return fewshot_adapter_from_records(adapter_from_config(config["inner"]), pool,
+    return fewshot_adapter_from_records(_adapter(config["inner"]), pool,
                                         max_examples=source["max_examples"], vocabulary=vocabulary)
 
 

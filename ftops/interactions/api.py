@@ -27,6 +27,7 @@ from rest_framework.views import APIView
 from ftops.common.auth import has_role, request_roles
 from ftops.common.errors import FtopsError, ValidationFailed
 from ftops.common.models import ApiKey, Role
+from ftops.common.schema import paginated
 from ftops.interactions import selectors, services
 from ftops.interactions.models import CallVerdict, FailureKind, IngestBatch, Interaction
 from ftops.interactions.parsers import NestingTooDeep, SafeJSONParser
@@ -119,7 +120,8 @@ class QueuedBatchOutSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = IngestBatch
-        fields = ["id", "status", "size", "result", "error", "attempts", "created_at", "finished_at", "url"]
+        fields = ["id", "status", "size", "batch_key", "result", "error", "attempts", "progress", "created_at",
+                  "started_at", "finished_at", "url"]
 
     def get_url(self, obj: IngestBatch) -> str:
         return reverse("api-interaction-batch", args=[obj.pk])
@@ -204,6 +206,31 @@ def _payloads(request: Request) -> tuple[list[Any], bool]:
     )
 
 
+def _enqueue(request: Request, payloads: list[Any]) -> Response:
+    """202 once the batch row is committed and its task published; 503 with Retry-After when the
+    broker could not take the task (the row stays pending and is published by the sender)."""
+    batch_key = request.headers.get("Idempotency-Key", "").strip()
+    if len(batch_key) > 200:
+        raise ValidationFailed("the Idempotency-Key header is longer than 200 characters",
+                               fields={"Idempotency-Key": ["at most 200 characters"]})
+    outcome = services.interactions_ingest_enqueue(payloads=payloads, api_key=_key(request), batch_key=batch_key)
+    batch = outcome.batch
+    if outcome.publish_error:
+        retry_after = settings.FTOPS_INGEST_RETRY_AFTER_S
+        raise services.BrokerUnavailable(
+            f"batch {batch.pk} is stored but could not be queued (the task broker is unreachable); it will be "
+            f"queued when the broker is back. Retry in {retry_after}s with the same body (or Idempotency-Key) "
+            "to confirm it: the retry finds this batch, never a second one",
+            fields={"batch": {"id": batch.pk, "batch_key": batch.batch_key, "status": batch.status,
+                              "url": reverse("api-interaction-batch", args=[batch.pk])}},
+            retry_after=retry_after,
+        )
+    response = Response(QueuedBatchOutSerializer(batch).data, status=status.HTTP_202_ACCEPTED)
+    if not outcome.created:
+        response["Idempotent-Replayed"] = "true"
+    return response
+
+
 class InteractionsApi(APIView):
     """POST ingests; GET lists (one view per path; each method has its own serializers)."""
 
@@ -216,7 +243,12 @@ class InteractionsApi(APIView):
         operation_id="interactions_ingest",
         request=_INGEST_BODY,
         parameters=[
-            OpenApiParameter("async", OpenApiTypes.BOOL, description="queue the batch on the ingestion queue (202)")
+            OpenApiParameter("async", OpenApiTypes.BOOL, description="queue the batch on the ingestion queue (202)"),
+            OpenApiParameter(
+                "Idempotency-Key", OpenApiTypes.STR, location=OpenApiParameter.HEADER, required=False,
+                description="with async=1: a retry with the same key (default: the same ids and bodies) answers "
+                "with the first batch instead of queueing another",
+            ),
         ],
         responses={
             201: PolymorphicProxySerializer(
@@ -238,8 +270,7 @@ class InteractionsApi(APIView):
         with _gc_paused():
             payloads, single = _payloads(request)
             if request.query_params.get("async") in ("1", "true", "yes"):
-                batch = services.interactions_ingest_enqueue(payloads=payloads, api_key=_key(request))
-                return Response(QueuedBatchOutSerializer(batch).data, status=status.HTTP_202_ACCEPTED)
+                return _enqueue(request, payloads)
             result = services.interactions_ingest(payloads=payloads, api_key=_key(request), single=single)
         if single:
             item = result.items[0]
@@ -252,7 +283,7 @@ class InteractionsApi(APIView):
     @extend_schema(
         operation_id="interactions_list",
         parameters=[InteractionFilterSerializer],
-        responses={200: InteractionOutSerializer(many=True)},
+        responses={200: paginated(InteractionOutSerializer)},
     )
     def get(self, request: Request) -> Response:
         filters = InteractionFilterSerializer(data=request.query_params)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ftops.common.demo import DemoContext
-from ftops.interactions.models import Interaction
+from ftops.interactions.models import INTERNAL_SCOPE, Interaction
 from ftops.interactions.selectors import existing_by_external_id
 from ftops.interactions.services import interactions_ingest
 
@@ -25,7 +25,7 @@ def run(ctx: DemoContext) -> None:
     payloads = _payloads(ctx)
     # The generator dates traffic relative to now, so a second demo run on the same database
     # produces other bodies for the same ids: keep what is stored rather than hit 409s.
-    stored = existing_by_external_id(p["id"] for p in payloads)
+    stored = existing_by_external_id((p["id"] for p in payloads), scope=INTERNAL_SCOPE)
     fresh = [p for p in payloads if p["id"] not in stored]
     created = 0
     for start in range(0, len(fresh), BATCH):

@@ -5,7 +5,28 @@ from __future__ import annotations
 from django.db import models
 
 from ftops.catalog.models import Service
+from ftops.common.jobs import Job, JobStatus
 from ftops.common.models import ApiKey
+
+INTERNAL_SCOPE = "internal"
+
+
+def idempotency_scope(api_key: ApiKey | None) -> str:
+    """Whose id space an interaction id (and a batch key) lives in: the API key that sent it.
+
+    The project has no tenant or account model: an API key is the only identity an ingesting
+    client has, and an ingest key is not bound to a service (any ingest key may post to any
+    service). Scoping ids to the service would therefore still let one client probe for, or
+    claim first, another client's ids on a shared service; scoping to the key cannot, and it
+    is the same boundary the read side already uses (an ingest-only key sees only what it
+    ingested). Callers without a key (the web session, the CLI, the demo) share one internal
+    scope. The scope is a string rather than a foreign key so that deleting a key never
+    merges its ids into another scope, and so a later owner model (an account holding several
+    keys, which would also survive key rotation) can become ``account:<id>`` without a new
+    column. The cost today: a rotated key starts a new id space, so finish retries with the
+    old key before revoking it.
+    """
+    return f"key:{api_key.pk}" if api_key is not None else INTERNAL_SCOPE
 
 
 class CallVerdict(models.TextChoices):
@@ -27,7 +48,12 @@ class FailureKind(models.TextChoices):
 
 
 class Interaction(models.Model):
-    external_id = models.CharField(max_length=200, unique=True, help_text="Client-supplied id")
+    external_id = models.CharField(max_length=200, db_index=True, help_text="Client-supplied id, unique per scope")
+    # db_default too: rows written by raw SQL (a COPY baseline, a restore) land in the internal scope.
+    scope = models.CharField(
+        max_length=64, default=INTERNAL_SCOPE, db_default=INTERNAL_SCOPE,
+        help_text="Idempotency scope: 'key:<api key id>' or 'internal'",
+    )
     body_hash = models.CharField(max_length=64, help_text="Hash of the submitted body, for idempotent replay")
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="interactions")
     timestamp = models.DateTimeField(db_index=True)
@@ -55,6 +81,10 @@ class Interaction(models.Model):
 
     class Meta:
         ordering = ["-timestamp", "-id"]
+        constraints = [
+            # Idempotency per owner (see idempotency_scope): another key's id neither blocks nor leaks.
+            models.UniqueConstraint(fields=["scope", "external_id"], name="uq_interaction_scope_external_id"),
+        ]
         indexes = [
             models.Index(fields=["service", "timestamp"], name="ix_interaction_service_ts"),
             models.Index(fields=["is_failure", "timestamp"], name="ix_interaction_failure_ts"),
@@ -89,35 +119,41 @@ class FeedbackEvent(models.Model):
         return f"{self.interaction_id}: {self.score}"
 
 
-class BatchStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    RUNNING = "running", "Running"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed"
+# Batches use the shared job runtime's statuses (pending, running, succeeded, failed, cancelled).
+BatchStatus = JobStatus
 
 
-class IngestBatch(models.Model):
+class IngestBatch(Job):
     """A batch accepted for ingestion on the ``ingestion`` queue rather than in the request.
 
     ``rows`` holds the batch already validated, checked against the schemas and redacted
     (the same preparation as the synchronous path), so no raw PII is stored even while a
-    batch waits. A worker claims the row (conditional UPDATE pending -> running) and stores
-    the interactions with the same idempotency rules as the synchronous API.
+    batch waits. The row is also the outbox: it is committed first, its task is published
+    after the commit, and a batch whose publish failed (broker down) or whose worker died is
+    published again by the sender and the reaper (``ftops.common.jobs``). A worker claims it
+    under a lease, stores the interactions and marks the batch finished in one transaction.
+
+    ``batch_key`` makes the request itself idempotent: the client's ``Idempotency-Key``
+    header, or else a hash of the batch's ids and bodies, unique within the sender's scope.
     """
 
-    status = models.CharField(max_length=10, choices=BatchStatus.choices, default=BatchStatus.PENDING, db_index=True)
     rows = models.JSONField(default=list, help_text="Prepared (redacted) interactions; cleared when done")
     size = models.PositiveIntegerField(default=0)
     api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    scope = models.CharField(max_length=64, default=INTERNAL_SCOPE, help_text="Idempotency scope of its ids")
+    batch_key = models.CharField(max_length=200, blank=True, help_text="Idempotency key of the request")
+    content_hash = models.CharField(max_length=64, blank=True, help_text="Hash of the ids and bodies sent")
     result = models.JSONField(default=dict, blank=True)
-    error = models.JSONField(default=dict, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
+    lease_setting = "FTOPS_INGEST_LEASE_S"
+
+    class Meta(Job.Meta):
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scope", "batch_key"], condition=~models.Q(batch_key=""), name="uq_ingestbatch_scope_key"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"batch {self.pk} ({self.status}, {self.size})"

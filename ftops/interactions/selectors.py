@@ -37,9 +37,10 @@ def tool_schemas_by_service(service_ids: Iterable[int]) -> dict[int, dict[str, T
     return out
 
 
-def existing_by_external_id(external_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+def existing_by_external_id(external_ids: Iterable[str], *, scope: str) -> dict[str, dict[str, Any]]:
+    """Stored interactions with these ids in one idempotency scope (another key's ids are not seen)."""
     fields = ("pk", "external_id", "body_hash", "call_verdict", "is_failure", "failure_kind", "redactions")
-    rows = Interaction.objects.filter(external_id__in=list(external_ids)).values(*fields)
+    rows = Interaction.objects.filter(scope=scope, external_id__in=list(external_ids)).values(*fields)
     return {row["external_id"]: row for row in rows}
 
 

@@ -8,40 +8,103 @@ The ingest path, for one interaction or a batch:
   longer adapting JSON arrays than the whole COPY takes; see bench/ingest.py).
 All-or-nothing: any invalid item refuses the whole batch with each bad item and field named.
 Idempotent: an id stored with the same body is answered from the stored row (``replayed``);
-an id stored with a different body is a 409.
+an id stored with a different body is a 409. Ids are unique per idempotency scope (the
+sending API key, see ``models.idempotency_scope``), so another key's ids neither clash nor leak.
+Concurrent batches insert in one order (sorted by id), so two batches sharing ids wait for
+each other instead of deadlocking; what still fails for contention (a deadlock with other
+work, a serialization failure, repeated unique-key races) is retried a few times and then
+answered 409/503 with Retry-After, never a 500.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import random
+import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, models, transaction
-from django.db.models import F, Q
+from django.db import IntegrityError, OperationalError, connection, models, transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
 from rest_framework import status
 
-from ftops.common.errors import Conflict, FtopsError, ValidationFailed
+from ftops.common.errors import Conflict, FtopsError, Unavailable, ValidationFailed
+from ftops.common.jobs import (
+    JobHeartbeat,
+    JobStatus,
+    ReapResult,
+    error_dict,
+    job_claim,
+    job_fail,
+    job_finish,
+    job_lease_remaining,
+    job_mark_enqueued,
+    job_release,
+    jobs_reap,
+    worker_identity,
+)
 from ftops.common.models import ApiKey
 from ftops.interactions import pii
-from ftops.interactions.models import BatchStatus, CallVerdict, FailureKind, FeedbackEvent, IngestBatch, Interaction
+from ftops.interactions.models import (
+    CallVerdict,
+    FailureKind,
+    FeedbackEvent,
+    IngestBatch,
+    Interaction,
+    idempotency_scope,
+)
 from ftops.interactions.selectors import existing_by_external_id, services_by_name, tool_schemas_by_service
 from ftops.interactions.validation import BAD_UNICODE, Errors, ParsedInteraction, ToolsMemo, parse_payload
 from ftops.interactions.verdicts import check_calls
 
 logger = logging.getLogger(__name__)
 
-BATCH_LEASE = timedelta(minutes=10)  # a running batch older than this was lost by its worker
 COPY_ON_POSTGRES = True  # bench/ingest.py --bulk-create turns it off to compare
+# Tries of the insert under contention (unique-key races, deadlocks, serialization failures).
+STORE_ATTEMPTS = 5
+# PostgreSQL SQLSTATEs that mean "the same transaction may succeed if run again".
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001", "55P03"})  # deadlock, serialization, lock not available
 
 
 class BatchTooLarge(FtopsError):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     code = "batch_too_large"
+
+
+class IngestContended(Conflict):
+    """Other requests kept storing the same ids (or locking them) through every retry."""
+
+    code = "ingest_contended"
+    retry_after = 1
+
+
+class IngestBusy(Unavailable):
+    """The database kept aborting the insert (deadlock or serialization failure) through every retry."""
+
+    code = "ingest_busy"
+    retry_after = 2
+
+
+class BrokerUnavailable(Unavailable):
+    code = "broker_unavailable"
+
+
+class LeaseHeld(Exception):
+    """A batch is running under another worker's live lease; come back in ``remaining_s``."""
+
+    def __init__(self, batch_id: int, remaining_s: float) -> None:
+        super().__init__(f"batch {batch_id} is leased for another {remaining_s:.0f}s")
+        self.batch_id = batch_id
+        self.remaining_s = remaining_s
+
+
+class _LeaseLost(Exception):
+    """Raised inside the store transaction to roll it back when the batch left this worker."""
 
 
 @dataclass
@@ -270,23 +333,27 @@ def _copy_columns() -> list[tuple[str, str, bool]]:
     ]
 
 
-def _insert(rows: list[dict[str, Any]], api_key: ApiKey | None, tools_json: list[str | None]) -> list[int]:
+def _insert(
+    rows: list[dict[str, Any]], api_key: ApiKey | None, tools_json: list[str | None], scope: str
+) -> list[int]:
     """Insert prepared rows; returns their primary keys in order."""
     if not rows:
         return []
     if connection.vendor == "postgresql" and COPY_ON_POSTGRES:
-        return _insert_copy(rows, api_key, tools_json)
-    objects = [Interaction(api_key=api_key, **row) for row in rows]
+        return _insert_copy(rows, api_key, tools_json, scope)
+    objects = [Interaction(api_key=api_key, scope=scope, **row) for row in rows]
     Interaction.objects.bulk_create(objects, batch_size=1000)
     return [obj.pk for obj in objects]
 
 
-def _insert_copy(rows: list[dict[str, Any]], api_key: ApiKey | None, tools_json: list[str | None]) -> list[int]:
+def _insert_copy(
+    rows: list[dict[str, Any]], api_key: ApiKey | None, tools_json: list[str | None], scope: str
+) -> list[int]:
     table = Interaction._meta.db_table
     columns = _copy_columns()
     qn = connection.ops.quote_name
     statement = f"COPY {qn(table)} ({', '.join(qn(c) for c, _, _ in columns)}) FROM STDIN"
-    extra = {"api_key_id": api_key.pk if api_key else None, "created_at": timezone.now()}
+    extra = {"api_key_id": api_key.pk if api_key else None, "created_at": timezone.now(), "scope": scope}
     dumps = json.dumps
     with connection.cursor() as cursor:
         cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
@@ -306,20 +373,52 @@ def _insert_copy(rows: list[dict[str, Any]], api_key: ApiKey | None, tools_json:
     return pks
 
 
-def _store(prepared: _Prepared, *, api_key: ApiKey | None, single: bool) -> IngestResult:
-    for attempt in range(2):
-        existing = existing_by_external_id(row["external_id"] for _, row in prepared.rows)
+def _retryable(exc: OperationalError) -> bool:
+    sqlstate = getattr(exc.__cause__, "sqlstate", None)
+    if sqlstate in RETRYABLE_SQLSTATES:
+        return True
+    return connection.vendor == "sqlite" and "locked" in str(exc)
+
+
+def _backoff(attempt: int) -> None:
+    # Jittered, so two clients that collided do not collide again in step.
+    time.sleep(random.uniform(0.02, 0.08) * (2**attempt))
+
+
+def _store(prepared: _Prepared, *, api_key: ApiKey | None, single: bool, scope: str) -> IngestResult:
+    for attempt in range(STORE_ATTEMPTS):
+        last = attempt == STORE_ATTEMPTS - 1
+        existing = existing_by_external_id((row["external_id"] for _, row in prepared.rows), scope=scope)
         _conflicts(prepared, existing, single)
-        new = [(index, row) for index, row in prepared.rows if row["external_id"] not in existing]
+        # Sorted by id: every batch takes the unique-index entries in one global order, so two
+        # batches sharing ids wait for each other rather than deadlock (each holding an id the
+        # other needs).
+        new = sorted(
+            ((index, row) for index, row in prepared.rows if row["external_id"] not in existing),
+            key=lambda pair: pair[1]["external_id"],
+        )
         try:
             with transaction.atomic():
-                pks = _insert([row for _, row in new], api_key, [prepared.tools_json.get(i) for i, _ in new])
-        except IntegrityError:
+                pks = _insert([row for _, row in new], api_key, [prepared.tools_json.get(i) for i, _ in new], scope)
+        except IntegrityError as exc:
             # A concurrent request stored one of these ids between our read and our insert:
             # read again, and the ids now answer as replays or conflicts.
-            if attempt == 0:
+            if not last:
                 continue
-            raise
+            raise IngestContended(
+                "other requests kept storing the same interaction ids; nothing was stored; retry the request",
+            ) from exc
+        except OperationalError as exc:
+            if not _retryable(exc):
+                raise
+            logger.info("ingest: %s on attempt %s; retrying", exc.__cause__.__class__.__name__, attempt + 1)
+            if not last:
+                _backoff(attempt)
+                continue
+            raise IngestBusy(
+                f"the database kept aborting the insert ({exc.__cause__.__class__.__name__}); nothing was "
+                "stored; retry the request",
+            ) from exc
         break
 
     results: dict[int, IngestItemResult] = {}
@@ -353,7 +452,7 @@ def interactions_ingest(
     Raises ValidationFailed (422), BatchTooLarge (413) or Conflict (409); stores nothing then.
     """
     prepared = _prepare(payloads, single=single)
-    return _store(prepared, api_key=api_key, single=single)
+    return _store(prepared, api_key=api_key, single=single, scope=idempotency_scope(api_key))
 
 
 # --- queued ingestion -------------------------------------------------------------------------
@@ -370,53 +469,167 @@ def _row_from_json(data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     return index, row
 
 
-@transaction.atomic
-def interactions_ingest_enqueue(*, payloads: list[dict[str, Any]], api_key: ApiKey | None = None) -> IngestBatch:
-    """Validate, check and redact now (so bad input is refused at once and no raw PII is
-    stored), then store the batch on the ``ingestion`` queue."""
-    prepared = _prepare(payloads, single=False)
-    _conflicts(prepared, existing_by_external_id(row["external_id"] for _, row in prepared.rows), False)
-    batch = IngestBatch.objects.create(
-        rows=[_row_to_json(index, row) for index, row in prepared.rows],
-        size=len(payloads),
-        api_key=api_key,
-        result={"duplicate_of": {str(k): v for k, v in prepared.duplicate_of.items()}},
-    )
+def _content_hash(prepared: _Prepared, size: int) -> str:
+    """What makes two requests the same batch: their ids and bodies, in order, and the size."""
+    digest = hashlib.sha256(str(size).encode())
+    for index, row in prepared.rows:
+        digest.update(f"\n{index}\t{row['external_id']}\t{row['body_hash']}".encode())
+    for index, first in sorted(prepared.duplicate_of.items()):
+        digest.update(f"\n{index}={first}".encode())
+    return digest.hexdigest()
+
+
+@dataclass
+class EnqueueOutcome:
+    batch: IngestBatch
+    created: bool  # False: a retry that found the first batch with this key
+    publish_error: str = ""  # set when the task could not be handed to the broker
+
+
+def _embedded() -> bool:
+    """No broker: tasks run in-process (the app's setting, which tests may switch at run time)."""
     from ftops.interactions.tasks import interactions_ingest_batch
 
-    batch_id = batch.pk
-    transaction.on_commit(lambda: interactions_ingest_batch.delay(batch_id))
+    return bool(interactions_ingest_batch.app.conf.task_always_eager)
+
+
+# What a publish raises when the broker cannot be reached (kombu wraps most of them).
+BROKER_ERRORS: tuple[type[BaseException], ...] = (KombuOperationalError, OSError, TimeoutError)
+
+
+def _publish_batch(batch_id: int) -> None:
+    """Hand the batch's task to the broker; raises when the broker is unreachable."""
+    from ftops.interactions.tasks import interactions_ingest_batch
+
+    # retry=False: fail fast so the request can answer 503 (the row is already durable and the
+    # sender publishes it later) rather than hang on a dead broker.
+    interactions_ingest_batch.apply_async(args=[batch_id], retry=False)
+
+
+def interactions_ingest_enqueue(
+    *, payloads: list[dict[str, Any]], api_key: ApiKey | None = None, batch_key: str = ""
+) -> EnqueueOutcome:
+    """Queue a batch through the outbox: commit the batch row, then publish its task.
+
+    Validate, check and redact now (bad input is refused at once and no raw PII is stored),
+    commit the row, and publish after the commit. When publishing fails the row stays pending
+    with no ``enqueued_at``; the periodic sender (``ingest_batches_reap``) publishes it once
+    the broker is back, and the caller answers 503 so the client retries with the same key.
+    The same ``batch_key`` (default: a hash of the ids and bodies) finds the first batch
+    again instead of queueing a second one; the same key with other content is a 409.
+    """
+    prepared = _prepare(payloads, single=False)
+    scope = idempotency_scope(api_key)
+    content_hash = _content_hash(prepared, len(payloads))
+    key = batch_key or f"content:{content_hash}"
+    if _embedded():
+        # Embedded mode has no beat: reap before each new batch, so a batch left running by a
+        # process that died is finished by the next one that queues work.
+        ingest_batches_reap()
+    outcome: dict[str, str] = {}
+
+    def publish(batch_id: int) -> None:
+        try:
+            _publish_batch(batch_id)
+        except BROKER_ERRORS as exc:  # broker down or unreachable: the sender publishes it later
+            logger.warning("ingest batch %s stays pending: publishing failed (%s)", batch_id, exc)
+            outcome["error"] = f"{type(exc).__name__}: {exc}"
+        else:
+            job_mark_enqueued(IngestBatch, pk=batch_id)
+
+    with transaction.atomic():
+        batch = _batch_with_key(scope, key, content_hash)
+        created = batch is None
+        if batch is None:
+            _conflicts(prepared, existing_by_external_id((row["external_id"] for _, row in prepared.rows),
+                                                         scope=scope), False)
+            try:
+                with transaction.atomic():
+                    batch = IngestBatch.objects.create(
+                        rows=[_row_to_json(index, row) for index, row in prepared.rows],
+                        size=len(payloads), api_key=api_key, scope=scope, batch_key=key,
+                        content_hash=content_hash,
+                        result={"duplicate_of": {str(k): v for k, v in prepared.duplicate_of.items()}},
+                    )
+            except IntegrityError:
+                # The same key raced in from a concurrent retry: answer with that batch.
+                batch = _batch_with_key(scope, key, content_hash)
+                if batch is None:
+                    raise
+                created = False
+        if batch.status == JobStatus.PENDING and batch.enqueued_at is None:
+            # Published after the commit, so a worker never looks for a row it cannot see yet;
+            # a retry of a batch whose first publish failed tries again here.
+            batch_id = batch.pk
+            transaction.on_commit(lambda: publish(batch_id))
+    batch.refresh_from_db()
+    return EnqueueOutcome(batch=batch, created=created, publish_error=outcome.get("error", ""))
+
+
+def _batch_with_key(scope: str, key: str, content_hash: str) -> IngestBatch | None:
+    batch = IngestBatch.objects.filter(scope=scope, batch_key=key).first()
+    if batch is not None and batch.content_hash != content_hash:
+        raise Conflict(
+            f"batch key '{key}' was already used for a different batch; reuse a key only to retry the same batch",
+            fields={"Idempotency-Key": ["already used with other content"]},
+        )
     return batch
 
 
-def ingest_batch_process(*, batch_id: int) -> IngestBatch | None:
-    """Store a queued batch. Claimed by a conditional UPDATE, so a second delivery is a no-op;
-    a batch stuck in ``running`` past its lease is claimed again (storing is idempotent)."""
-    now = timezone.now()
-    claimable = Q(status=BatchStatus.PENDING) | Q(status=BatchStatus.RUNNING, started_at__lt=now - BATCH_LEASE)
-    claimed = IngestBatch.objects.filter(claimable, pk=batch_id).update(
-        status=BatchStatus.RUNNING, started_at=now, attempts=F("attempts") + 1
-    )
-    if not claimed:
+def ingest_batch_process(*, batch_id: int, owner: str | None = None) -> IngestBatch | None:
+    """Store a queued batch under a lease (``ftops.common.jobs``).
+
+    None when there is nothing to do (finished, or gone). Raises ``LeaseHeld`` when another
+    worker's lease is live: the task comes back when it ends instead of being dropped, since
+    the holder may be dead. The interactions and the batch's end are committed in one
+    transaction, and only while this worker still holds the lease: a worker killed half-way
+    commits nothing, and the next one (after the lease expires) stores the whole batch.
+    """
+    owner = owner or worker_identity()
+    batch = job_claim(IngestBatch, pk=batch_id, owner=owner)
+    if batch is None:
+        remaining = job_lease_remaining(IngestBatch, pk=batch_id)
+        if remaining is not None:
+            raise LeaseHeld(batch_id, remaining)
         return None
-    batch = IngestBatch.objects.get(pk=batch_id)
     duplicate_of = {int(k): v for k, v in (batch.result or {}).get("duplicate_of", {}).items()}
     prepared = _Prepared(rows=[_row_from_json(r) for r in batch.rows], duplicate_of=duplicate_of)
     api_key = ApiKey.objects.filter(pk=batch.api_key_id).first() if batch.api_key_id else None
+    counts = {"done": batch.size, "total": batch.size}
     try:
-        result = _store(prepared, api_key=api_key, single=False)
-    except FtopsError as exc:
-        batch.status, batch.error = BatchStatus.FAILED, {"code": exc.code, "message": exc.message, "fields": exc.fields}
-    except Exception:
-        # Transient trouble (database gone away): give the batch back for the retry.
-        IngestBatch.objects.filter(pk=batch_id).update(status=BatchStatus.PENDING)
+        with JobHeartbeat(IngestBatch, pk=batch_id, owner=owner), transaction.atomic():
+            result = _store(prepared, api_key=api_key, single=False, scope=batch.scope)
+            finished = job_finish(
+                IngestBatch, pk=batch_id, owner=owner, fields={
+                    "result": {"created": result.created, "replayed": result.replayed}, "rows": [],
+                    "progress_counts": counts,
+                },
+            )
+            if not finished:
+                raise _LeaseLost
+    except _LeaseLost:
+        logger.warning("ingest batch %s: the lease went to another worker; rolled back", batch_id)
+    except (IngestContended, IngestBusy) as exc:
+        # Contention, not bad data: give it back; the task's retry claims it again.
+        job_release(IngestBatch, pk=batch_id, owner=owner, error=error_dict(exc.code, exc.message))
         raise
-    else:
-        batch.status, batch.result = BatchStatus.DONE, {"created": result.created, "replayed": result.replayed}
-    batch.rows = []
-    batch.finished_at = timezone.now()
-    batch.save(update_fields=["status", "error", "result", "rows", "finished_at"])
-    return batch
+    except FtopsError as exc:
+        job_fail(IngestBatch, pk=batch_id, owner=owner, error=error_dict(exc.code, exc.message, exc.fields),
+                 fields={"rows": []})
+    except Exception as exc:
+        # Transient trouble (database gone away): give the batch back for the retry.
+        job_release(IngestBatch, pk=batch_id, owner=owner, error=error_dict("transient", str(exc) or repr(exc)))
+        raise
+    return IngestBatch.objects.get(pk=batch_id)
+
+
+def ingest_batches_reap(*, now: datetime | None = None) -> ReapResult:
+    """Re-queue batches whose worker died, then publish every pending batch not yet handed over
+    (the outbox sender). On beat every FTOPS_INGEST_REAP_EVERY_S; in the embedded mode before
+    each new batch."""
+    return jobs_reap(
+        IngestBatch, publish=_publish_batch, now=now, resend_after_s=settings.FTOPS_INGEST_RESEND_AFTER_S
+    )
 
 
 # --- feedback ---------------------------------------------------------------------------------

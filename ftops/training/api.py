@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from ftops.common.auth import client_ip, has_role
 from ftops.common.models import ApiKey, Role
+from ftops.common.schema import paginated
 from ftops.common.services import actor_label, audit_record
 from ftops.training.models import Backend, RunStatus, TrainingRun
 from ftops.training.selectors import training_run_get, training_runs_list
@@ -67,7 +68,7 @@ class TrainingRunsApi(APIView):
         return [CanTrain()] if self.request.method == "POST" else [CanRead()]
 
     @extend_schema(operation_id="training_runs_list", parameters=[TrainingRunFilterSerializer],
-                   responses={200: TrainingRunOutSerializer(many=True)})
+                   responses={200: paginated(TrainingRunOutSerializer)})
     def get(self, request: Request) -> Response:
         filters = TrainingRunFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)

@@ -10,6 +10,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,6 +59,12 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
         proc.wait(timeout=10)
     proc.log.close()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def allow_loopback(settings: Any) -> None:
+    """The test MCP servers listen on 127.0.0.1, which the outbound policy refuses unless allowed."""
+    settings.FTOPS_OUTBOUND_ALLOW = ["127.0.0.1/32"]
 
 
 @pytest.fixture(scope="module")

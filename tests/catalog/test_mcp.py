@@ -9,7 +9,8 @@ from ftops.catalog.models import SchemaChange, Service, Tool, ToolSchemaVersion
 from ftops.catalog.services import catalog_import
 from tests.catalog.conftest import stdio_command
 
-pytestmark = pytest.mark.django_db
+# The HTTP servers here listen on 127.0.0.1: allowed explicitly, as a deployment would.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("allow_loopback")]
 
 TOOLS = ["create_payment", "get_payment_status", "refund_payment"]
 

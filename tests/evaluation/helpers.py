@@ -9,6 +9,10 @@ from typing import Any
 from ftops.core.records import Record
 
 BFCL_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "bfcl"
+# A replay config for runs that are created but never executed; conftest writes the (empty) file
+# into each test's artifacts folder, since run creation checks the path.
+NO_ANSWERS_FILE = "no-answers.jsonl"
+NO_ANSWERS: dict[str, Any] = {"kind": "replay", "path": NO_ANSWERS_FILE}
 
 PAYMENT = {
     "type": "function",

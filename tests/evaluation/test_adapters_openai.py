@@ -139,20 +139,33 @@ def test_fewshot_prompt_goes_first(fake_openai: FakeOpenAI) -> None:
     assert fake_openai.requests[0]["messages"][0] == {"role": "system", "content": "Amounts are in cents.\n\nBe brief."}
 
 
-def test_config_builds_the_adapter_with_the_key_from_the_environment(fake_openai: FakeOpenAI,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TINY_KEY", "sk-from-env")
+def test_config_builds_the_adapter_from_the_credential_it_names(fake_openai: FakeOpenAI) -> None:
     fake_openai.policy = lambda body: {"content": "fine"}
-    built = adapter_from_config({"kind": "openai", "base_url": fake_openai.base_url, "model": "m",
-                                 "api_key_env": "TINY_KEY"})
+    asked: list[str] = []
+
+    def credentials(name: str) -> tuple[str, str]:
+        asked.append(name)
+        return fake_openai.base_url, "sk-from-store"
+
+    built = adapter_from_config({"kind": "openai", "credential": "local", "model": "m"}, credentials=credentials)
     assert built.generate([([{"role": "user", "content": "x"}], [])])[0].text == "fine"
-    assert fake_openai.headers[0]["authorization"] == "Bearer sk-from-env"
+    assert (asked, fake_openai.headers[0]["authorization"]) == (["local"], "Bearer sk-from-store")
+    with pytest.raises(AdapterConfigError) as caught:  # no resolver: no way to a key
+        adapter_from_config({"kind": "openai", "credential": "local", "model": "m"})
+    assert caught.value.field == "credential"
 
 
 @pytest.mark.parametrize(("config", "field"), [
     ({"kind": "gpt"}, "kind"),
-    ({"kind": "openai", "model": "m"}, "base_url"),
-    ({"kind": "openai", "base_url": "http://x", "model": "m", "api_key": "sk"}, "api_key"),
+    ({"kind": "openai", "model": "m"}, "credential"),
+    ({"kind": "openai", "credential": "c", "model": "m", "base_url": "http://x"}, "base_url"),
+    ({"kind": "openai", "credential": "c", "model": "m", "api_key_env": "FTOPS_SECRET_KEY"}, "api_key_env"),
+    ({"kind": "openai", "credential": "c", "model": "m", "api_key": "sk"}, "api_key"),
+    ({"kind": "openai", "credential": "c", "model": "m", "headers": {"x": "y"}}, "headers"),
+    ({"kind": "fewshot", "prompt": "p", "inner": {"kind": "openai", "credential": "c", "model": "m",
+                                                   "base_url": "http://x"}}, "inner.base_url"),
+    ({"kind": "replay", "path": "a.jsonl", "base_url": "http://x"}, "base_url"),
+    ({"kind": "hf_local", "model_path": "m", "batch": 4}, "batch"),
     ({"kind": "hf_local", "model_path": "m", "batch_size": 0}, "batch_size"),
     ({"kind": "fewshot", "prompt": "p", "inner": {"kind": "hf_local"}}, "inner.model_path"),
     ({"kind": "replay"}, "path"),

@@ -12,7 +12,7 @@ from ftops.common.models import AuditEvent
 from ftops.evaluation.models import EvalRun, EvalSuite, RunStatus
 from ftops.evaluation.services import bfcl_suite_import, eval_run_create, eval_run_execute
 from tests.evaluation.factories import dataset_version
-from tests.evaluation.helpers import write_mini_bfcl
+from tests.evaluation.helpers import NO_ANSWERS, write_mini_bfcl
 
 pytestmark = pytest.mark.django_db
 RUNS = "/api/v1/evaluation/runs"
@@ -61,10 +61,10 @@ def test_create_on_a_dataset_version_split(make_key: Any, tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize(("body", "field"), [
-    ({"adapter_config": {"kind": "replay", "path": "x"}}, "suite"),
+    ({"adapter_config": NO_ANSWERS}, "suite"),
     ({"suite": "mini"}, "adapter_config"),
-    ({"suite": "mini", "adapter_config": {"kind": "openai", "base_url": "http://x"}}, "adapter_config.model"),
-    ({"suite": "mini", "adapter_config": {"kind": "replay", "path": "x"}, "limit": 0}, "limit"),
+    ({"suite": "mini", "adapter_config": {"kind": "openai", "credential": "c"}}, "adapter_config.model"),
+    ({"suite": "mini", "adapter_config": NO_ANSWERS, "limit": 0}, "limit"),
     ({"suite": "mini", "adapter_config": ["replay"]}, "adapter_config"),
 ])
 def test_bad_input_is_422_naming_the_field(make_key: Any, suite: EvalSuite, body: dict[str, Any], field: str) -> None:
@@ -77,7 +77,7 @@ def test_bad_input_is_422_naming_the_field(make_key: Any, suite: EvalSuite, body
 
 def test_unknown_suite_is_404(make_key: Any, suite: EvalSuite) -> None:
     client, _ = make_key("ml_orchestrator")
-    response = client.post(RUNS, {"suite": "nope", "adapter_config": {"kind": "replay", "path": "x"}}, format="json")
+    response = client.post(RUNS, {"suite": "nope", "adapter_config": NO_ANSWERS}, format="json")
     assert (response.status_code, response.json()["error"]["code"]) == (404, "not_found")
     assert client.get(f"{RUNS}/999").status_code == 404
 

@@ -21,7 +21,7 @@ from ftops.evaluation.services import (
     eval_suite_for_dataset,
 )
 from tests.evaluation.factories import dataset_version, oracle_answers
-from tests.evaluation.helpers import write_mini_bfcl
+from tests.evaluation.helpers import NO_ANSWERS, write_mini_bfcl
 from tests.evaluation.openai_server import tool_calls
 
 pytestmark = pytest.mark.django_db
@@ -78,10 +78,10 @@ def test_bfcl_import_names_bad_input(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("kwargs", "field"), [
     ({}, "adapter_config"),
-    ({"adapter_config": {"kind": "openai", "model": "m"}}, "adapter_config.base_url"),
-    ({"adapter_config": {"kind": "replay", "path": "x"}, "model_version_id": 3}, "adapter_config"),
-    ({"adapter_config": {"kind": "replay", "path": "x"}, "limit": 0}, "limit"),
-    ({"adapter_config": {"kind": "replay", "path": "x"}, "categories": ["parallel"]}, "categories"),
+    ({"adapter_config": {"kind": "openai", "model": "m"}}, "adapter_config.credential"),
+    ({"adapter_config": NO_ANSWERS, "model_version_id": 3}, "adapter_config"),
+    ({"adapter_config": NO_ANSWERS, "limit": 0}, "limit"),
+    ({"adapter_config": NO_ANSWERS, "categories": ["parallel"]}, "categories"),
 ])
 def test_run_create_rejects_bad_input_and_creates_nothing(mini_suite: EvalSuite, kwargs: dict[str, Any],
                                                            field: str) -> None:
@@ -97,10 +97,10 @@ def test_unknown_model_version_is_refused(mini_suite: EvalSuite) -> None:
     assert EvalRun.objects.count() == 0
 
 
-def test_model_versions_become_adapter_configs(mini_suite: EvalSuite, tmp_path: Path, settings: Any) -> None:
+def test_model_versions_become_adapter_configs(mini_suite: EvalSuite, tmp_path: Path, make_credential: Any) -> None:
     from registry.models import ModelVersion
 
-    settings.FTOPS_OPENAI_BASE_URL = ""
+    make_credential("openai", "https://api.openai.com/v1")
     prompt = tmp_path / "prompt.txt"
     prompt.write_text("Amounts are in cents.")
     lora = ModelVersion.objects.create(name="acme", semver="1.0.0", base_model="/models/base", adapter_path="/a/lora")
@@ -114,8 +114,7 @@ def test_model_versions_become_adapter_configs(mini_suite: EvalSuite, tmp_path: 
     assert runs[0].adapter_config == {"kind": "hf_local", "model_path": "/models/base", "adapter_path": "/a/lora"}
     assert runs[1].adapter_config == {"kind": "fewshot", "prompt": "Amounts are in cents.",
                                       "inner": {"kind": "hf_local", "model_path": "/models/base"}}
-    assert runs[2].adapter_config == {"kind": "openai", "base_url": "https://api.openai.com/v1",
-                                      "model": "ft:gpt-4o-mini:acme::x1", "api_key_env": "OPENAI_API_KEY"}
+    assert runs[2].adapter_config == {"kind": "openai", "credential": "openai", "model": "ft:gpt-4o-mini:acme::x1"}
     prompt.unlink()
     with pytest.raises(ValidationFailed, match="prompt file"):
         eval_run_create(suite=mini_suite, model_version_id=shots.pk, enqueue=False)
@@ -164,11 +163,12 @@ def test_a_live_claim_is_respected_and_a_stale_one_taken_over(tmp_path: Path, mi
 
 
 def test_a_broken_model_marks_the_run_failed(mini_suite: EvalSuite, tmp_path: Path) -> None:
-    run = eval_run_create(suite=mini_suite, adapter_config={"kind": "replay", "path": str(tmp_path / "none.jsonl")},
-                          enqueue=False)
+    config = bfcl_answers(tmp_path, second_right=True)
+    run = eval_run_create(suite=mini_suite, adapter_config=config, enqueue=False)
+    (tmp_path / config["path"]).unlink()  # gone by the time the worker starts
     run = eval_run_execute(run_id=run.pk)
     assert run.status == RunStatus.FAILED
-    assert run.error == f"AdapterConfigError: path: results file {tmp_path / 'none.jsonl'} does not exist"
+    assert run.error == "AdapterConfigError: path: no readable results file at this path inside the artifacts folder"
     assert run.exact is None and not EvalFailure.objects.exists()
 
 
@@ -246,7 +246,7 @@ def test_dataset_suite_scores_by_split_dimension(tmp_path: Path) -> None:
                                                                         "value_error:others")
 
 
-def test_fewshot_run_builds_its_prompt_from_the_training_split(fake_openai: Any) -> None:
+def test_fewshot_run_builds_its_prompt_from_the_training_split(fake_openai: Any, make_credential: Any) -> None:
     """The wrapped model only answers in cents once the prompt has shown it how."""
     def policy(body: dict[str, Any]) -> dict[str, Any]:
         system = body["messages"][0]["content"] if body["messages"][0]["role"] == "system" else ""
@@ -259,12 +259,13 @@ def test_fewshot_run_builds_its_prompt_from_the_training_split(fake_openai: Any)
     fake_openai.policy = policy
     version = dataset_version(number=2)
     suite = eval_suite_for_dataset(dataset_version=version, split="test")
-    inner = {"kind": "openai", "base_url": fake_openai.base_url, "model": "m"}
+    make_credential("local", fake_openai.base_url)
+    inner = {"kind": "openai", "credential": "local", "model": "m"}
     config = {"kind": "fewshot", "inner": inner, "examples_from": {"dataset_version": 2, "max_examples": 4}}
     run = eval_run_execute(run_id=eval_run_create(suite=suite, adapter_config=config, enqueue=False).pk)
     plain = eval_run_execute(run_id=eval_run_create(suite=suite, adapter_config=inner, enqueue=False).pk)
     assert run.status == RunStatus.SUCCEEDED, run.error
-    assert run.model_label == "few-shot (dataset v2 train): m @ " + fake_openai.base_url
+    assert run.model_label == "few-shot (dataset v2 train): m via local"
     prompt = run.metrics["fewshot_prompt"]
     assert "User: Charge cus_7 $80" in prompt and "User: Latest order of cus_8?" in prompt
     assert "- amounts: ALL amounts in cents, never dollars" in prompt

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from ftops.evaluation.models import EvalRun, EvalSuite, RunStatus
 from ftops.evaluation.services import bfcl_suite_import, eval_run_create, eval_run_execute
-from tests.evaluation.helpers import write_mini_bfcl
+from tests.evaluation.helpers import NO_ANSWERS, write_mini_bfcl
 
 pytestmark = pytest.mark.django_db
 
@@ -52,7 +52,7 @@ def test_pages_need_login_and_a_role(client: Any, django_user_model: Any, suite:
 def test_run_list_with_pagination(staff: Any, suite: EvalSuite, tmp_path: Path) -> None:
     finished_run(suite, tmp_path, "cm")
     for i in range(25):
-        eval_run_create(suite=suite, adapter_config={"kind": "replay", "path": "x"}, name=f"queued {i}",
+        eval_run_create(suite=suite, adapter_config=NO_ANSWERS, name=f"queued {i}",
                         enqueue=False)
     page = staff.get(reverse("evaluation:runs")).content.decode()
     assert "page 1 of 2" in page and "26 runs" in page
@@ -82,7 +82,7 @@ def test_run_detail_has_charts_and_error_types(staff: Any, suite: EvalSuite, tmp
 
 
 def test_progress_partial_polls_until_finished(staff: Any, suite: EvalSuite) -> None:
-    run = eval_run_create(suite=suite, adapter_config={"kind": "replay", "path": "x"}, enqueue=False)
+    run = eval_run_create(suite=suite, adapter_config=NO_ANSWERS, enqueue=False)
     EvalRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, progress_done=1, progress_total=4)
     url = reverse("evaluation:run", args=[run.pk])
     partial = staff.get(url, HTTP_HX_REQUEST="true")
@@ -112,7 +112,7 @@ def test_compare_page(staff: Any, suite: EvalSuite, tmp_path: Path) -> None:
     assert "+33.3" in page and "+50.0" in page
     assert "Fixed</strong> (1)" in page and "<code>simple_python_1</code>" in page
     assert '<canvas data-chart="category" data-series="base,other"' in page
-    queued = eval_run_create(suite=suite, adapter_config={"kind": "replay", "path": "x"}, enqueue=False)
+    queued = eval_run_create(suite=suite, adapter_config=NO_ANSWERS, enqueue=False)
     bad = staff.get(reverse("evaluation:compare"), {"base": base.pk, "other": queued.pk})
     assert bad.status_code == 422
     assert "only finished runs can be compared" in bad.content.decode()
@@ -191,7 +191,7 @@ def test_failures_page_empty_states_say_what_to_do(staff: Any, suite: EvalSuite)
     some = scored_run(suite, failed=["x1"])
     none = staff.get(reverse("evaluation:failures", args=[some.pk]), {"category": "parallel"}).content.decode()
     assert "No failures match these filters." in none and "Clear the filters" in none
-    queued = eval_run_create(suite=suite, adapter_config={"kind": "replay", "path": "x"}, enqueue=False)
+    queued = eval_run_create(suite=suite, adapter_config=NO_ANSWERS, enqueue=False)
     waiting = staff.get(reverse("evaluation:failures", args=[queued.pk])).content.decode()
     assert "No failures recorded yet." in waiting and "Follow its progress" in waiting
 

@@ -354,7 +354,7 @@ def test_queued_batch_is_stored_by_the_task(ingest: Any, catalog: Any, payload: 
     assert response.status_code == 202
     batch_url = response.json()["url"]
     batch = ingest.get(batch_url).json()
-    assert (batch["status"], batch["result"]["created"], batch["size"]) == ("done", 2, 2)
+    assert (batch["status"], batch["result"]["created"], batch["size"]) == ("succeeded", 2, 2)
     assert Interaction.objects.get(external_id="q-2").response_text == "[EMAIL]"
 
 

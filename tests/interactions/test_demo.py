@@ -31,11 +31,9 @@ def test_stage_ingests_in_batches_and_is_rerunnable(
 
 
 def test_stage_with_the_sample_enterprise(db: Any) -> None:
-    sample = pytest.importorskip("ftops.catalog.sample")
-    services = pytest.importorskip("ftops.catalog.services")
-    if not hasattr(sample, "generate_interactions") or not hasattr(services, "load_sample_enterprise"):
-        pytest.skip("the sample enterprise is not available yet")
-    services.load_sample_enterprise(seed=7)
+    from ftops.catalog.services import load_sample_enterprise
+
+    load_sample_enterprise(seed=7)
     ctx = DemoContext(seed=7, quick=True, out=lambda m: None)
     demo.run(ctx)
     total = ctx.summary["interactions"]

@@ -22,11 +22,11 @@ def test_concurrent_insert_of_the_same_id_turns_into_a_replay(
     real = services.existing_by_external_id
     calls = []
 
-    def stale_first_read(ids: Any) -> Any:
+    def stale_first_read(ids: Any, *, scope: str) -> Any:
         calls.append(1)
         ids = list(ids)
         # The first read misses the row another request has just stored.
-        return {} if len(calls) == 1 else real(ids)
+        return {} if len(calls) == 1 else real(ids, scope=scope)
 
     monkeypatch.setattr(services, "existing_by_external_id", stale_first_read)
     result = services.interactions_ingest(payloads=[payload("race-0"), payload("race-1")])
@@ -58,17 +58,17 @@ def test_queued_batch_claim_is_idempotent_and_conflicts_fail_the_batch(
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         batch = services.interactions_ingest_enqueue(
             payloads=[payload("qb-1"), payload("qb-2", response_text="mail jane@acme.example")]
-        )
+        ).batch
     assert len(callbacks) == 1
     assert batch.status == BatchStatus.PENDING
     assert batch.rows[1]["response_text"] == "mail [EMAIL]"  # nothing raw waits in the queue table
     done = services.ingest_batch_process(batch_id=batch.pk)
-    assert done is not None and done.status == BatchStatus.DONE
+    assert done is not None and done.status == BatchStatus.SUCCEEDED
     assert services.ingest_batch_process(batch_id=batch.pk) is None  # a second delivery does nothing
     assert Interaction.objects.count() == 2
 
     with django_capture_on_commit_callbacks(execute=False):
-        late = services.interactions_ingest_enqueue(payloads=[payload("qb-3")])
+        late = services.interactions_ingest_enqueue(payloads=[payload("qb-3")]).batch
     services.interactions_ingest(payloads=[payload("qb-3", user_feedback=1)])  # same id, other body, first
     failed = services.ingest_batch_process(batch_id=late.pk)
     assert failed is not None

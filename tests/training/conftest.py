@@ -1,4 +1,9 @@
-"""Fixtures for training tests: a micro base model (seconds to build), records, dataset versions."""
+"""Fixtures for training tests: a micro base model, its tokenizer alone, records, dataset versions.
+
+``micro_base`` trains a model (about 15 s on a busy machine): only tests marked ``ml`` use
+it. A test that needs a tokenizer takes ``micro_tokenizer`` (no model); one that only stores
+a base model's name takes ``base_path`` (nothing is built).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ftops.core.ml.base_model import BaseModelConfig, build_base_model
+from ftops.core.ml.base_model import BaseModelConfig, build_base_model, build_tokenizer
 from ftops.core.records import Record
 
 MICRO = BaseModelConfig(seed=0, vocab_size=400, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2,
@@ -30,10 +35,33 @@ ROOMS = ("Atlas", "Birch", "Cedar", "Delta")
 
 
 @pytest.fixture(scope="session")
-def micro_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def micro_base_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("micro-base") / "model"
     build_base_model(out, config=MICRO)
     return out
+
+
+@pytest.fixture
+def micro_base(request: pytest.FixtureRequest, micro_base_built: Path) -> Path:
+    """The built micro model; a test that asks for it must be marked ``ml`` (it trains one)."""
+    if request.node.get_closest_marker("ml") is None:
+        pytest.fail(f"{request.node.nodeid} builds a model: mark it @pytest.mark.ml, or take base_path "
+                    "(a name only) or micro_tokenizer (a tokenizer only)")
+    return micro_base_built
+
+
+@pytest.fixture(scope="session")
+def micro_tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with the micro model's kind of tokenizer (BPE, chat template) and no model."""
+    out = tmp_path_factory.mktemp("micro-tokenizer")
+    build_tokenizer([], vocab_size=MICRO.vocab_size, seed=MICRO.seed).save_pretrained(out)
+    return out
+
+
+@pytest.fixture
+def base_path(tmp_path: Path) -> Path:
+    """A base model's name for runs that are created, claimed or cancelled but never trained."""
+    return tmp_path / "base-model-never-built"
 
 
 def make_records(n: int = 24, *, service: str = "weather", seed: int = 0) -> list[Record]:

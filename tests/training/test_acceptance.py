@@ -2,7 +2,7 @@
 
 The whole pipeline runs as the demo runs it (sample enterprise -> traffic -> review ->
 dataset version -> tiny base model -> LoRA -> evaluation of base and tuned on the test
-split), on CPU. Slow (minutes): marked ``ml``.
+split), on CPU. Slow (minutes): marked ``ml`` and ``slow``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-pytestmark = [pytest.mark.ml, pytest.mark.django_db(transaction=True)]
+# The whole demo pipeline takes minutes on two busy cores: more than the 300 s per-test limit.
+pytestmark = [pytest.mark.ml, pytest.mark.slow, pytest.mark.timeout(1200), pytest.mark.django_db(transaction=True)]
 
 
 def test_tuned_adapter_beats_its_base_by_30_points_on_new_phrasings(capsys: Any) -> None:

@@ -24,14 +24,14 @@ def _create(client: Any, version: Any, **body: Any) -> Any:
                              **body}, format="json")
 
 
-def test_ml_orchestrator_creates_a_queued_run(make_key: Any, version: Any, micro_base: Path,
+def test_ml_orchestrator_creates_a_queued_run(make_key: Any, version: Any, base_path: Path,
                                               django_capture_on_commit_callbacks: Any,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     client, key = make_key("ml_orchestrator")
     sent: list[int] = []
     monkeypatch.setattr("ftops.training.tasks.training_run_task.delay", lambda run_id: sent.append(run_id))
     with django_capture_on_commit_callbacks(execute=True):
-        response = _create(client, version, base_model=str(micro_base), service="weather", name="wx")
+        response = _create(client, version, base_model=str(base_path), service="weather", name="wx")
     assert response.status_code == 201, response.json()
     body = response.json()
     assert body["status"] == "queued" and body["backend"] == "lora" and body["service"] == "weather"
@@ -59,10 +59,10 @@ def test_bad_input_gets_a_4xx_naming_the_field(make_key: Any, version: Any) -> N
     assert TrainingRun.objects.count() == 0
 
 
-def test_list_and_detail(make_key: Any, version: Any, micro_base: Path) -> None:
+def test_list_and_detail(make_key: Any, version: Any, base_path: Path) -> None:
     run = services.training_run_create(backend="fewshot", dataset_version=version, enqueue=False)
     other = services.training_run_create(backend="lora", dataset_version=version, config=FAST_LORA,
-                                         base_model=str(micro_base), enqueue=False)
+                                         base_model=str(base_path), enqueue=False)
     client, _ = make_key("reviewer")
     listed = client.get(URL).json()
     assert [r["id"] for r in listed["results"]] == [other.pk, run.pk]

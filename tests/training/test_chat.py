@@ -38,10 +38,10 @@ def test_builtin_prompt_without_tokenizer() -> None:
                       "<|user|>Weather in Oslo?<|end|><|assistant|>")
 
 
-def test_jinja_template_matches_the_python_rendering(micro_base: Path) -> None:
+def test_jinja_template_matches_the_python_rendering(micro_tokenizer: Path) -> None:
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(micro_base)
+    tokenizer = AutoTokenizer.from_pretrained(micro_tokenizer)
     assert tokenizer.chat_template == CHAT_TEMPLATE
     messages = [
         {"role": "system", "content": "Be brief."},
@@ -65,10 +65,10 @@ def test_history_calls_become_tool_call_text() -> None:
     assert plain == [{"role": "assistant", "content": '<tool_call>{"name":"f","arguments":{"a":2,"b":1}}</tool_call>'}]
 
 
-def test_render_example_completion_ends_with_the_end_of_turn(micro_base: Path) -> None:
+def test_render_example_completion_ends_with_the_end_of_turn(micro_tokenizer: Path) -> None:
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(micro_base)
+    tokenizer = AutoTokenizer.from_pretrained(micro_tokenizer)
     prompt, completion = render_example(tokenizer, [{"role": "user", "content": "hi"}], [], "Hello")
     assert prompt == "<|user|>hi<|end|><|assistant|>"
     assert completion == "Hello<|end|>"
@@ -82,10 +82,10 @@ CHATML = (
 )
 
 
-def test_a_models_own_chat_template_is_used_with_tools(micro_base: Path) -> None:
+def test_a_models_own_chat_template_is_used_with_tools(micro_tokenizer: Path) -> None:
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(micro_base)
+    tokenizer = AutoTokenizer.from_pretrained(micro_tokenizer)
     tokenizer.chat_template = CHATML  # stands in for e.g. Qwen's template
     messages = [{"role": "user", "content": "Weather in Oslo?"}]
     prompt, completion = render_example(tokenizer, messages, [WEATHER, BOOK], "<tool_call>{}</tool_call>")

@@ -13,6 +13,7 @@ from ftops.training.models import RunStatus, TrainingRun
 from tests.training.conftest import make_records
 
 
+@pytest.mark.ml
 def test_build_base_model_keeps_an_existing_model(micro_base: Path) -> None:
     out = io.StringIO()
     call_command("build_base_model", "--out", str(micro_base), stdout=out)

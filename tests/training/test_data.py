@@ -32,6 +32,7 @@ def test_collate_resets_positions_and_masks_across_examples() -> None:
     assert batch.attention_mask.dtype == torch.float32
 
 
+@pytest.mark.ml
 def test_packed_logits_equal_separate_forward_passes(micro_base: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -52,6 +53,7 @@ def test_packed_logits_equal_separate_forward_passes(micro_base: Path) -> None:
     assert torch.allclose(together[n:n + len(second)], alone_b, atol=1e-4)
 
 
+@pytest.mark.ml
 def test_loss_over_target_positions_matches_full_logits(micro_base: Path) -> None:
     import torch
     import torch.nn.functional as F
@@ -70,13 +72,14 @@ def test_loss_over_target_positions_matches_full_logits(micro_base: Path) -> Non
     assert fast.item() == pytest.approx(slow.item(), rel=1e-5)
 
 
-def test_too_long_examples_are_skipped(micro_base: Path) -> None:
+def test_too_long_examples_are_skipped(micro_tokenizer: Path) -> None:
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(micro_base)
+    tokenizer = AutoTokenizer.from_pretrained(micro_tokenizer)
     assert tokenize_chat(tokenizer, [{"role": "user", "content": "word " * 200}], [], "ok", 64) is None
 
 
+@pytest.mark.ml
 def test_shared_prefix_rows_equal_separate_sequences(micro_base: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

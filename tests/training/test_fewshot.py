@@ -49,10 +49,10 @@ def test_tools_without_any_example_are_reported_missing() -> None:
     assert missing == ["cancel_booking"] and "get_weather" in covered
 
 
-def test_prompt_holds_rules_examples_and_its_token_cost(micro_base: Path) -> None:
+def test_prompt_holds_rules_examples_and_its_token_cost(micro_tokenizer: Path) -> None:
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(micro_base)
+    tokenizer = AutoTokenizer.from_pretrained(micro_tokenizer)
     rules = domain_rules({"payments": {"amounts": {"rule": "ALL amounts in cents", "examples": {"$10": 1000}},
                                        "states": {"user_might_say": {"failed": ["bounced", "declined"]}}}})
     assert rules == ['payments / amounts: ALL amounts in cents (e.g. $10 -> 1000)',

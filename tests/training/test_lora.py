@@ -47,6 +47,7 @@ def test_record_target_for_each_behaviour(records: list) -> None:
     assert record_target(records[5]) == "None of the available tools can do that."
 
 
+@pytest.mark.ml
 def test_adapter_weights_change_and_base_weights_do_not(micro_base: Path, tmp_path: Path) -> None:
     import torch
     from peft import PeftModel
@@ -69,6 +70,7 @@ def test_adapter_weights_change_and_base_weights_do_not(micro_base: Path, tmp_pa
     assert result.trainable_parameters < sum(v.numel() for v in before.values()) / 5
 
 
+@pytest.mark.ml
 def test_card_holds_lineage_config_and_metrics(micro_base: Path, tmp_path: Path) -> None:
     result = train_lora(_cfg(micro_base, name="acme", epochs=1.0), make_records(8), make_records(4, seed=2),
                         tmp_path / "a")
@@ -82,6 +84,7 @@ def test_card_holds_lineage_config_and_metrics(micro_base: Path, tmp_path: Path)
     assert not (Path(result.adapter_dir) / "checkpoints").exists()
 
 
+@pytest.mark.ml
 def test_killed_run_resumes_from_checkpoint_and_matches_uninterrupted(micro_base: Path, tmp_path: Path) -> None:
     train, val = make_records(24), make_records(4, seed=1)
     full = train_lora(_cfg(micro_base), train, val, tmp_path / "full")
@@ -102,6 +105,7 @@ def test_killed_run_resumes_from_checkpoint_and_matches_uninterrupted(micro_base
     assert [round(x[1], 3) for x in resumed.losses] == [round(x[1], 3) for x in full.losses]
 
 
+@pytest.mark.ml
 def test_checkpoint_resumes_only_for_its_owner(micro_base: Path, tmp_path: Path) -> None:
     train, val = make_records(24), make_records(4, seed=1)
     run_a = {"run_id": "5", "run_token": "a"}
@@ -141,6 +145,7 @@ def test_checkpoint_resumes_only_for_its_owner(micro_base: Path, tmp_path: Path)
     assert resumed.resumed_from_step == 6
 
 
+@pytest.mark.ml
 def test_per_service_adapter_trains_on_that_service_only(micro_base: Path, tmp_path: Path) -> None:
     train = make_records(8, service="weather") + make_records(12, service="rooms")
     result = train_lora(_cfg(micro_base, service="rooms", epochs=1.0), train, [], tmp_path / "rooms")

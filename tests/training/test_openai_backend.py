@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from ftops.common.actors import Actor
+from ftops.common.credentials import upstream_credential_delete, upstream_credential_set
 from ftops.training import services
 from ftops.training.models import RunStatus, TrainingRun
 from registry.models import ModelVersion
@@ -16,9 +18,10 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
-    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+def fake_openai() -> Iterator[FakeOpenAI]:
     fake = FakeOpenAI().start()
+    # The backend reaches OpenAI through the default upstream credential, bound to the fake.
+    upstream_credential_set(name="openai", base_url=fake.url, value=API_KEY, by=Actor.system("test"))
     yield fake
     fake.stop()
 
@@ -26,7 +29,7 @@ def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
 def _run(version: Any, fake: FakeOpenAI, **config: Any) -> TrainingRun:
     return services.training_run_create(
         backend="openai", dataset_version=version, base_model="gpt-4o-mini-2024-07-18", enqueue=False,
-        config={"base_url": fake.url, "poll_interval_s": 0.01, "n_epochs": 3, "suffix": "acme-v1", **config})
+        config={"poll_interval_s": 0.01, "n_epochs": 3, "suffix": "acme-v1", **config})
 
 
 def test_success_uploads_files_creates_the_job_and_records_the_model(make_dataset_version: Any,
@@ -143,14 +146,29 @@ def test_cancel_cancels_the_remote_job(make_dataset_version: Any, fake_openai: F
     assert fake_openai.jobs["ftjob-0001"]["status"] == "cancelled"
 
 
-def test_missing_api_key_fails_with_a_clear_message(make_dataset_version: Any, fake_openai: FakeOpenAI,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("OPENAI_API_KEY")
+def test_a_credential_deleted_after_creation_fails_the_run_with_a_clear_message(make_dataset_version: Any,
+                                                                                  fake_openai: FakeOpenAI) -> None:
     version = make_dataset_version(train=make_records(24))
-    done = services.training_run_execute(run_id=_run(version, fake_openai).pk, owner="w1")
+    run = _run(version, fake_openai)
+    upstream_credential_delete(name="openai", by=Actor.system("test"))
+    done = services.training_run_execute(run_id=run.pk, owner="w1")
     assert done is not None and done.status == RunStatus.FAILED
-    assert "set the OPENAI_API_KEY environment variable" in done.error
+    assert "no upstream credential named 'openai'" in done.error
     assert fake_openai.requests == []
+
+
+@pytest.mark.parametrize("config", [{"base_url": "http://127.0.0.1:9/v1"}, {"api_key_env": "FTOPS_SECRET_KEY"},
+                                    {"credential": "missing"}])
+def test_an_endpoint_or_key_variable_cannot_be_chosen(make_dataset_version: Any, fake_openai: FakeOpenAI,
+                                                      config: dict[str, Any]) -> None:
+    from ftops.common.errors import ValidationFailed
+
+    version = make_dataset_version(train=make_records(4))
+    with pytest.raises(ValidationFailed) as info:
+        _run(version, fake_openai, **config)
+    assert list(info.value.fields) == (["config.credential"] if "credential" in config else ["config"])
+    assert "credential" in str(info.value.fields)
+    assert TrainingRun.objects.count() == 0 and fake_openai.requests == []
 
 
 def test_bad_openai_config_is_rejected_at_creation(make_dataset_version: Any) -> None:
@@ -160,4 +178,4 @@ def test_bad_openai_config_is_rejected_at_creation(make_dataset_version: Any) ->
     with pytest.raises(ValidationFailed) as info:
         services.training_run_create(backend="openai", dataset_version=version,
                                      config={"n_epochs": 0, "suffix": "x" * 65})
-    assert set(info.value.fields) == {"config.n_epochs", "config.suffix"}
+    assert set(info.value.fields) == {"config.n_epochs", "config.suffix", "config.credential"}

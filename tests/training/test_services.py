@@ -39,12 +39,12 @@ def _lora_run(version: Any, base: Path, **config: Any) -> TrainingRun:
                                         base_model=str(base), enqueue=False, actor="test")
 
 
-def test_create_stores_the_full_typed_config(version: Any, micro_base: Path) -> None:
-    run = _lora_run(version, micro_base)
+def test_create_stores_the_full_typed_config(version: Any, base_path: Path) -> None:
+    run = _lora_run(version, base_path)
     assert run.status == RunStatus.QUEUED and run.backend == "lora"
     assert run.config["r"] == 8 and run.config["alpha"] == 16 and run.config["dropout"] == 0.1
     assert run.config["lr"] == 5e-3 and run.config["dataset_version"] == str(version.number)
-    assert run.config["base_model"] == str(micro_base)
+    assert run.config["base_model"] == str(base_path)
 
 
 def test_create_rejects_bad_config_and_leaves_nothing(version: Any) -> None:
@@ -68,16 +68,17 @@ def test_create_refuses_a_version_that_is_not_ready(make_dataset_version: Any) -
     assert TrainingRun.objects.count() == 0
 
 
-def test_create_enqueues_after_commit(version: Any, micro_base: Path, django_capture_on_commit_callbacks: Any,
+def test_create_enqueues_after_commit(version: Any, base_path: Path, django_capture_on_commit_callbacks: Any,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     sent: list[int] = []
     monkeypatch.setattr("ftops.training.tasks.training_run_task.delay", lambda run_id: sent.append(run_id))
     with django_capture_on_commit_callbacks(execute=True):
         run = services.training_run_create(backend="lora", dataset_version=version, config=FAST_LORA,
-                                           base_model=str(micro_base))
+                                           base_model=str(base_path))
     assert sent == [run.pk]
 
 
+@pytest.mark.ml
 def test_execute_trains_and_registers_a_model_version(version: Any, micro_base: Path) -> None:
     run = _lora_run(version, micro_base)
     done = services.training_run_execute(run_id=run.pk, owner="w1")
@@ -93,8 +94,8 @@ def test_execute_trains_and_registers_a_model_version(version: Any, micro_base: 
     assert mv.card["dataset_version"] == str(version.number)
 
 
-def test_duplicate_delivery_does_not_train_twice(version: Any, micro_base: Path) -> None:
-    run = _lora_run(version, micro_base)
+def test_duplicate_delivery_does_not_train_twice(version: Any, base_path: Path) -> None:
+    run = _lora_run(version, base_path)
     claimed = services.training_run_claim(run_id=run.pk, owner="worker-a")
     assert claimed is not None and claimed.lease_owner == "worker-a"
     assert services.training_run_execute(run_id=run.pk, owner="worker-b") is None
@@ -103,6 +104,7 @@ def test_duplicate_delivery_does_not_train_twice(version: Any, micro_base: Path)
     assert not services.run_artifact_dir(run).exists()  # worker-b never started training
 
 
+@pytest.mark.ml
 def test_finished_run_is_not_claimed_again(version: Any, micro_base: Path) -> None:
     run = _lora_run(version, micro_base)
     services.training_run_execute(run_id=run.pk, owner="w1")
@@ -125,6 +127,7 @@ def _die_at_step_seven(run: TrainingRun, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(services.RunContext, "progress", original)
 
 
+@pytest.mark.ml
 def test_dead_worker_lease_expires_reaper_requeues_and_next_worker_resumes(
         version: Any, micro_base: Path, monkeypatch: pytest.MonkeyPatch,
         django_capture_on_commit_callbacks: Any) -> None:
@@ -150,6 +153,7 @@ def test_dead_worker_lease_expires_reaper_requeues_and_next_worker_resumes(
     assert [p[0] for p in done.loss_series] == list(range(1, 13))
 
 
+@pytest.mark.ml
 def test_a_reused_run_id_never_resumes_the_old_runs_checkpoint(version: Any, micro_base: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     old = _lora_run(version, micro_base)
@@ -247,8 +251,8 @@ def test_heartbeat_keeps_a_blocked_run_leased_so_it_is_neither_reaped_nor_traine
 
 
 @pytest.mark.django_db(transaction=True)
-def test_heartbeat_never_extends_a_lease_this_worker_lost(version: Any, micro_base: Path) -> None:
-    run = _lora_run(version, micro_base)
+def test_heartbeat_never_extends_a_lease_this_worker_lost(version: Any, base_path: Path) -> None:
+    run = _lora_run(version, base_path)
     assert services.training_run_claim(run_id=run.pk, owner="w1") is not None
     heartbeat = services.LeaseHeartbeat(run_id=run.pk, owner="w1", interval_s=0.05).start()
     try:
@@ -267,8 +271,8 @@ def test_heartbeat_never_extends_a_lease_this_worker_lost(version: Any, micro_ba
     assert (run.lease_owner, run.lease_expires_at) == ("w2", taken_until)
 
 
-def test_heartbeat_thread_waits_for_a_committed_claim(version: Any, micro_base: Path) -> None:
-    run = _lora_run(version, micro_base)
+def test_heartbeat_thread_waits_for_a_committed_claim(version: Any, base_path: Path) -> None:
+    run = _lora_run(version, base_path)
     services.training_run_claim(run_id=run.pk, owner="w1")
     # Inside this test's transaction another connection cannot see the claim: no thread.
     with services.LeaseHeartbeat(run_id=run.pk, owner="w1", interval_s=0.01) as heartbeat:
@@ -276,8 +280,8 @@ def test_heartbeat_thread_waits_for_a_committed_claim(version: Any, micro_base: 
         assert not heartbeat.running and heartbeat.beats == 0
 
 
-def test_reaper_gives_up_after_max_attempts(version: Any, micro_base: Path) -> None:
-    run = _lora_run(version, micro_base)
+def test_reaper_gives_up_after_max_attempts(version: Any, base_path: Path) -> None:
+    run = _lora_run(version, base_path)
     past = timezone.now() - timedelta(minutes=1)
     TrainingRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, attempts=3, lease_owner="x",
                                                  lease_expires_at=past)
@@ -286,10 +290,10 @@ def test_reaper_gives_up_after_max_attempts(version: Any, micro_base: Path) -> N
     assert run.status == RunStatus.FAILED and "stopped responding 3 times" in run.error
 
 
-def test_reaper_resends_queued_runs_nobody_picked_up(version: Any, micro_base: Path,
+def test_reaper_resends_queued_runs_nobody_picked_up(version: Any, base_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch,
                                                      django_capture_on_commit_callbacks: Any) -> None:
-    run = _lora_run(version, micro_base)
+    run = _lora_run(version, base_path)
     sent: list[int] = []
     monkeypatch.setattr("ftops.training.tasks.training_run_task.delay", lambda run_id: sent.append(run_id))
     with django_capture_on_commit_callbacks(execute=True):
@@ -299,8 +303,8 @@ def test_reaper_resends_queued_runs_nobody_picked_up(version: Any, micro_base: P
     assert sent == [run.pk]
 
 
-def test_cancel_a_queued_run_stops_it_at_once(version: Any, micro_base: Path) -> None:
-    run = _lora_run(version, micro_base)
+def test_cancel_a_queued_run_stops_it_at_once(version: Any, base_path: Path) -> None:
+    run = _lora_run(version, base_path)
     cancelled = services.training_run_cancel(run_id=run.pk, actor="alice")
     assert cancelled.status == RunStatus.CANCELLED and cancelled.finished_at is not None
     assert services.training_run_execute(run_id=run.pk, owner="w") is None
@@ -308,6 +312,7 @@ def test_cancel_a_queued_run_stops_it_at_once(version: Any, micro_base: Path) ->
         services.training_run_cancel(run_id=run.pk)
 
 
+@pytest.mark.ml
 def test_cancel_a_running_run_stops_the_loop_between_steps(version: Any, micro_base: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     run = _lora_run(version, micro_base)
@@ -328,10 +333,10 @@ def test_cancel_a_running_run_stops_the_loop_between_steps(version: Any, micro_b
     assert not ModelVersion.objects.filter(training_run=run).exists()
 
 
-def test_heartbeat_after_losing_the_lease_stops_the_worker(version: Any, micro_base: Path) -> None:
+def test_heartbeat_after_losing_the_lease_stops_the_worker(version: Any, base_path: Path) -> None:
     from ftops.core.ml.lora import TrainingStopped
 
-    run = _lora_run(version, micro_base)
+    run = _lora_run(version, base_path)
     claimed = services.training_run_claim(run_id=run.pk, owner="w1")
     assert claimed is not None
     ctx = services.RunContext(claimed, "w1")

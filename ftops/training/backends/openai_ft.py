@@ -14,12 +14,9 @@ meets one it has already seen: a burst of events between two polls is never cut 
 from __future__ import annotations
 
 import itertools
-import os
 import time
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
-
-from django.conf import settings
 
 from ftops.core.ml.lora import TrainingStopped
 from ftops.datasets.exports import export_records
@@ -45,8 +42,9 @@ class OpenAIFineTuneConfig:
     seed: int | None = None
     poll_interval_s: float = 15.0
     timeout_s: float = 12 * 3600
-    base_url: str = ""  # empty: settings.FTOPS_OPENAI_BASE_URL, else OpenAI's default
-    api_key_env: str = "OPENAI_API_KEY"
+    # An upstream credential an admin registered (ftops.common.credentials): it fixes both the
+    # endpoint and the key, so a caller can never send a key to a host of its choosing.
+    credential: str = ""  # empty: the credential named "openai"
     service: str = ""
     dataset_version: str = ""
 
@@ -55,6 +53,16 @@ class OpenAIFineTuneConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OpenAIFineTuneConfig:
+        data = dict(data)
+        # Runs stored before credentials held these two at their defaults, which chose nothing.
+        if data.get("base_url") == "":
+            data.pop("base_url")
+        if data.get("api_key_env") == "OPENAI_API_KEY":
+            data.pop("api_key_env")
+        refused = sorted({"base_url", "api_key_env", "api_key"} & set(data))
+        if refused:
+            raise ValueError(f"{', '.join(refused)} not accepted: give credential, the name of an upstream "
+                             "credential an admin registered (it fixes the endpoint and the key)")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -76,7 +84,22 @@ class OpenAIFineTuneConfig:
             errors["suffix"] = "at most 64 characters"
         if self.poll_interval_s <= 0:
             errors["poll_interval_s"] = "must be > 0"
+        if not isinstance(self.credential, str):
+            errors["credential"] = "the name of an upstream credential"
+        else:
+            from ftops.common.credentials import upstream_credential_exists
+
+            if not upstream_credential_exists(self.credential_name):
+                errors["credential"] = (f"no upstream credential named {self.credential_name!r}; ask an admin to "
+                                        f"register it (manage.py upstream_credential set {self.credential_name} "
+                                        "--base-url URL)")
         return errors
+
+    @property
+    def credential_name(self) -> str:
+        from ftops.common.credentials import DEFAULT_OPENAI_CREDENTIAL
+
+        return self.credential or DEFAULT_OPENAI_CREDENTIAL
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"n_epochs": self.n_epochs, "batch_size": self.batch_size,
@@ -84,13 +107,14 @@ class OpenAIFineTuneConfig:
 
 
 def _client(cfg: OpenAIFineTuneConfig) -> Any:
-    from openai import OpenAI
+    from openai import DefaultHttpxClient, OpenAI
 
-    base_url = cfg.base_url or getattr(settings, "FTOPS_OPENAI_BASE_URL", "") or None
-    api_key = os.environ.get(cfg.api_key_env, "")
-    if not api_key:
-        raise RuntimeError(f"set the {cfg.api_key_env} environment variable to use OpenAI fine-tuning")
-    return OpenAI(api_key=api_key, base_url=base_url, max_retries=2, timeout=120)
+    from ftops.common.credentials import upstream_credential_get_secret
+
+    credential = upstream_credential_get_secret(cfg.credential_name)
+    # The key goes to the credential's base URL only: no redirects to another host.
+    return OpenAI(api_key=credential.value, base_url=credential.base_url, max_retries=2, timeout=120,
+                  http_client=DefaultHttpxClient(follow_redirects=False))
 
 
 def _explain(exc: Exception) -> str:

@@ -6,8 +6,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ftops.catalog.importers import FORMATS
+from ftops.catalog.importers import FORMATS, SourceUnavailable
 from ftops.catalog.services import catalog_import
+from ftops.common.actors import Actor
 from ftops.common.errors import FtopsError
 
 
@@ -27,9 +28,13 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **opts: Any) -> None:
         try:
             report = catalog_import(source=opts["source"], fmt=opts["format"], service=opts["service"],
-                                    skip_invalid=opts["skip_invalid"])
+                                    skip_invalid=opts["skip_invalid"], by=Actor.cli())
         except FtopsError as exc:
             details = [f"  {field}: {messages}" for field, messages in list(exc.fields.items())[:20]]
+            if isinstance(exc, SourceUnavailable):
+                # The operator at the console may see the real reason; API callers never do.
+                details.append(f"  reason: {exc.reason}" + (
+                    " (allow it with FTOPS_OUTBOUND_ALLOW)" if exc.kind == "refused" else ""))
             raise CommandError("\n".join([exc.message, *details])) from None
         for line in report.lines():
             self.stdout.write(line)

@@ -8,10 +8,13 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from ftops.common.actors import Actor
 from ftops.common.errors import FtopsError
-from ftops.datasets.exports import FORMATS, export_records
+from ftops.common.models import AuditAction
+from ftops.datasets.exports import FORMATS
 from ftops.datasets.models import Split
-from ftops.datasets.selectors import dataset_records, version_get
+from ftops.datasets.selectors import version_get
+from ftops.datasets.services.export import dataset_export
 
 
 class Command(BaseCommand):
@@ -33,11 +36,12 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             version = version_get(number=options["dataset_version"])
-            records = dataset_records(version=version, split=options["split"], dimension=options["dimension"] or None,
-                                      allow_holdout=options["allow_holdout"])
+            # Audited as an export by whoever runs the command, with the row count.
+            result = dataset_export(version=version, split=options["split"], fmt=options["fmt"], by=Actor.cli(),
+                                    dimension=options["dimension"] or None, allow_holdout=options["allow_holdout"],
+                                    action=AuditAction.DATASET_EXPORTED, via="cli")
         except FtopsError as exc:
             raise CommandError(str(exc)) from exc
-        result = export_records(records, options["fmt"])
         for record_id, reason in result.refused:
             self.stderr.write(f"refused example {record_id}: {reason}")
         if result.refused and options["strict"]:

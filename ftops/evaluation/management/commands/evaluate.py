@@ -1,13 +1,24 @@
-"""python manage.py evaluate --suite NAME (--hf-model PATH [--adapter DIR] | --openai-base-url URL
---openai-model M | --model-version ID | --adapter-config JSON | --replay FILE) [--limit N] [--queue]"""
+"""python manage.py evaluate --suite NAME (--hf-model PATH [--adapter DIR] | --credential NAME
+--openai-model M | --model-version ID | --adapter-config JSON | --replay FILE) [--limit N] [--queue]
+
+An OpenAI-compatible endpoint is reached through a named upstream credential, as from the API
+(register one with ``manage.py upstream_credential set NAME --base-url URL``). A replay file
+outside the artifacts folder is copied into it first (the terminal user may read it; the
+worker and the API only read files inside that folder).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from ftops.common.actors import Actor
 from ftops.common.errors import FtopsError
 from ftops.evaluation import selectors, services
 
@@ -25,9 +36,8 @@ class Command(BaseCommand):
         model.add_argument("--adapter", help="with --hf-model: a peft LoRA adapter folder")
         model.add_argument("--batch-size", type=int, default=16)
         model.add_argument("--max-new-tokens", type=int, default=128)
-        model.add_argument("--openai-base-url", help="an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
-        model.add_argument("--openai-model", help="with --openai-base-url: the model name")
-        model.add_argument("--api-key-env", default="OPENAI_API_KEY", help="variable holding the endpoint's key")
+        model.add_argument("--credential", help="an upstream credential (fixes endpoint and key): upstream_credential")
+        model.add_argument("--openai-model", help="with --credential: the model name the endpoint serves")
         model.add_argument("--model-version", type=int, help="registry model version id")
         model.add_argument("--adapter-config", help="adapter config as JSON (see ftops.core.adapters)")
         model.add_argument("--replay", help="score recorded answers: JSON lines {id, result} or {id, calls, text}")
@@ -38,9 +48,9 @@ class Command(BaseCommand):
                             help="enqueue on the evaluation queue instead of running here")
 
     def _adapter_config(self, opts: dict[str, Any]) -> dict[str, Any] | None:
-        chosen = [k for k in ("hf_model", "openai_base_url", "model_version", "adapter_config", "replay") if opts[k]]
+        chosen = [k for k in ("hf_model", "credential", "model_version", "adapter_config", "replay") if opts[k]]
         if len(chosen) != 1:
-            raise CommandError("name exactly one model: --hf-model, --openai-base-url, --model-version, "
+            raise CommandError("name exactly one model: --hf-model, --credential, --model-version, "
                                "--adapter-config or --replay")
         if opts["hf_model"]:
             config: dict[str, Any] = {"kind": "hf_local", "model_path": opts["hf_model"],
@@ -48,13 +58,12 @@ class Command(BaseCommand):
             if opts["adapter"]:
                 config["adapter_path"] = opts["adapter"]
             return config
-        if opts["openai_base_url"]:
+        if opts["credential"]:
             if not opts["openai_model"]:
-                raise CommandError("--openai-base-url needs --openai-model")
-            return {"kind": "openai", "base_url": opts["openai_base_url"], "model": opts["openai_model"],
-                    "api_key_env": opts["api_key_env"]}
+                raise CommandError("--credential needs --openai-model")
+            return {"kind": "openai", "credential": opts["credential"], "model": opts["openai_model"]}
         if opts["replay"]:
-            return {"kind": "replay", "path": opts["replay"]}
+            return {"kind": "replay", "path": self._replay_inside_artifacts(Path(opts["replay"]))}
         if opts["adapter_config"]:
             try:
                 parsed = json.loads(opts["adapter_config"])
@@ -62,6 +71,27 @@ class Command(BaseCommand):
                 raise CommandError(f"--adapter-config is not JSON: {exc.msg}") from exc
             return parsed if isinstance(parsed, dict) else {"kind": None}
         return None
+
+    def _replay_inside_artifacts(self, path: Path) -> str:
+        """The path to give the run: the file itself when it already lies in the artifacts folder,
+        else a copy under evaluation/replays/ named by its content (copying twice is harmless)."""
+        root = Path(settings.ARTIFACTS_DIR).resolve()
+        try:
+            source = path.expanduser().resolve(strict=True)
+        except (OSError, RuntimeError) as exc:
+            raise CommandError(f"--replay: cannot read {path}: {exc}") from exc
+        if not source.is_file():
+            raise CommandError(f"--replay: {path} is not a file")
+        if source.is_relative_to(root):
+            return str(source.relative_to(root))
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+        target = root / "evaluation" / "replays" / f"{digest}-{source.name}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.is_file():
+            partial = target.with_name(target.name + ".part")
+            shutil.copyfile(source, partial)
+            partial.replace(target)  # atomic: a worker never reads a half-copied file
+        return str(target.relative_to(root))
 
     def handle(self, *args: Any, **opts: Any) -> None:
         config = self._adapter_config(opts)
@@ -77,7 +107,8 @@ class Command(BaseCommand):
                     dataset_version=version_get(number=opts["dataset_version"]), split=opts["split"])
             run = services.eval_run_create(
                 suite=suite, adapter_config=config, model_version_id=opts["model_version"], name=opts["name"],
-                limit=opts["limit"], categories=opts["categories"], created_by="cli", enqueue=opts["queue"],
+                limit=opts["limit"], categories=opts["categories"], created_by="cli", by=Actor.cli(),
+                enqueue=opts["queue"],
             )
             if opts["queue"]:
                 self.stdout.write(f"queued evaluation run {run.pk} ({run.model_label} on {suite.name})")
