@@ -380,12 +380,12 @@ class OpenAICompatibleAdapter:
             if function is None:
                 continue
             raw_calls.append({"name": function.name, "arguments": function.arguments})
-            parsed = parse_tool_call({"name": function.name, "arguments": function.arguments})
-            if parsed is None or not parsed.parsed:
-                why = parsed.arguments_error if parsed is not None else "arguments name no tool"
+            tool_call = parse_tool_call({"name": function.name, "arguments": function.arguments})
+            if tool_call is None or not tool_call.parsed:
+                why = tool_call.arguments_error if tool_call is not None else "arguments name no tool"
                 error = f"arguments of {function.name!r} {why.removeprefix('arguments ')}"
                 continue
-            calls.append({"name": parsed.name, "arguments": parsed.arguments})
+            calls.append({"name": tool_call.name, "arguments": tool_call.arguments})
         raw = json.dumps({"content": text, "tool_calls": raw_calls}, ensure_ascii=False) if raw_calls else text
         if error:
             return ModelOutput(calls=[], text=text, raw=raw, parse_error=error, latency_ms=latency, **tokens)

@@ -13,7 +13,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from ftops.catalog.models import Service, Tool
-from ftops.common.errors import NotFound
+from ftops.common.errors import NotFound, NotFoundCrossTenant
 from ftops.common.models import ApiKey, Role
 from ftops.interactions.models import FeedbackEvent, IngestBatch, Interaction
 from ftops.interactions.verdicts import ToolSchema
@@ -89,7 +89,11 @@ def interaction_get(*, external_id: str, roles: set[str], api_key: ApiKey | None
     """404 (not 403) for interactions the caller may not see, so ids do not leak."""
     found = visible_interactions(roles=roles, api_key=api_key).filter(external_id=external_id).first()
     if found is None:
-        raise NotFound(f"no interaction with id '{external_id}'")
+        message = f"no interaction with id '{external_id}'"
+        if Interaction.objects.filter(external_id=external_id).exists():
+            # Same answer as a missing id; the error handler audits the probe.
+            raise NotFoundCrossTenant(message, object_type="interaction", object_id=external_id[:120])
+        raise NotFound(message)
     return found
 
 
@@ -125,5 +129,7 @@ def ingest_batch_get(*, batch_id: int, roles: set[str], api_key: ApiKey | None =
         qs = qs.filter(api_key=api_key)
     found = qs.filter(pk=batch_id).first()
     if found is None:
+        if IngestBatch.objects.filter(pk=batch_id).exists():
+            raise NotFoundCrossTenant(f"no ingest batch {batch_id}", object_type="ingest_batch", object_id=batch_id)
         raise NotFound(f"no ingest batch {batch_id}")
     return found

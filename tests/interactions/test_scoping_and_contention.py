@@ -50,6 +50,24 @@ def test_another_key_replaying_an_id_neither_learns_it_nor_blocks_it(
     assert post(first, payload("order-42", user_feedback=2)).status_code == 409
 
 
+def test_reading_another_keys_interaction_is_a_plain_404_and_audited(
+    catalog: Any, payload: Any, make_key: Any
+) -> None:
+    from ftops.common.models import AuditEvent
+
+    first, _ = make_key("ingest", name="team-a")
+    second, _ = make_key("ingest", name="team-b")
+    assert post(first, payload("order-7")).status_code == 201
+    probe = second.get(f"{URL}/order-7")
+    missing = second.get(f"{URL}/order-8")
+    assert (probe.status_code, missing.status_code) == (404, 404)
+    # The same body for both: the probe learns nothing...
+    assert probe.json()["error"]["message"].replace("7", "8") == missing.json()["error"]["message"]
+    # ...but the probe of an existing id leaves an audit row, and the missing id none.
+    rows = AuditEvent.objects.filter(action="access.not_found")
+    assert [(r.object_type, r.object_id) for r in rows] == [("interaction", "order-7")]
+
+
 def post_async(client: Any, body: Any, capture: Any, **headers: Any) -> Any:
     # The batch's task is published on commit; the test's transaction never commits, so run
     # the callbacks (in-process, eager) when the request is done.
