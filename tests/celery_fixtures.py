@@ -87,35 +87,10 @@ def celery_worker(transactional_db: Any, redis_url: str, tmp_path: Path) -> Iter
 
     if connection.vendor != "postgresql":
         pytest.skip("the real-worker test shares the test database: run it on PostgreSQL (DATABASE_URL=postgres://…)")
-    database_url = shared_database_url()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "ftops.settings",
-        "DATABASE_URL": database_url,
-        "CELERY_BROKER_URL": redis_url,
-        "FTOPS_VAR_DIR": str(tmp_path / "var"),
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("REDIS_URL", None)
-    name = f"ftops-test-{uuid.uuid4().hex[:8]}@%h"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "ftops", "worker", "-Q", QUEUES, "--concurrency=1", "--pool=solo",
-         "--loglevel=INFO", "-n", name, "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    assert process.stdout is not None
-    handle = WorkerHandle(process=process, broker_url=redis_url, database_url=database_url)
-    stream = process.stdout
-
-    def pump() -> None:  # keeps the pipe drained so the worker never blocks on logging
-        for line in stream:
-            handle.output.append(line)
-
-    threading.Thread(target=pump, daemon=True).start()
+    handle = start_worker(redis_url=redis_url, tmp_path=tmp_path)
+    process = handle.process
     saved = (app.conf.broker_url, app.conf.task_always_eager)
     try:
-        handle.wait_for(lambda: any(" ready." in line for line in handle.output), timeout=START_TIMEOUT_S,
-                        what="the worker to report ready")
         _use_broker(app, redis_url, eager=False)
         yield handle
     finally:
