@@ -267,7 +267,6 @@ FTOPS_REVIEW_DOUBLE_REVIEW_PERCENT = env_int("FTOPS_REVIEW_DOUBLE_REVIEW_PERCENT
 # A run's lease: heartbeats extend it; the reaper re-queues runs whose lease ran out.
 FTOPS_TRAINING_LEASE_S = env_int("FTOPS_TRAINING_LEASE_S", 300, minimum=1)
 FTOPS_TRAINING_REQUEUE_AFTER_S = env_int("FTOPS_TRAINING_REQUEUE_AFTER_S", 900, minimum=1)
-FTOPS_OPENAI_BASE_URL = env_str("FTOPS_OPENAI_BASE_URL", "")
 CELERY_BEAT_SCHEDULE["training-reap-leases"] = {
     "task": "ftops.training.tasks.training_reap_task",
     "schedule": float(env_int("FTOPS_TRAINING_REAP_EVERY_S", 60, minimum=1)),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -34,6 +35,7 @@ __all__ = [
     "DEFAULT_OPENAI_CREDENTIAL",
     "CredentialUnavailable",
     "ResolvedCredential",
+    "openai_client_for_credential",
     "upstream_credential_delete",
     "upstream_credential_exists",
     "upstream_credential_get_secret",
@@ -212,3 +214,15 @@ def upstream_credential_get_secret(name: str) -> ResolvedCredential:
         raise NotFound(f"no upstream credential named {name!r}: an admin registers it with "
                        f"`manage.py upstream_credential set {name} --base-url URL`")
     return ResolvedCredential(name=credential.name, base_url=credential.base_url, value=_decrypt(credential))
+
+
+def openai_client_for_credential(name: str, *, timeout: float, max_retries: int) -> Any:
+    """An official ``openai`` client bound to a named credential's base URL.
+
+    Redirects are off so the key can never follow a 3xx to another host.
+    """
+    from openai import DefaultHttpxClient, OpenAI
+
+    credential = upstream_credential_get_secret(name)
+    return OpenAI(api_key=credential.value, base_url=credential.base_url, max_retries=max_retries, timeout=timeout,
+                  http_client=DefaultHttpxClient(follow_redirects=False))

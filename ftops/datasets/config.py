@@ -61,9 +61,10 @@ class SplitConfig:
 
 @dataclass(frozen=True)
 class SyntheticConfig:
-    base_url: str = ""
+    # The name of an upstream credential (``manage.py upstream_credential set``): the endpoint
+    # and its key come from there, never from this file. Empty = synthetic paraphrases off.
+    credential: str = ""
     model: str = "gpt-4o-mini"
-    api_key_env: str = "FTOPS_SYNTHETIC_API_KEY"
     variations: int = field(default=3, metadata=_range(1, 50))
 
 

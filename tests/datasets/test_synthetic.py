@@ -6,13 +6,16 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ftops.catalog.models import Service
-from ftops.common.errors import ValidationFailed
-from ftops.datasets.config import CurationConfig, SyntheticConfig
+from ftops.common.actors import Actor
+from ftops.common.credentials import upstream_credential_set
+from ftops.common.errors import NotFound, ValidationFailed
+from ftops.datasets.config import ConfigError, CurationConfig, SyntheticConfig, load_config
 from ftops.datasets.models import TrainingExample
 from ftops.datasets.services import example_create
 from ftops.datasets.services.synthetic import SyntheticUnavailable, examples_paraphrase, parse_paraphrases
@@ -66,12 +69,11 @@ def chat() -> Iterator[FakeChat]:
 
 
 def config(base_url: str) -> CurationConfig:
-    return CurationConfig(synthetic=SyntheticConfig(base_url=base_url, model="para-1", api_key_env="FTOPS_TEST_KEY"))
+    upstream_credential_set(name="paraphraser", base_url=base_url, value="sk-local", by=Actor.cli())
+    return CurationConfig(synthetic=SyntheticConfig(credential="paraphraser", model="para-1"))
 
 
-def test_paraphrases_are_kept_only_when_new_valid_and_faithful(payments: Service, chat: FakeChat,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FTOPS_TEST_KEY", "sk-local")
+def test_paraphrases_are_kept_only_when_new_valid_and_faithful(payments: Service, chat: FakeChat) -> None:
     original = example_create(service=payments, user_query="Refund 20 euros on payment pay_1", behavior="call",
                               expected=refund_expected("pay_1", 20.0), source="manual", quality="high")
     chat.content = json.dumps({"paraphrases": [
@@ -98,14 +100,24 @@ def test_paraphrases_are_kept_only_when_new_valid_and_faithful(payments: Service
 def test_endpoint_errors_and_missing_config_are_clear(payments: Service, chat: FakeChat) -> None:
     original = example_create(service=payments, user_query="Refund 20 euros on payment pay_1", behavior="call",
                               expected=refund_expected(), source="manual", quality="high")
-    with pytest.raises(SyntheticUnavailable, match=r"set curation\.synthetic\.base_url"):
+    with pytest.raises(SyntheticUnavailable, match=r"set curation\.synthetic\.credential"):
         examples_paraphrase(example=original, n=2, config=CurationConfig())
     chat.status = 500
     with pytest.raises(SyntheticUnavailable, match="the paraphrase endpoint failed"):
         examples_paraphrase(example=original, n=2, config=config(chat.base_url))
     with pytest.raises(ValidationFailed):
         examples_paraphrase(example=original, n=0, config=config(chat.base_url))
+    with pytest.raises(NotFound, match="no upstream credential named 'missing'"):
+        examples_paraphrase(example=original, n=2,
+                            config=CurationConfig(synthetic=SyntheticConfig(credential="missing")))
     assert TrainingExample.objects.count() == 1
+
+
+def test_config_file_refuses_an_endpoint_or_key_variable(tmp_path: Path) -> None:
+    path = tmp_path / "ft_ops_config.yaml"
+    path.write_text("curation:\n  synthetic:\n    base_url: http://169.254.169.254/\n    api_key_env: DATABASE_URL\n")
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['api_key_env', 'base_url'\]"):
+        load_config(path)
 
 
 def test_parse_paraphrases_accepts_common_answer_shapes() -> None:

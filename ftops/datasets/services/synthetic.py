@@ -9,7 +9,6 @@ variations are source ``synthetic`` with ``parent`` = the original.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ftops.common.credentials import openai_client_for_credential
 from ftops.common.errors import FtopsError, ValidationFailed
 from ftops.core.records import canonical_arguments
 from ftops.datasets.config import CurationConfig, load_config
@@ -87,13 +87,11 @@ def _values_in_query(example: TrainingExample) -> list[str]:
 
 
 def openai_client(cfg: CurationConfig) -> Any:
-    if not cfg.synthetic.base_url:
-        raise SyntheticUnavailable("synthetic paraphrases are off: set curation.synthetic.base_url in "
-                                   "ft_ops_config.yaml to an OpenAI-compatible endpoint")
-    import openai
-
-    api_key = os.environ.get(cfg.synthetic.api_key_env, "") or "unused"
-    return openai.OpenAI(base_url=cfg.synthetic.base_url, api_key=api_key, timeout=60.0, max_retries=1)
+    if not cfg.synthetic.credential:
+        raise SyntheticUnavailable("synthetic paraphrases are off: set curation.synthetic.credential in "
+                                   "ft_ops_config.yaml to the name of an upstream credential for an "
+                                   "OpenAI-compatible endpoint")
+    return openai_client_for_credential(cfg.synthetic.credential, timeout=60.0, max_retries=1)
 
 
 def examples_paraphrase(
