@@ -19,6 +19,7 @@ STAGES = [
     "ftops.datasets.demo",  # curation and a dataset version
     "ftops.training.demo",  # tiny base model, LoRA training
     "ftops.evaluation.demo",  # base vs tuned on the test split
+    "registry.demo",  # register the tuned model, run the gates, ask an approver
 ]
 
 
