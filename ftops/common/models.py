@@ -79,6 +79,23 @@ class AuditAction(models.TextChoices):
     UPSTREAM_CREDENTIAL_UPDATED = "upstream_credential.updated"
     UPSTREAM_CREDENTIAL_DELETED = "upstream_credential.deleted"
     OUTBOUND_REFUSED = "outbound.refused"
+    MODEL_VERSION_REGISTERED = "model_version.registered"
+    MODEL_VERSION_EVALUATION_REQUESTED = "model_version.evaluation_requested"
+    MODEL_VERSION_EVALUATED = "model_version.evaluated"
+    MODEL_VERSION_GATES_COMPUTED = "model_version.gates_computed"
+    MODEL_VERSION_APPROVED = "model_version.approved"
+    MODEL_VERSION_REJECTED = "model_version.rejected"
+    MODEL_VERSION_GATE_OVERRIDDEN = "model_version.gate_overridden"
+    MODEL_VERSION_APPROVAL_REFUSED = "model_version.approval_refused"
+    MODEL_VERSION_PROMOTED = "model_version.promoted"
+    MODEL_VERSION_PARTIALLY_PROMOTED = "model_version.partially_promoted"
+    MODEL_VERSION_ROLLED_BACK = "model_version.rolled_back"
+    MODEL_VERSION_RETIRED = "model_version.retired"
+    MODEL_VERSION_CANARY_STARTED = "model_version.canary_started"
+    MODEL_VERSION_CANARY_PROMOTED = "model_version.canary_promoted"
+    MODEL_VERSION_CANARY_ROLLED_BACK = "model_version.canary_rolled_back"
+    CRITICAL_SCENARIO_SET = "critical_scenario.set"
+    CRITICAL_SCENARIO_CLEARED = "critical_scenario.cleared"
 
 
 class AuditEvent(models.Model):

@@ -92,6 +92,14 @@ class DeploymentCriteria:
     min_accuracy_improvement: float = field(default=0.05, metadata=_range(-1, 1))
     max_latency_increase_ms: float = field(default=200, metadata=_range(0))
     max_error_rate: float = field(default=0.05, metadata=_range(0, 1))
+    # Release gates (registry.gates): accuracy shares are fractions (0.02 = 2 points).
+    max_regression_points: float = field(default=0.02, metadata=_range(0, 1))
+    min_accuracy_required: float = field(default=0.98, metadata=_range(0, 1))
+    service_min_accuracy: dict[str, float] = field(default_factory=dict)
+    min_cases: int = field(default=20, metadata=_range(1))
+    min_group_cases: int = field(default=5, metadata=_range(1))
+    partial_max_failing_share: float = field(default=0.2, metadata=_range(0, 1))
+    critical_failing_share: float = field(default=0.5, metadata=_range(0, 1))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -22,11 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ftops.common.actors import Actor
-from ftops.common.credentials import (
-    DEFAULT_OPENAI_CREDENTIAL,
-    upstream_credential_exists,
-    upstream_credential_get_secret,
-)
+from ftops.common.credentials import upstream_credential_exists, upstream_credential_get_secret
 from ftops.common.errors import Conflict, NotFound, ValidationFailed
 from ftops.common.models import AuditAction
 from ftops.common.services import audit_record
@@ -175,44 +171,24 @@ def suite_records(suite: EvalSuite, *, categories: Sequence[str] = (), limit: in
 # --------------------------------------------------------------------------- runs
 
 
+# The registry sits above this app, so it cannot be imported here: it hands its resolver down
+# when it starts (``registry.apps``). The resolver builds the config from the version's
+# ``serving`` record, which registration wrote from the backend that trained it.
+ModelVersionResolver = Callable[[int], tuple[dict[str, Any], str]]
+_model_version_resolver: ModelVersionResolver | None = None
+
+
+def model_version_resolver_set(resolver: ModelVersionResolver | None) -> None:
+    global _model_version_resolver
+    _model_version_resolver = resolver
+
+
 def adapter_config_for_model_version(model_version_id: int) -> tuple[dict[str, Any], str]:
-    """(adapter config, label) of a registry model version, by what its training produced:
-    a LoRA adapter runs on its base model locally, a few-shot prompt wraps the base model
-    (the prompt text is copied into the config, so the run stays reproducible), an OpenAI
-    fine-tune is called through the upstream credential its training used."""
-    try:
-        from registry.models import ModelVersion
-    except ImportError as exc:
+    """(adapter config, label) of a registry model version, as the registry resolves it."""
+    if _model_version_resolver is None:
         raise ValidationFailed("the model registry is not available",
-                               fields={"model_version_id": ["give adapter_config instead"]}) from exc
-    version = ModelVersion.objects.select_related("training_run").filter(pk=model_version_id).first()
-    if version is None:
-        raise NotFound(f"model version {model_version_id} does not exist")
-    label = f"{version.name} {version.semver}".strip()
-    base = str(version.base_model or "")
-    artifact = str(version.adapter_path or "")
-    backend = version.training_run.backend if version.training_run_id and version.training_run else ""
-    if backend == "openai" or (not backend and artifact.startswith("ft:")):
-        if not artifact:
-            raise ValidationFailed(f"model version {model_version_id} has no fine-tuned model id",
-                                   fields={"model_version_id": ["its fine-tune has not finished"]})
-        trained_with = version.training_run.config if version.training_run_id and version.training_run else {}
-        credential = str(trained_with.get("credential") or DEFAULT_OPENAI_CREDENTIAL)
-        return {"kind": "openai", "credential": credential, "model": artifact}, label
-    if not base:
-        raise ValidationFailed(f"model version {model_version_id} names no base model",
-                               fields={"model_version_id": ["this version cannot be run locally"]})
-    inner: dict[str, Any] = {"kind": "hf_local", "model_path": base}
-    if backend == "fewshot" or (not backend and artifact.endswith(".txt")):
-        try:
-            prompt = Path(artifact).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ValidationFailed(f"the prompt file of model version {model_version_id} cannot be read: {exc}",
-                                   fields={"model_version_id": ["its prompt file is missing"]}) from exc
-        return {"kind": "fewshot", "prompt": prompt, "inner": inner}, label
-    if artifact:
-        inner["adapter_path"] = artifact
-    return inner, label
+                               fields={"model_version_id": ["give adapter_config instead"]})
+    return _model_version_resolver(model_version_id)
 
 
 def adapter_label(config: dict[str, Any]) -> str:

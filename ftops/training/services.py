@@ -419,8 +419,12 @@ def _requeue_after_error(run_id: int, owner: str, ctx: RunContext, error: str) -
 
 @transaction.atomic
 def training_run_succeed(*, run_id: int, owner: str, result: BackendResult, ctx: RunContext) -> TrainingRun:
-    """Mark the run succeeded with its artifacts and register the model version it produced."""
-    from registry.services import model_version_register
+    """Mark the run succeeded with its artifacts; the registry registers its model version.
+
+    The registry sits above training, so it is asked by task name once this commits: a
+    rolled-back success registers nothing, and registering twice returns the same version.
+    """
+    from celery import current_app
 
     run = TrainingRun.objects.select_for_update(of=("self",)).select_related("dataset_version").get(pk=run_id)
     if run.status != RunStatus.RUNNING or run.lease_owner != owner:
@@ -432,10 +436,8 @@ def training_run_succeed(*, run_id: int, owner: str, result: BackendResult, ctx:
     _finish(run_id, owner, status=RunStatus.SUCCEEDED, ctx=ctx, extra={**extra, **{
         k: v for k, v in snapshot.items() if k not in extra}})
     run.refresh_from_db()
-    model_version_register(
-        name=run.name, base_model=run.base_model, adapter_path=result.model_ref, training_run=run,
-        dataset_version=run.dataset_version, metrics=result.metrics, card=result.card,
-    )
+    transaction.on_commit(lambda: current_app.signature(
+        "registry.tasks.model_version_register_for_run", kwargs={"training_run_id": run_id}).delay())
     return run
 
 

@@ -97,26 +97,26 @@ def test_unknown_model_version_is_refused(mini_suite: EvalSuite) -> None:
     assert EvalRun.objects.count() == 0
 
 
-def test_model_versions_become_adapter_configs(mini_suite: EvalSuite, tmp_path: Path, make_credential: Any) -> None:
+def test_model_versions_become_adapter_configs(mini_suite: EvalSuite, make_credential: Any) -> None:
+    # The registry hands its resolver down (registry.apps); configs come from each version's serving record.
     from registry.models import ModelVersion
+    from registry.services import model_version_register
 
     make_credential("openai", "https://api.openai.com/v1")
-    prompt = tmp_path / "prompt.txt"
-    prompt.write_text("Amounts are in cents.")
-    lora = ModelVersion.objects.create(name="acme", semver="1.0.0", base_model="/models/base", adapter_path="/a/lora")
-    shots = ModelVersion.objects.create(name="acme-fs", semver="1.0.0", base_model="/models/base",
-                                        adapter_path=str(prompt))
-    tuned = ModelVersion.objects.create(name="acme-oai", semver="2.0.0", base_model="gpt-4o-mini",
-                                        adapter_path="ft:gpt-4o-mini:acme::x1")
+    lora = model_version_register(base_model="/models/base", artifact_path="/a/lora")
+    shots = model_version_register(base_model="/models/base", backend="fewshot", serving={
+        "kind": "fewshot", "prompt": "Amounts are in cents.",
+        "base": {"kind": "hf_local", "model_path": "/models/base"}})
+    tuned = model_version_register(base_model="gpt-4o-mini", backend="openai", artifact_path="ft:gpt-4o-mini:acme::x1")
     runs = [eval_run_create(suite=mini_suite, model_version_id=v.pk, enqueue=False) for v in (lora, shots, tuned)]
     assert [(r.model_version_id, r.model_label) for r in runs] == [
-        (lora.pk, "acme 1.0.0"), (shots.pk, "acme-fs 1.0.0"), (tuned.pk, "acme-oai 2.0.0")]
+        (lora.pk, lora.name), (shots.pk, shots.name), (tuned.pk, tuned.name)]
     assert runs[0].adapter_config == {"kind": "hf_local", "model_path": "/models/base", "adapter_path": "/a/lora"}
     assert runs[1].adapter_config == {"kind": "fewshot", "prompt": "Amounts are in cents.",
                                       "inner": {"kind": "hf_local", "model_path": "/models/base"}}
     assert runs[2].adapter_config == {"kind": "openai", "credential": "openai", "model": "ft:gpt-4o-mini:acme::x1"}
-    prompt.unlink()
-    with pytest.raises(ValidationFailed, match="prompt file"):
+    ModelVersion.objects.filter(pk=shots.pk).update(serving={})
+    with pytest.raises(ValidationFailed, match="no serving config"):
         eval_run_create(suite=mini_suite, model_version_id=shots.pk, enqueue=False)
     assert EvalRun.objects.count() == 3
 

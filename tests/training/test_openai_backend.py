@@ -32,11 +32,12 @@ def _run(version: Any, fake: FakeOpenAI, **config: Any) -> TrainingRun:
         config={"poll_interval_s": 0.01, "n_epochs": 3, "suffix": "acme-v1", **config})
 
 
-def test_success_uploads_files_creates_the_job_and_records_the_model(make_dataset_version: Any,
-                                                                     fake_openai: FakeOpenAI) -> None:
+def test_success_uploads_files_creates_the_job_and_records_the_model(
+        make_dataset_version: Any, fake_openai: FakeOpenAI, django_capture_on_commit_callbacks: Any) -> None:
     version = make_dataset_version(train=make_records(24), validation=make_records(12, seed=1))
     run = _run(version, fake_openai)
-    done = services.training_run_execute(run_id=run.pk, owner="w1")
+    with django_capture_on_commit_callbacks(execute=True):  # registration is a registry task sent on commit
+        done = services.training_run_execute(run_id=run.pk, owner="w1")
     assert done is not None and done.status == RunStatus.SUCCEEDED, done.error if done else None
     train_id, val_id = done.external_ids["training_file"], done.external_ids["validation_file"]
     lines = [json.loads(x) for x in fake_openai.contents[train_id].decode().splitlines()]
@@ -53,7 +54,7 @@ def test_success_uploads_files_creates_the_job_and_records_the_model(make_datase
     assert done.val_loss_series == [[1, 2.5], [2, 1.25], [3, 0.833333]]
     assert done.progress == 100.0 and done.metrics["trained_tokens"] == 12345
     assert "Fine-tuning job started" in done.log_tail
-    assert ModelVersion.objects.get(training_run=done).adapter_path == model_id
+    assert ModelVersion.objects.get(training_run=done).serving["model"] == model_id
 
 
 def test_eta_comes_from_the_jobs_estimated_finish(make_dataset_version: Any, fake_openai: FakeOpenAI,

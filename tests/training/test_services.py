@@ -79,9 +79,11 @@ def test_create_enqueues_after_commit(version: Any, base_path: Path, django_capt
 
 
 @pytest.mark.ml
-def test_execute_trains_and_registers_a_model_version(version: Any, micro_base: Path) -> None:
+def test_execute_trains_and_registers_a_model_version(version: Any, micro_base: Path,
+                                                      django_capture_on_commit_callbacks: Any) -> None:
     run = _lora_run(version, micro_base)
-    done = services.training_run_execute(run_id=run.pk, owner="w1")
+    with django_capture_on_commit_callbacks(execute=True):  # registration is a registry task sent on commit
+        done = services.training_run_execute(run_id=run.pk, owner="w1")
     assert done is not None and done.status == RunStatus.SUCCEEDED, done.error if done else None
     assert done.progress == 100.0 and done.step == done.total_steps == 12
     assert [p[0] for p in done.loss_series] == list(range(1, 13))
@@ -90,7 +92,8 @@ def test_execute_trains_and_registers_a_model_version(version: Any, micro_base: 
     assert done.artifact_bytes > 0 and done.lease_owner == "" and done.attempts == 1
     assert "succeeded" in done.log_tail
     mv = ModelVersion.objects.get(training_run=done)
-    assert mv.adapter_path == done.artifact_path and mv.dataset_version == version and mv.semver == "0.1.0"
+    assert mv.artifact_path == done.artifact_path and mv.dataset_version == version and mv.semver == "1.0.0"
+    assert mv.serving == {"kind": "hf_lora", "base_model": done.base_model, "adapter_path": done.artifact_path}
     assert mv.card["dataset_version"] == str(version.number)
 
 
@@ -105,10 +108,12 @@ def test_duplicate_delivery_does_not_train_twice(version: Any, base_path: Path) 
 
 
 @pytest.mark.ml
-def test_finished_run_is_not_claimed_again(version: Any, micro_base: Path) -> None:
+def test_finished_run_is_not_claimed_again(version: Any, micro_base: Path,
+                                          django_capture_on_commit_callbacks: Any) -> None:
     run = _lora_run(version, micro_base)
-    services.training_run_execute(run_id=run.pk, owner="w1")
-    assert services.training_run_execute(run_id=run.pk, owner="w2") is None
+    with django_capture_on_commit_callbacks(execute=True):
+        services.training_run_execute(run_id=run.pk, owner="w1")
+        assert services.training_run_execute(run_id=run.pk, owner="w2") is None
     assert ModelVersion.objects.filter(training_run=run).count() == 1
 
 

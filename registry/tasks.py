@@ -1,0 +1,45 @@
+"""Celery tasks of the registry: ids in, one service call. Lower apps send these by name."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+
+from ftops.common.errors import Conflict, NotFound
+from registry import services
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name="registry.tasks.model_version_register_for_run", acks_late=True)
+def model_version_register_for_run(training_run_id: int) -> dict[str, Any]:
+    """Sent by training when a run succeeds; registering twice returns the same version."""
+    try:
+        version = services.model_version_register_for_run(training_run_id=training_run_id)
+    except (NotFound, Conflict) as exc:  # the run vanished or did not succeed: nothing to register
+        log.warning("training run %s not registered: %s", training_run_id, exc)
+        return {"training_run_id": training_run_id, "model_version_id": None}
+    return {"training_run_id": training_run_id, "model_version_id": version.pk, "name": version.name}
+
+
+@shared_task(name="registry.tasks.model_version_evaluation_run", acks_late=True)
+def model_version_evaluation_run(model_version_id: int) -> dict[str, Any]:
+    """Runs the version's evaluation runs (each claimed, so a redelivery is harmless) and writes back."""
+    version = services.model_version_evaluation_execute(model_version_id=model_version_id)
+    return {"model_version_id": version.pk, "status": version.status}
+
+
+@shared_task(name="registry.tasks.model_versions_collect_evaluations")
+def model_versions_collect_evaluations() -> list[int]:
+    """Beat: write back evaluations that finished while no registry task was watching."""
+    return services.model_versions_collect_evaluations()
+
+
+@shared_task(name="registry.tasks.model_version_mirror", acks_late=True)
+def model_version_mirror(model_version_id: int) -> bool:
+    """Mirror a version to MLflow; False when the mirror is not installed."""
+    from registry.mlflow_sync import model_version_mirror_now
+
+    return model_version_mirror_now(model_version_id=model_version_id)
