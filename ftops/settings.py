@@ -175,6 +175,7 @@ SPECTACULAR_SETTINGS = {
         "CurationRunKindEnum": "ftops.datasets.models.CurationRun.Kind",
         # Training and evaluation runs share one lifecycle, so one enum serves both.
         "RunStatusEnum": "ftops.training.models.RunStatus",
+        "ModelVersionStatusEnum": "registry.models.VersionStatus",
     },
 }
 

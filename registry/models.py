@@ -23,14 +23,9 @@ from django.conf import settings
 from django.db import models
 
 from ftops.common.models import TimeStampedModel
+from ftops.training.models import Backend
 
 ENTERPRISE_SCOPE = "enterprise"
-
-
-class Backend(models.TextChoices):
-    LORA = "lora", "LoRA adapter"
-    OPENAI = "openai", "OpenAI fine-tune"
-    FEWSHOT = "fewshot", "Few-shot prompt"
 
 
 class VersionStatus(models.TextChoices):

@@ -796,6 +796,9 @@ def _guard_db(fn: Callable[[], ModelVersion]) -> ModelVersion:
 
 
 def _promotable(version: ModelVersion) -> None:
+    if version.status == S.ROLLED_BACK:
+        raise Conflict(f"{version.name} was rolled back; it needs a new approval before it is promoted again",
+                       fields={"status": [version.status]})
     if version.status not in (S.APPROVED, S.CANARY, S.PRODUCTION):
         raise Conflict(f"{version.name} is {version.status}; only an approved version can be promoted",
                        fields={"status": [version.status]})

@@ -145,7 +145,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='modelversion',
             name='backend',
-            field=models.CharField(choices=[('lora', 'LoRA adapter'), ('openai', 'OpenAI fine-tune'), ('fewshot', 'Few-shot prompt')], default='lora', max_length=10),
+            field=models.CharField(choices=[('lora', 'Local LoRA (transformers + peft)'), ('openai', 'OpenAI fine-tuning'), ('fewshot', 'Few-shot prompt')], default='lora', max_length=10),
         ),
         migrations.AddField(
             model_name='modelversion',

@@ -156,7 +156,7 @@ def test_promotion_replaces_production_and_rollback_restores_it() -> None:
     assert restored == v1 and production_by_scope() == {"enterprise": v1}
     assert (ModelVersion.objects.get(pk=v1.pk).status, ModelVersion.objects.get(pk=v2.pk).status) == (
         VersionStatus.PRODUCTION, VersionStatus.ROLLED_BACK)
-    with pytest.raises(Conflict, match="approved"):
+    with pytest.raises(Conflict, match="needs a new approval"):
         services.model_version_promote(model_version_id=v2.pk, by=APPROVER)
     services.model_version_approve(model_version_id=v2.pk, by=SECOND_APPROVER, comment="fixed upstream")
     services.model_version_promote(model_version_id=v2.pk, by=APPROVER)
