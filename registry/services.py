@@ -620,12 +620,18 @@ def _people_behind(version: ModelVersion) -> set[str]:
     people = {version.created_by}
     if version.training_run_id and version.training_run is not None:
         people.add(version.training_run.created_by)
-    return {p.strip().lower() for p in people if p and p.strip() and not p.startswith(("system", "training run"))}
+    return {_person(p) for p in people if p and p.strip() and not p.startswith(("system", "training run"))}
+
+
+def _person(label: str) -> str:
+    """One person behind the web, the API and the terminal: "cli:carol" is carol."""
+    label = label.strip().lower()
+    return label.removeprefix("cli:")
 
 
 def _identities(by: Actor) -> set[str]:
     """Every name the actor goes by: its label, and for an API key the user who created it."""
-    names = {by.label.lower()}
+    names = {_person(by.label)}
     if by.user is not None:
         names.add(str(by.user.get_username()).lower())
     if by.api_key is not None and by.api_key.created_by is not None:

@@ -105,6 +105,7 @@ def test_no_baseline_on_the_same_split_is_not_computable(suite: EvalSuite) -> No
 
 
 def test_critical_scenarios_must_pass_and_meet_the_service_minimum(suite: EvalSuite) -> None:
+    assert suite.dataset_version is not None
     record_ids = [str(m.example_id) for m in suite.dataset_version.members.filter(split="test").order_by("position")]
     for record_id in record_ids[:2]:
         services.critical_scenario_set(record_id=record_id, service="payments", by=APPROVER)
@@ -181,6 +182,7 @@ def test_evaluate_runs_candidate_and_base_model_on_the_same_split_and_writes_bac
     from ftops.datasets.selectors import dataset_records
     from ftops.evaluation import services as evaluation
 
+    assert suite.dataset_version is not None
     records = dataset_records(version=suite.dataset_version, split="test")
     right = {r.id: ModelOutput(calls=[{"name": c["name"], "arguments": {k: v[0] for k, v in c["arguments"].items()}}
                                       for c in r.expected["calls"]] if r.behavior == "call" else [],
@@ -196,6 +198,7 @@ def test_evaluate_runs_candidate_and_base_model_on_the_same_split_and_writes_bac
     assert mv.status == VersionStatus.GATES_PASSED
     assert (mv.eval_results["overall"]["n"], mv.eval_results["overall"]["exact"]) == (5, 60.0)
     assert mv.eval_results["test_suite"] == suite.name and mv.eval_results["latency_p95_ms"] == 10.0
+    assert mv.baseline_eval_run_id is not None
     baseline = EvalRun.objects.get(pk=mv.baseline_eval_run_id)
     assert (baseline.suite_id, baseline.model_version_id, baseline.exact) == (suite.pk, None, 0.0)
     assert baseline.adapter_config == {"kind": "hf_local", "model_path": "/models/tiny-base"}
@@ -207,7 +210,9 @@ def test_evaluate_runs_candidate_and_base_model_on_the_same_split_and_writes_bac
 
 def test_critical_scenario_marking_checks_the_service() -> None:
     version_ = dataset_version()
-    example_id = str(version_.members.first().example_id)
+    member = version_.members.first()
+    assert member is not None
+    example_id = str(member.example_id)
     with pytest.raises(services.ValidationFailed, match="unknown service"):
         services.critical_scenario_set(record_id=example_id, service="nope", by=APPROVER)
     scenario = services.critical_scenario_set(record_id=example_id, service="payments", by=APPROVER, note="money")
