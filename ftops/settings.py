@@ -272,6 +272,12 @@ CELERY_BEAT_SCHEDULE["training-reap-leases"] = {
     "task": "ftops.training.tasks.training_reap_task",
     "schedule": float(env_int("FTOPS_TRAINING_REAP_EVERY_S", 60, minimum=1)),
 }
+# Registry: evaluations that finished while no registry task was watching are written back
+# to their model versions (and gated); the registry task that runs them normally does it.
+CELERY_BEAT_SCHEDULE["registry-collect-evaluations"] = {
+    "task": "registry.tasks.model_versions_collect_evaluations",
+    "schedule": 60.0,
+}
 
 # Covering indexes (INCLUDE columns) serve PostgreSQL; the embedded SQLite ignores the extra
 # columns and still gets a usable index, so the warning says nothing actionable.

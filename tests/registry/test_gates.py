@@ -219,3 +219,19 @@ def test_critical_scenario_marking_checks_the_service() -> None:
     assert scenario.example_id == int(example_id) and CriticalScenario.objects.count() == 1
     services.critical_scenario_clear(record_id=example_id, by=APPROVER)
     assert CriticalScenario.objects.count() == 0
+
+
+def test_beat_writes_back_evaluations_nobody_collected(suite: EvalSuite) -> None:
+    from registry.services import model_versions_collect_evaluations
+
+    mv = version()
+    waiting = version(artifact_path="/a/2")
+    base, cand = finished_run(suite, exact=20.0, n=5), finished_run(suite, exact=80.0, n=5)
+    unfinished = EvalRun.objects.create(suite=suite, adapter_config={"kind": "replay", "path": "x"})
+    ModelVersion.objects.filter(pk=mv.pk).update(eval_run=cand, baseline_eval_run=base)
+    ModelVersion.objects.filter(pk=waiting.pk).update(eval_run=unfinished, baseline_eval_run=base)
+    assert model_versions_collect_evaluations() == [mv.pk]
+    mv.refresh_from_db()
+    assert (mv.status, mv.eval_results["overall"]["exact"]) == (VersionStatus.GATES_PASSED, 80.0)
+    assert ModelVersion.objects.get(pk=waiting.pk).status == VersionStatus.REGISTERED
+    assert model_versions_collect_evaluations() == []
