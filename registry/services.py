@@ -422,7 +422,14 @@ def _card_of(run: Any) -> dict[str, Any]:
             except (OSError, ValueError):
                 return {}
             return data if isinstance(data, dict) else {}
-    return {"config": run.config or {}, "seed": (run.config or {}).get("seed")}
+    # Few-shot and OpenAI runs keep no card file: the run row holds what their cards said.
+    kinds = {Backend.LORA: "lora-adapter", Backend.FEWSHOT: "few-shot-prompt", Backend.OPENAI: "openai-fine-tune"}
+    card: dict[str, Any] = {"kind": kinds.get(run.backend, run.backend), "base_model": run.base_model,
+                            "config": run.config or {}, "seed": (run.config or {}).get("seed"),
+                            "metrics": run.metrics or {}}
+    if run.backend == Backend.OPENAI:
+        card.update({k: v for k, v in (run.artifact or {}).items() if k in ("job_id", "fine_tuned_model")})
+    return card
 
 
 # --------------------------------------------------------------------------- evaluation

@@ -360,9 +360,10 @@ def test_failure_is_recorded_with_its_reason(version: Any, tmp_path: Path) -> No
     assert "no-such-model" in done.error and done.finished_at is not None
 
 
-def test_fewshot_run_produces_a_prompt_artifact(version: Any) -> None:
+def test_fewshot_run_produces_a_prompt_artifact(version: Any, django_capture_on_commit_callbacks: Any) -> None:
     run = services.training_run_create(backend="fewshot", dataset_version=version, enqueue=False)
-    done = services.training_run_execute(run_id=run.pk, owner="w1")
+    with django_capture_on_commit_callbacks(execute=True):  # registration is a registry task sent on commit
+        done = services.training_run_execute(run_id=run.pk, owner="w1")
     assert done is not None and done.status == RunStatus.SUCCEEDED, done.error if done else None
     assert done.artifact["tools_covered"] == ["book_room", "get_weather"]
     assert done.metrics["prompt_tokens"] > 0
