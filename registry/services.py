@@ -496,6 +496,56 @@ def model_version_evaluate(*, model_version_id: int, by: Actor, split: str = "te
     return version
 
 
+SERVING_KEYS = ("kind", "model_path", "adapter_path", "model", "credential", "prompt")
+
+
+def _same_model(config: dict[str, Any], expected: dict[str, Any]) -> bool:
+    """Two adapter configs name the same model (batch size and token limits aside)."""
+    return _identity(config) == _identity(expected)
+
+
+def _identity(config: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = {k: config.get(k) for k in SERVING_KEYS}
+    if isinstance(config.get("inner"), dict):
+        found["inner"] = _identity(config["inner"])
+    return found
+
+
+def model_version_attach_evaluation(*, model_version_id: int, candidate_run_id: int, baseline_run_id: int,
+                                    by: Actor) -> ModelVersion:
+    """Use evaluation runs that already exist (the demo's base-vs-tuned runs) instead of running
+    the models again: the candidate run must have scored this version's model and the baseline
+    the base model or the production version, both on the same suite."""
+    from ftops.evaluation.models import EvalRun
+    from registry.selectors import production_version_for_scope
+
+    with transaction.atomic():
+        version = _lock(model_version_id)
+        if version.status not in TRANSITIONS[S.EVALUATED]:
+            raise Conflict(f"{version.name} is {version.status}; it is evaluated before a decision only")
+        candidate = EvalRun.objects.filter(pk=candidate_run_id).first()
+        baseline = EvalRun.objects.filter(pk=baseline_run_id).first()
+        if candidate is None or baseline is None:
+            raise NotFound("evaluation run not found", fields={"run": [str(candidate_run_id), str(baseline_run_id)]})
+        if candidate.suite_id != baseline.suite_id:
+            raise ValidationFailed("the two runs scored different suites", fields={"baseline_run": ["same suite"]})
+        if not _same_model(candidate.adapter_config, adapter_config_for_serving(version.serving)):
+            raise ValidationFailed(f"run {candidate.pk} did not score {version.name}",
+                                   fields={"candidate_run": ["a run of this version's model"]})
+        production = production_version_for_scope(version.scope, exclude=version.pk)
+        expected = adapter_config_for_serving(production.serving) if production else base_adapter_config(version)
+        if not _same_model(baseline.adapter_config, expected):
+            raise ValidationFailed(f"run {baseline.pk} did not score the baseline "
+                                   f"({production.name if production else 'the base model'})",
+                                   fields={"baseline_run": ["production version or base model"]})
+        EvalRun.objects.filter(pk=candidate.pk).update(model_version_id=version.pk)
+        version.eval_run_id, version.baseline_eval_run_id = candidate.pk, baseline.pk
+        version.save(update_fields=["eval_run", "baseline_eval_run", "updated_at"])
+        _event(version, kind="evaluation_attached", by=by, detail={"candidate_run": candidate.pk,
+                                                                   "baseline_run": baseline.pk})
+    return model_version_collect_evaluation(model_version_id=model_version_id, by=by)
+
+
 def _send(name: str, kwargs: dict[str, Any], *, queue: str | None = None) -> None:
     from celery import current_app
 
