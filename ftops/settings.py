@@ -272,6 +272,8 @@ CELERY_BEAT_SCHEDULE["training-reap-leases"] = {
     "task": "ftops.training.tasks.training_reap_task",
     "schedule": float(env_int("FTOPS_TRAINING_REAP_EVERY_S", 60, minimum=1)),
 }
+# Registry: model versions are named <enterprise>-<base model>-v<semver>.
+FTOPS_ENTERPRISE_NAME = env_str("FTOPS_ENTERPRISE_NAME", "ftops")
 # Registry: evaluations that finished while no registry task was watching are written back
 # to their model versions (and gated); the registry task that runs them normally does it.
 CELERY_BEAT_SCHEDULE["registry-collect-evaluations"] = {
