@@ -340,38 +340,49 @@ def model_version_register(
         if existing is not None:
             return existing
     family = family_for(base_model=base_model, scope=scope)
-    # Lock the family's newest version: the next number is chosen by one registration at a time.
-    predecessor = ModelVersion.objects.select_for_update().filter(family=family).order_by("-created_at", "-id").first()
     manifest = tool_manifest_for(dataset_version)
-    if semver is not None:
-        bump, reason = (SemverBump.INITIAL, {}) if predecessor is None else classify_change(
-            predecessor.tool_manifest or {}, manifest)
-        number = semver
-    elif predecessor is None:
-        bump, reason, number = SemverBump.INITIAL, {}, "1.0.0"
-    else:
-        bump, reason = classify_change(predecessor.tool_manifest or {}, manifest)
-        highest = max(_parse(v) for v in ModelVersion.objects.filter(family=family).values_list("semver", flat=True))
-        number = _bump(highest, bump)
-    if ModelVersion.objects.filter(family=family, semver=number).exists():
-        raise ValidationFailed(f"{family} {number} already exists", fields={"semver": ["already used"]})
     serving = serving or serving_for(backend=backend, base_model=base_model, artifact_path=artifact_path)
-    try:
-        with transaction.atomic():
-            version = ModelVersion.objects.create(
-                name=f"{family}-v{number}", family=family, semver=number, base_model=base_model, backend=backend,
-                scope=scope, artifact_path=artifact_path, artifact_sha256=artifact_sha256(backend, artifact_path),
-                serving=serving, training_run=training_run, dataset_version=dataset_version,
-                predecessor=predecessor, semver_bump=bump, semver_reason=reason, tool_manifest=manifest,
-                metrics=metrics or {}, card=card or {}, cost=cost or {}, created_by=by.label[:200],
-            )
-    except IntegrityError:
-        if training_run is not None:
-            # Another delivery registered this run between our check and insert.
-            existing = ModelVersion.objects.filter(training_run=training_run).first()
-            if existing is not None:
-                return existing
-        raise Conflict(f"{family} {number} was registered meanwhile; try again") from None
+    sha256 = artifact_sha256(backend, artifact_path)
+    # The family's newest version is locked while the number is chosen. The very first version
+    # of a family has no row to lock, so two first registrations may pick the same number: the
+    # unique (family, semver) index refuses the second, which then reads again and moves on.
+    for _attempt in range(3):
+        predecessor = (ModelVersion.objects.select_for_update().filter(family=family)
+                       .order_by("-created_at", "-id").first())
+        if semver is not None:
+            bump, reason = (SemverBump.INITIAL, {}) if predecessor is None else classify_change(
+                predecessor.tool_manifest or {}, manifest)
+            number = semver
+        elif predecessor is None:
+            bump, reason, number = SemverBump.INITIAL, {}, "1.0.0"
+        else:
+            bump, reason = classify_change(predecessor.tool_manifest or {}, manifest)
+            highest = max(_parse(v) for v in ModelVersion.objects.filter(family=family).values_list("semver",
+                                                                                                   flat=True))
+            number = _bump(highest, bump)
+        if ModelVersion.objects.filter(family=family, semver=number).exists():
+            raise ValidationFailed(f"{family} {number} already exists", fields={"semver": ["already used"]})
+        try:
+            with transaction.atomic():
+                version = ModelVersion.objects.create(
+                    name=f"{family}-v{number}", family=family, semver=number, base_model=base_model,
+                    backend=backend, scope=scope, artifact_path=artifact_path, artifact_sha256=sha256,
+                    serving=serving, training_run=training_run, dataset_version=dataset_version,
+                    predecessor=predecessor, semver_bump=bump, semver_reason=reason, tool_manifest=manifest,
+                    metrics=metrics or {}, card=card or {}, cost=cost or {}, created_by=by.label[:200],
+                )
+            break
+        except IntegrityError:
+            if training_run is not None:
+                # Another delivery registered this run between our check and insert.
+                existing = ModelVersion.objects.filter(training_run=training_run).first()
+                if existing is not None:
+                    return existing
+            if semver is not None:
+                raise ValidationFailed(f"{family} {number} already exists", fields={"semver": ["already used"]}) \
+                    from None
+    else:
+        raise Conflict(f"could not choose a version number in {family}; try again")
     _event(version, kind="registered", by=by, to_status=S.REGISTERED, scope=scope,
            reason=f"{bump} from {predecessor.name}" if predecessor else "first version of the family",
            detail={"semver_reason": reason})
@@ -616,9 +627,13 @@ def model_version_collect_evaluation(*, model_version_id: int, by: Actor | None 
         baseline = EvalRun.objects.filter(pk=version.baseline_eval_run_id or 0).first()
         if not run.is_finished or (baseline is not None and not baseline.is_finished):
             return version
-        if run.status != EvalStatus.SUCCEEDED:
-            _event(version, kind="evaluation_failed", by=by, reason=run.error or run.status,
-                   detail={"eval_run": run.pk})
+        if run.status != EvalStatus.SUCCEEDED or (baseline is not None and baseline.status != EvalStatus.SUCCEEDED):
+            failed = run if run.status != EvalStatus.SUCCEEDED else baseline
+            assert failed is not None
+            # Recorded once: beat looks again every minute until someone evaluates anew.
+            if not version.events.filter(kind="evaluation_failed", detail__eval_run=failed.pk).exists():
+                _event(version, kind="evaluation_failed", by=by, reason=failed.error or failed.status,
+                       detail={"eval_run": failed.pk})
             return version
         version.eval_results = eval_results_from_run(run)
         version.save(update_fields=["eval_results", "updated_at"])
@@ -639,7 +654,7 @@ def model_versions_collect_evaluations() -> list[int]:
     waiting = ModelVersion.objects.filter(status=S.REGISTERED, eval_run__isnull=False).values_list(
         "pk", "eval_run_id")
     for version_id, run_id in list(waiting):
-        if EvalRun.objects.filter(pk=run_id, finished_at__isnull=False).exists():
+        if EvalRun.objects.filter(pk=run_id, status="succeeded").exists():
             before = ModelVersion.objects.values_list("status", flat=True).get(pk=version_id)
             after = model_version_collect_evaluation(model_version_id=version_id).status
             if after != before:

@@ -235,3 +235,17 @@ def test_beat_writes_back_evaluations_nobody_collected(suite: EvalSuite) -> None
     assert (mv.status, mv.eval_results["overall"]["exact"]) == (VersionStatus.GATES_PASSED, 80.0)
     assert ModelVersion.objects.get(pk=waiting.pk).status == VersionStatus.REGISTERED
     assert model_versions_collect_evaluations() == []
+
+
+def test_a_failed_evaluation_is_recorded_once_and_gates_nothing(suite: EvalSuite) -> None:
+    from registry.services import model_version_collect_evaluation
+
+    mv = version()
+    base = finished_run(suite, exact=20.0, n=5)
+    broken = EvalRun.objects.create(suite=suite, adapter_config={"kind": "replay", "path": "x"}, status="failed",
+                                    error="model folder missing")
+    ModelVersion.objects.filter(pk=mv.pk).update(eval_run=broken, baseline_eval_run=base)
+    for _ in range(2):
+        assert model_version_collect_evaluation(model_version_id=mv.pk).status == VersionStatus.REGISTERED
+    failures = list(mv.events.filter(kind="evaluation_failed").values_list("reason", flat=True))
+    assert failures == ["model folder missing"] and not GateReport.objects.exists()
