@@ -26,7 +26,8 @@ from registry.models import (
 
 SPARK_POINTS = 12
 GROUPS = (("category", "by_category"), ("service", "by_service"), ("tool", "by_tool"))
-CHART_LIMIT = 30  # bars per chart; the tables hold every row
+CHART_LIMIT = 30  # bars per chart
+TABLE_LIMIT = 100  # rows per table: imported suites have thousands of tools; the biggest changes come first
 # Gate checks whose failing cases are read from the candidate run's failures, filtered by the subject.
 FAILURE_FILTER = {"category_regression": "category", "service_regression": "service", "tool_regression": "tool",
                   "service_critical_accuracy": "service"}
@@ -91,7 +92,8 @@ class Comparison:
     baseline_label: str
     baseline_version: ModelVersion | None
     overall: dict[str, Any]
-    groups: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # [{"group": "category", "rows": [...], "total": rows before TABLE_LIMIT}, ...]
+    tables: list[dict[str, Any]] = field(default_factory=list)
     charts: dict[str, Any] = field(default_factory=dict)
 
 
@@ -155,7 +157,7 @@ def version_comparison(*, version: ModelVersion, report: GateReport | None) -> C
                          "n": c_row.get("n") or b_row.get("n") or 0})
         rows.sort(key=lambda r: (r["delta"] if r["delta"] is not None else 0.0, r["name"]))
         if rows:
-            comparison.groups[group] = rows
+            comparison.tables.append({"group": group, "rows": rows[:TABLE_LIMIT], "total": len(rows)})
             comparison.charts[group] = _bar_chart(rows, version.name, label)
     return comparison
 

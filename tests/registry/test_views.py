@@ -294,3 +294,63 @@ def test_training_run_page_links_to_the_registry(carol: Client) -> None:
 
 def test_nav_has_the_registry(alice: Client) -> None:
     assert f'href="{reverse("registry:models")}"' in alice.get(reverse("registry:models")).content.decode()
+
+
+def test_htmx_get_returns_only_the_release_panel(alice: Client, suite: EvalSuite) -> None:
+    mv = gated(suite)
+    html = alice.get(reverse("registry:version", args=[mv.pk]), HTTP_HX_REQUEST="true").content.decode()
+    assert html.lstrip().startswith('<section id="release"') and 'id="gates"' not in html
+
+
+def test_partial_deployment_button_deploys_to_passing_services(alice: Client, suite: EvalSuite) -> None:
+    from ftops.catalog.models import Service
+
+    names = ["payments", *(f"svc{i}" for i in range(5))]
+    for name in names[1:]:
+        Service.objects.create(name=name)
+    mv = force_status(version(), VersionStatus.EVALUATED)
+    rows = {name: (80.0, 2) for name in names}
+    base = finished_run(suite, exact=50.0, n=12, by_service=rows)
+    cand = finished_run(suite, exact=90.0, n=12, by_service={**rows, "svc4": (50.0, 2)})
+    ModelVersion.objects.filter(pk=mv.pk).update(eval_run=cand, baseline_eval_run=base)
+    mv = model_version_gates_compute(model_version_id=mv.pk)
+    services.model_version_approve(model_version_id=mv.pk, by=APPROVER, comment="ok")
+    html = alice.get(reverse("registry:version", args=[mv.pk])).content.decode()
+    assert 'id="partial-form"' in html and "svc4 keeps their model" in html
+    whole = alice.post(reverse("registry:promote", args=[mv.pk]), {"scope": "enterprise"}, HTTP_HX_REQUEST="true")
+    assert whole.status_code == 409 and "partial deployment" in whole.content.decode()
+    response = alice.post(reverse("registry:promote_partial", args=[mv.pk]), {}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    deployed = sorted(Deployment.objects.filter(state=DeploymentState.PRODUCTION).values_list("scope", flat=True))
+    assert deployed == sorted(n for n in names if n != "svc4")
+
+
+def test_evaluate_button_needs_the_operator_role_and_a_dataset(alice: Client, carol: Client) -> None:
+    mv = version()
+    assert alice.post(reverse("registry:evaluate", args=[mv.pk])).status_code == 403
+    response = carol.post(reverse("registry:evaluate", args=[mv.pk]))
+    assert response.status_code == 422 and "no dataset version to evaluate on" in response.content.decode()
+    mv.refresh_from_db()
+    assert mv.eval_run_id is None
+
+
+def test_long_tool_tables_are_cut_to_the_biggest_changes(alice: Client, suite: EvalSuite) -> None:
+    mv = gated(suite)
+    tools = {f"tool_{i:03d}": {"exact": float(i % 100), "n": 3} for i in range(150)}
+    ModelVersion.objects.filter(pk=mv.pk).update(eval_results={**mv.eval_results, "by_tool": tools})
+    html = alice.get(reverse("registry:version", args=[mv.pk])).content.decode()
+    assert "The 100 biggest changes of 150 tools" in html
+
+
+@pytest.mark.parametrize("size", [2, 12])
+def test_registry_pages_take_the_same_queries_whatever_the_rows(alice: Client, suite: EvalSuite, size: int,
+                                                                django_assert_max_num_queries: Any) -> None:
+    from tests.common.pages import get_within
+
+    versions = [gated(suite, cand_exact=60.0 + n) for n in range(size)]
+    last = versions[-1]
+    services.model_version_approve(model_version_id=versions[0].pk, by=APPROVER, comment="ok")
+    services.model_version_promote(model_version_id=versions[0].pk, by=APPROVER)
+    html = get_within(alice, django_assert_max_num_queries, reverse("registry:models"), 9)
+    assert html.count('data-row="') == size
+    get_within(alice, django_assert_max_num_queries, reverse("registry:version", args=[last.pk]), 13)
