@@ -25,6 +25,7 @@ from django.db import transaction
 from ftops.common.actors import Actor
 from ftops.common.errors import Conflict, ValidationFailed
 from registry.models import (
+    ENTERPRISE_SCOPE,
     CriticalScenario,
     GateCheck,
     GateOutcome,
@@ -83,19 +84,64 @@ def _failures_by(run: Any, key: str) -> dict[str, Counter[str]]:
     return out
 
 
-def _record_ids(run: Any) -> dict[str, str]:
-    """{record id: service} of the cases a run scored."""
+def _records(run: Any) -> list[Any]:
     from ftops.evaluation.services import suite_records
 
-    return {r.id: r.service for r in suite_records(run.suite, categories=run.category_filter, limit=run.case_limit)}
+    return suite_records(run.suite, categories=run.category_filter, limit=run.case_limit)
 
 
-def compute_checks(*, candidate: Any, baseline: Any | None, c: Any) -> list[Check]:
-    """All checks for a finished candidate run against a finished baseline run (None: no baseline)."""
+def _record_ids(run: Any, scope: str | None = None) -> dict[str, str]:
+    """{record id: service} of the cases a run scored (of one service, with ``scope``)."""
+    return {r.id: r.service for r in _records(run) if scope is None or r.service == scope}
+
+
+PARSE_ERROR_PREFIXES = ("parse_error", "ast_decoder")
+
+
+def scoped_metrics(run: Any, service: str) -> dict[str, Any]:
+    """A run's metrics over one service's cases only, rebuilt from its per-case failures.
+
+    A per-service adapter is judged on its own service: the other services' cases say nothing
+    about it. Only exact match can be rebuilt per case (a failure row says the case failed);
+    latency stays the run's own, as per-case latency is not stored.
+    """
+    from ftops.core.scoring import record_category
+    from ftops.evaluation.models import EvalFailure
+
+    records = [r for r in _records(run) if r.service == service]
+    failures = dict(EvalFailure.objects.filter(run=run, service=service).values_list("record_id", "error_type"))
+
+    def rates(rows: list[Any]) -> dict[str, Any]:
+        passed = sum(1 for r in rows if r.id not in failures)
+        return {"n": len(rows), "exact": round(100.0 * passed / len(rows), 2) if rows else 0.0}
+
+    def by(key: Any) -> dict[str, dict[str, Any]]:
+        groups: dict[str, list[Any]] = {}
+        for record in records:
+            value = key(record)
+            if value:
+                groups.setdefault(value, []).append(record)
+        return {name: rates(rows) for name, rows in sorted(groups.items())}
+
+    metrics = run.metrics or {}
+    return {"overall": rates(records), "by_category": by(record_category), "by_service": by(lambda r: r.service),
+            "by_tool": by(lambda r: r.tool), "by_dimension": by(lambda r: r.dimension),
+            "latency_ms": metrics.get("latency_ms") or {}, "perplexity": metrics.get("perplexity"),
+            "parse_errors": sum(1 for e in failures.values() if e.startswith(PARSE_ERROR_PREFIXES))}
+
+
+def compute_checks(*, candidate: Any, baseline: Any | None, c: Any, scope: str | None = None) -> list[Check]:
+    """All checks for a finished candidate run against a finished baseline run (None: no baseline).
+
+    ``scope`` (a service) judges a per-service adapter on that service's cases only.
+    """
     checks: list[Check] = []
-    cm = candidate.metrics or {}
+    cm = candidate.metrics or {} if scope is None else scoped_metrics(candidate, scope)
     n = int((cm.get("overall") or {}).get("n") or 0)
-    bm = (baseline.metrics or {}) if baseline is not None else {}
+    if baseline is None:
+        bm: dict[str, Any] = {}
+    else:
+        bm = baseline.metrics or {} if scope is None else scoped_metrics(baseline, scope)
     same_cases = baseline is not None and (baseline.suite_id, baseline.case_limit, sorted(baseline.category_filter
                                            or [])) == (candidate.suite_id, candidate.case_limit,
                                                        sorted(candidate.category_filter or []))
@@ -134,7 +180,7 @@ def compute_checks(*, candidate: Any, baseline: Any | None, c: Any) -> list[Chec
                                     subject=name, observed=cand_v, baseline=base_v, threshold=limit, n=size,
                                     message=f"{cand_v}% vs {base_v}% ({-drop:+.2f} points)"))
     # 3. Critical scenarios pass; each service meets its minimum on them.
-    scored = _record_ids(candidate)
+    scored = _record_ids(candidate, scope)
     marked = dict(CriticalScenario.objects.filter(record_id__in=list(scored)).values_list("record_id", "service"))
     if not marked:
         checks.append(Check("critical_scenarios", GateOutcome.NOT_APPLICABLE, n=0,
@@ -185,7 +231,10 @@ def compute_checks(*, candidate: Any, baseline: Any | None, c: Any) -> list[Chec
                             message=f"{errors} of {n} answers could not be parsed ({rate}%)"))
         from ftops.evaluation.models import EvalFailure
 
-        invalid = list(EvalFailure.objects.filter(run=candidate).values_list("record_id", "error_type"))
+        invalid_rows = EvalFailure.objects.filter(run=candidate)
+        if scope is not None:
+            invalid_rows = invalid_rows.filter(service=scope)
+        invalid = list(invalid_rows.values_list("record_id", "error_type"))
         bad = sorted(r for r, e in invalid if e.startswith(SCHEMA_ERROR_PREFIXES))
         rate = round(100.0 * len(bad) / n, 2)
         checks.append(Check("schema_invalid_rate", GateOutcome.PASSED if rate <= max_rate else GateOutcome.FAILED,
@@ -275,8 +324,9 @@ def model_version_gates_compute(*, model_version_id: int, by: Actor | None = Non
         baseline = EvalRun.objects.filter(pk=version.baseline_eval_run_id or 0, status="succeeded").first()
         baseline_version = (ModelVersion.objects.filter(pk=baseline.model_version_id).first()
                             if baseline is not None and baseline.model_version_id else None)
-        checks = compute_checks(candidate=candidate, baseline=baseline, c=c)
-        services = sorted((candidate.metrics or {}).get("by_service") or {})
+        scope = None if version.scope == ENTERPRISE_SCOPE else version.scope
+        checks = compute_checks(candidate=candidate, baseline=baseline, c=c, scope=scope)
+        services = [scope] if scope else sorted((candidate.metrics or {}).get("by_service") or {})
         decision, failing, passing, pattern = release_decision(checks, services, c)
         pattern = _pattern_details(candidate, failing, pattern)
         judged = [ch for ch in checks if ch.outcome != GateOutcome.NOT_APPLICABLE]

@@ -249,3 +249,21 @@ def test_a_failed_evaluation_is_recorded_once_and_gates_nothing(suite: EvalSuite
         assert model_version_collect_evaluation(model_version_id=mv.pk).status == VersionStatus.REGISTERED
     failures = list(mv.events.filter(kind="evaluation_failed").values_list("reason", flat=True))
     assert failures == ["model folder missing"] and not GateReport.objects.exists()
+
+
+def test_a_per_service_adapter_is_judged_on_its_own_service(suite: EvalSuite) -> None:
+    assert suite.dataset_version is not None
+    ids = [str(m.example_id) for m in suite.dataset_version.members.filter(split="test").order_by("position")]
+    mv = force_status(version(scope="payments"), VersionStatus.EVALUATED)
+    assert mv.family == "ftops-tiny-base-payments"
+    base = finished_run(suite, exact=40.0, n=5, failures=[(i, "payments", "value_error:string") for i in ids[:3]])
+    # Another service's broken answers in the same run say nothing about this adapter.
+    cand = finished_run(suite, exact=60.0, n=5, failures=[("x1", "orders", "type_error:simple"),
+                                                          ("x2", "orders", "type_error:simple")])
+    ModelVersion.objects.filter(pk=mv.pk).update(eval_run=cand, baseline_eval_run=base)
+    mv = model_version_gates_compute(model_version_id=mv.pk)
+    report = GateReport.objects.get(model_version=mv)
+    overall = report.checks.get(name="overall_improvement")
+    assert (overall.observed, overall.baseline, overall.n) == (100.0, 40.0, 5)
+    assert report.checks.get(name="schema_invalid_rate").observed == 0.0
+    assert (mv.status, report.passing_services) == (VersionStatus.GATES_PASSED, ["payments"])
