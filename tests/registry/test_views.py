@@ -354,3 +354,16 @@ def test_registry_pages_take_the_same_queries_whatever_the_rows(alice: Client, s
     html = get_within(alice, django_assert_max_num_queries, reverse("registry:models"), 9)
     assert html.count('data-row="') == size
     get_within(alice, django_assert_max_num_queries, reverse("registry:version", args=[last.pk]), 13)
+
+
+def test_home_cards_show_awaiting_versions_and_production_per_scope(suite: EvalSuite) -> None:
+    from django.template.loader import render_to_string
+
+    from registry.selectors import registry_summary
+
+    live = approved()
+    services.model_version_promote(model_version_id=live.pk, by=APPROVER)
+    waiting = gated(suite)
+    html = render_to_string("registry/_home_cards.html", {"summary": registry_summary()})
+    assert reverse("registry:version", args=[waiting.pk]) in html and waiting.name in html
+    assert '<th scope="row">enterprise</th>' in html and live.name in html
