@@ -161,9 +161,12 @@ def version_approve(request: HttpRequest, version_id: int) -> HttpResponse:
 @login_required
 def version_override(request: HttpRequest, version_id: int) -> HttpResponse:
     def act(version: ModelVersion, data: dict[str, Any]) -> str:
+        was_blocked = version.status == S.GATES_BLOCKED
         services.model_version_approve(model_version_id=version.pk, by=actor_for(request), comment=data["comment"],
                                        override_justification=data["justification"])
-        return f"{version.name} approved as an override of its failed gates; the admins are told."
+        if was_blocked:
+            return f"{version.name} approved as an override of its failed gates; the admins are told."
+        return f"{version.name} approved again; it may be promoted."
 
     return _decide(request, version_id, view_name="registry:override", form_class=OverrideForm, act=act)
 

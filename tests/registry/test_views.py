@@ -367,3 +367,18 @@ def test_home_cards_show_awaiting_versions_and_production_per_scope(suite: EvalS
     html = render_to_string("registry/_home_cards.html", {"summary": registry_summary()})
     assert reverse("registry:version", args=[waiting.pk]) in html and waiting.name in html
     assert '<th scope="row">enterprise</th>' in html and live.name in html
+
+
+def test_a_rolled_back_version_is_approved_again_with_a_reason(alice: Client) -> None:
+    first, second = approved(), approved()
+    for mv in (first, second):
+        services.model_version_promote(model_version_id=mv.pk, by=APPROVER)
+    services.model_version_rollback(model_version_id=second.pk, by=APPROVER, reason="errors")
+    html = alice.get(reverse("registry:version", args=[second.pk])).content.decode()
+    assert "Approve again" in html and 'id="rollback-form"' not in html
+    response = alice.post(reverse("registry:override", args=[second.pk]), {"justification": "fixed upstream"},
+                          HTTP_HX_REQUEST="true")
+    assert response.status_code == 200 and "approved again" in response.content.decode()
+    second.refresh_from_db()
+    assert second.status == VersionStatus.APPROVED
+    assert not Approval.objects.filter(model_version=second, override=True).exists()
