@@ -201,3 +201,4 @@ def test_rollback_restores_the_previous_version(browser: Any, live_server: Any, 
     page.goto(f"{live_server.url}{reverse('registry:models')}")
     assert first.name in page.locator("#production").inner_text()
     assert second.name not in page.locator("#production").inner_text()
+    shot(page, "09-registry-list")

@@ -382,3 +382,15 @@ def test_a_rolled_back_version_is_approved_again_with_a_reason(alice: Client) ->
     second.refresh_from_db()
     assert second.status == VersionStatus.APPROVED
     assert not Approval.objects.filter(model_version=second, override=True).exists()
+
+
+def test_the_dataset_example_page_links_to_the_versions_it_trained(django_user_model: Any, suite: EvalSuite) -> None:
+    dv = suite.dataset_version
+    assert dv is not None
+    member = dv.members.filter(split="train").first()
+    assert member is not None
+    staff = django_user_model.objects.create_user("sam", "sam@example.com", PASSWORD, is_staff=True)
+    client = Client()
+    client.force_login(staff)
+    html = client.get(reverse("datasets:example", args=[member.example_id])).content.decode()
+    assert reverse("registry:example", args=[member.example_id]) in html
