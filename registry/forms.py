@@ -11,10 +11,12 @@ from django import forms
 from registry.models import VersionStatus
 
 COMMENT_MAX = 4000
+AWAITING = "awaiting"  # gates computed, passed or blocked: an approver's turn
 
 
 class VersionFilterForm(forms.Form):
-    status = forms.ChoiceField(choices=[("", "Any status"), *VersionStatus.choices], required=False)
+    status = forms.ChoiceField(choices=[("", "Any status"), (AWAITING, "Awaiting approval"), *VersionStatus.choices],
+                               required=False)
     scope = forms.CharField(max_length=100, required=False)
 
     def filters(self) -> dict[str, str | None]:

@@ -29,7 +29,7 @@ from ftops.common.errors import FtopsError, NotFound
 from ftops.common.models import Role
 from ftops.common.views import paginate
 from registry import page_selectors, selectors, services
-from registry.forms import ApproveForm, OverrideForm, PromoteForm, RejectForm, RollbackForm, VersionFilterForm
+from registry.forms import AWAITING, ApproveForm, OverrideForm, PromoteForm, RejectForm, RollbackForm, VersionFilterForm
 from registry.models import ENTERPRISE_SCOPE, ModelVersion, ReleaseDecision, VersionStatus
 
 READ_ROLES = [Role.APPROVER.value, Role.ML_ORCHESTRATOR.value, Role.REVIEWER.value]
@@ -65,7 +65,12 @@ def version_list(request: HttpRequest) -> HttpResponse:
     _require(request, READ_ROLES, "registry:models")
     filter_form = VersionFilterForm(request.GET)
     filters = filter_form.filters()
-    page = paginate(request, selectors.model_versions_list(**filters), PAGE_SIZE)
+    if filters["status"] == AWAITING:
+        versions = selectors.model_versions_list(scope=filters["scope"]).filter(
+            status__in=selectors.AWAITING_APPROVAL)
+    else:
+        versions = selectors.model_versions_list(**filters)
+    page = paginate(request, versions, PAGE_SIZE)
     rows = list(page.object_list)
     lines = page_selectors.sparklines(rows)
     page.object_list = [{"version": v, "spark_id": f"spark-{v.pk}",

@@ -95,6 +95,7 @@ def test_approver_approves_and_the_run_creator_is_refused(browser: Any, live_ser
     suite = eval_suite_for_dataset(dataset_version=dataset_version(), split="test")
     run = TrainingRun.objects.create(name="lora-browser", backend="lora", base_model="/models/tiny-base",
                                      created_by="carol", status="succeeded")
+    gated(suite, cand_exact=70.0)  # an earlier version of the family: the sparkline has two points
     mv = gated(suite, training_run=run)
     assert mv.status == VersionStatus.GATES_PASSED
     make_user(django_user_model, "alice", "approver")
@@ -102,11 +103,14 @@ def test_approver_approves_and_the_run_creator_is_refused(browser: Any, live_ser
     base = live_server.url
     url = f"{base}{reverse('registry:version', args=[mv.pk])}"
 
-    # 1. The list shows the version awaiting approval; its page shows the green checklist.
+    # 1. The list shows the version awaiting approval with its accuracy sparkline; its page the green checklist.
     carol = login(browser, base, "carol")
     assert mv.name in carol.locator("#versions").inner_text()
+    carol.wait_for_selector(f"canvas[data-chart='spark-{mv.pk}'][data-drawn='1']")
+    shot(carol, "00-list")
     carol.goto(url)
     assert carol.locator("#gates tr.gate-pass").count() >= 3 and carol.locator("#gates tr.gate-fail").count() == 0
+    carol.wait_for_selector("canvas[data-chart='chart-service'][data-drawn='1']")
     shot(carol, "01-version-gates-passed")
 
     # 2. Carol started the training run: approving is refused, with the two-person rule named.

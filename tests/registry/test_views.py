@@ -113,6 +113,11 @@ def test_list_shows_versions_with_semver_status_scope_and_production(alice: Clie
     assert f'data-chart="spark-{second.pk}"' not in html
     filtered = alice.get(reverse("registry:models"), {"status": "production"}).content.decode()
     assert first.name in filtered and second.name not in filtered
+    blocked = gated(suite, cand_exact=52.0)
+    awaiting = alice.get(reverse("registry:models"), {"status": "awaiting"}).content.decode()
+    assert f'data-row="{second.pk}"' in awaiting and f'data-row="{blocked.pk}"' in awaiting
+    assert f'data-row="{first.pk}"' not in awaiting
+    assert alice.get(reverse("registry:models"), {"status": "nonsense"}).status_code == 200
 
 
 def test_sparkline_follows_the_family(alice: Client, suite: EvalSuite) -> None:
