@@ -145,7 +145,9 @@ def base_slug(base_model: str) -> str:
 
 
 def family_for(*, base_model: str, scope: str = ENTERPRISE_SCOPE) -> str:
-    family = f"{enterprise_name()}-{base_slug(base_model)}"
+    enterprise, base = enterprise_name(), base_slug(base_model)
+    # "ftops" + "ftops-tiny-base" reads as ftops-tiny-base, not ftops-ftops-tiny-base.
+    family = base if base.startswith(f"{enterprise}-") else f"{enterprise}-{base}"
     return family if scope == ENTERPRISE_SCOPE else f"{family}-{slugify(scope)}"
 
 

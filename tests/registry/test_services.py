@@ -212,3 +212,9 @@ def test_summary_lists_versions_awaiting_approval_and_production() -> None:
     services.model_version_promote(model_version_id=live.pk, by=APPROVER)
     summary = registry_summary()
     assert summary.awaiting_approval == [waiting] and summary.production == {"enterprise": live}
+
+
+def test_the_family_name_does_not_repeat_the_enterprise(settings: Any) -> None:
+    assert version(base="/var/models/ftops-tiny-base").name == "ftops-tiny-base-v1.0.0"
+    settings.FTOPS_ENTERPRISE_NAME = "Acme Corp"
+    assert version(base="meta-llama/Llama-3.1-8B").name == "acme-corp-llama-3-1-8b-v1.0.0"
