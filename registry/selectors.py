@@ -36,7 +36,12 @@ def model_versions_list(*, status: str | None = None, scope: str | None = None,
     return qs.order_by("-created_at", "-id")
 
 
+BIGINT_MAX = 2**63 - 1
+
+
 def model_version_get(*, model_version_id: int) -> ModelVersion:
+    if not 0 < model_version_id <= BIGINT_MAX:  # no column holds it: the same 404, not a 500
+        raise NotFound(f"model version {model_version_id} does not exist")
     version = (ModelVersion.objects.select_related("training_run", "dataset_version", "predecessor", "eval_run",
                                                    "baseline_eval_run")
                .filter(pk=model_version_id).first())
@@ -125,6 +130,8 @@ def critical_scenarios_list(*, service: str | None = None) -> QuerySet[CriticalS
 
 def model_versions_for_example(*, example_id: int) -> QuerySet[ModelVersion]:
     """Every version whose training data held this example (lineage from the example side)."""
+    if not 0 < example_id <= BIGINT_MAX:
+        return ModelVersion.objects.none()
     return (ModelVersion.objects.filter(dataset_version__members__example_id=example_id,
                                         dataset_version__members__split="train")
             .distinct().order_by("-created_at", "-id"))

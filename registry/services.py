@@ -70,8 +70,18 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 # --------------------------------------------------------------------------- helpers
 
 
+BIGINT_MAX = 2**63 - 1
+
+
+def _versions(model_version_id: int) -> Any:
+    """The version's row as a queryset; an id no column can hold finds nothing (not a 500)."""
+    if not 0 < model_version_id <= BIGINT_MAX:
+        return ModelVersion.objects.none()
+    return ModelVersion.objects.filter(pk=model_version_id)
+
+
 def _lock(model_version_id: int) -> ModelVersion:
-    version = ModelVersion.objects.select_for_update().filter(pk=model_version_id).first()
+    version = _versions(model_version_id).select_for_update().first()
     if version is None:
         raise NotFound(f"model version {model_version_id} does not exist")
     return version
@@ -276,7 +286,7 @@ def base_adapter_config(version: ModelVersion) -> dict[str, Any]:
 
 def model_version_adapter_config(model_version_id: int) -> tuple[dict[str, Any], str]:
     """(adapter config, label) of a version: what the evaluation app asks the registry for."""
-    version = ModelVersion.objects.filter(pk=model_version_id).first()
+    version = _versions(model_version_id).first()
     if version is None:
         raise NotFound(f"model version {model_version_id} does not exist")
     if not version.serving:
@@ -570,7 +580,7 @@ def model_version_evaluation_execute(*, model_version_id: int) -> ModelVersion:
     """Run the version's pending evaluation runs (a claimed run is skipped), then write back."""
     from ftops.evaluation.services import eval_run_execute
 
-    version = ModelVersion.objects.filter(pk=model_version_id).first()
+    version = _versions(model_version_id).first()
     if version is None:
         raise NotFound(f"model version {model_version_id} does not exist")
     for run_id in (version.baseline_eval_run_id, version.eval_run_id):
@@ -725,7 +735,7 @@ def model_version_approve(*, model_version_id: int, by: Actor, comment: str = ""
     The refusal is audited outside the approval's transaction, so it stays on record.
     An override is marked as such, audited and announced to the admins.
     """
-    found = ModelVersion.objects.select_related("training_run").filter(pk=model_version_id).first()
+    found = _versions(model_version_id).select_related("training_run").first()
     if found is None:
         raise NotFound(f"model version {model_version_id} does not exist")
     if _identities(by) & _people_behind(found):
@@ -1005,7 +1015,7 @@ def deployment_rollback(*, scope: str, by: Actor, reason: str) -> ModelVersion:
 
 def model_version_rollback(*, model_version_id: int, by: Actor, reason: str, scope: str = "") -> ModelVersion:
     """Roll back ``model_version_id`` where it serves (``scope``, or every scope it is in)."""
-    version = ModelVersion.objects.filter(pk=model_version_id).first()
+    version = _versions(model_version_id).first()
     if version is None:
         raise NotFound(f"model version {model_version_id} does not exist")
     scopes = [scope] if scope else list(Deployment.objects.filter(

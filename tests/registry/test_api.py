@@ -72,6 +72,10 @@ def test_bad_input_is_a_4xx_and_changes_nothing(approver: Any) -> None:
     assert approver.post(f"{API}/versions/{mv.pk}/override", {}, format="json").status_code == 422
     assert approver.post(f"{API}/versions/{mv.pk}/promote", {"scope": "nope"}, format="json").status_code == 422
     assert approver.post(f"{API}/versions/424242/promote", {}, format="json").status_code == 404
+    huge = 10**30  # no integer column holds it: still a plain 404
+    assert approver.get(f"{API}/versions/{huge}").status_code == 404
+    assert approver.post(f"{API}/versions/{huge}/approve", {}, format="json").status_code == 404
+    assert approver.get(f"{API}/examples/{huge}/versions").status_code == 200
     assert approver.post(f"{API}/scopes/enterprise/rollback", {"reason": "x"}, format="json").status_code == 404
     assert approver.get(f"{API}/versions/{mv.pk}/gates").status_code == 404
     assert ModelVersion.objects.get(pk=mv.pk).status == VersionStatus.GATES_BLOCKED
