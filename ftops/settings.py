@@ -340,3 +340,56 @@ CELERY_BEAT_SCHEDULE["catalog-reap-import-jobs"] = {
     "task": "ftops.catalog.tasks.catalog_import_jobs_reap_task",
     "schedule": 60.0,
 }
+
+# --- notifications (email + optional webhook) and the MLflow mirror ------------------------
+# Email goes through Django's mail backend: SMTP once EMAIL_HOST is set, the console (the
+# process's stdout) in the embedded default, so a fresh machine shows what would be sent.
+from django.core.exceptions import ValidationError as _ValidationError  # noqa: E402
+from django.core.validators import validate_email as _validate_email  # noqa: E402
+
+
+def _emails(name: str, values: list[str]) -> list[str]:
+    for value in values:
+        try:
+            _validate_email(value)
+        except _ValidationError:
+            raise SettingsError(f"{name} entry {value!r} is not an email address; "
+                                "give addresses separated by commas, e.g. a@example.com,b@example.com") from None
+    return values
+
+
+EMAIL_HOST = env_str("EMAIL_HOST", "")
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST
+                        else "django.core.mail.backends.console.EmailBackend")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise SettingsError("EMAIL_USE_TLS and EMAIL_USE_SSL are exclusive: STARTTLS (usually port 587) "
+                        "or implicit TLS (usually port 465), not both")
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1, maximum=120)
+DEFAULT_FROM_EMAIL = _emails("DEFAULT_FROM_EMAIL", [env_str("DEFAULT_FROM_EMAIL", "ftops@localhost")])[0]
+# Extra addresses beside the users holding the role (groups "approver" / "admin", staff).
+FTOPS_NOTIFY_APPROVERS = _emails("FTOPS_NOTIFY_APPROVERS", env_list("FTOPS_NOTIFY_APPROVERS", []))
+FTOPS_NOTIFY_ADMINS = _emails("FTOPS_NOTIFY_ADMINS", env_list("FTOPS_NOTIFY_ADMINS", []))
+# service=address pairs, e.g. payments=pay-team@example.com,orders=orders@example.com
+FTOPS_NOTIFY_SERVICE_OWNERS: dict[str, list[str]] = {}
+for _pair in env_list("FTOPS_NOTIFY_SERVICE_OWNERS", []):
+    _service, _sep, _address = _pair.partition("=")
+    if not _sep or not _service.strip():
+        raise SettingsError(f"FTOPS_NOTIFY_SERVICE_OWNERS entry {_pair!r} is not service=address; "
+                            "e.g. payments=pay-team@example.com,orders=orders@example.com")
+    FTOPS_NOTIFY_SERVICE_OWNERS.setdefault(_service.strip(), []).extend(
+        _emails("FTOPS_NOTIFY_SERVICE_OWNERS", [_address.strip()]))
+# Set by the operator only, never by an API caller; sent through the guarded outbound client,
+# so a private receiver's host must be in FTOPS_OUTBOUND_ALLOW.
+FTOPS_NOTIFY_WEBHOOK_URL = env_url("FTOPS_NOTIFY_WEBHOOK_URL", "", schemes={"http", "https"},
+                                   example="https://hooks.slack.com/services/T000/B000/XXXX")
+FTOPS_NOTIFY_MAX_RETRIES = env_int("FTOPS_NOTIFY_MAX_RETRIES", 5, maximum=20)
+
+# When set, each model version is mirrored to this MLflow tracking server's model registry
+# (needs the `mlflow` extra). ftops stays the source of truth.
+MLFLOW_TRACKING_URI = env_url("MLFLOW_TRACKING_URI", "", schemes={"http", "https", "file", "sqlite", "databricks"},
+                              example="http://mlflow.internal:5000")

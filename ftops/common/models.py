@@ -96,6 +96,9 @@ class AuditAction(models.TextChoices):
     MODEL_VERSION_CANARY_ROLLED_BACK = "model_version.canary_rolled_back"
     CRITICAL_SCENARIO_SET = "critical_scenario.set"
     CRITICAL_SCENARIO_CLEARED = "critical_scenario.cleared"
+    NOTIFICATION_SENT = "notification.sent"
+    NOTIFICATION_FAILED = "notification.failed"
+    RETRAINING_TRIGGER_FIRED = "retraining_trigger.fired"
 
 
 class AuditEvent(models.Model):
