@@ -682,6 +682,7 @@ def model_version_record_gates(*, version: ModelVersion, report: GateReport, by:
                 reason=f"{report.checks_passed} of {report.checks_total} checks passed; {report.decision}",
                 detail={"gate_report": report.pk, "decision": report.decision,
                         "failing_services": report.failing_services})
+    _on_commit_mirror(version.pk)
     if report.decision == ReleaseDecision.BLOCKED_CRITICAL:
         _notify(audience="admins", subject=f"CRITICAL: {version.name} fails gates for most services",
                 text=f"{len(report.failing_services)} services fail their gates: "
