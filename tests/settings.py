@@ -19,7 +19,7 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"api_key": "100000/min"}}  # noqa: F405
 LOGGING = {"version": 1, "disable_existing_loggers": False}
 
-# Parallel local runs against the one PostgreSQL need distinct test databases.
-DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get("FTOPS_TEST_DB_NAME") or None  # noqa: F405
-if DATABASES["default"]["TEST"]["NAME"] is None:  # noqa: F405
-    del DATABASES["default"]["TEST"]["NAME"]  # noqa: F405
+# Parallel local runs against the one PostgreSQL need distinct test databases. SQLite keeps
+# its in-memory test database (a name there would leave a file in the working tree).
+if os.environ.get("FTOPS_TEST_DB_NAME") and "sqlite" not in DATABASES["default"]["ENGINE"]:  # noqa: F405
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ["FTOPS_TEST_DB_NAME"]  # noqa: F405
