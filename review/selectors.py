@@ -150,6 +150,17 @@ def review_item_get(*, item_id: int) -> ReviewItem:
     return item
 
 
+def review_item_id_for_interaction(*, interaction_id: int) -> int:
+    """The id of an interaction's review item; NotFound when it is not (or not yet) queued."""
+    item_id = ReviewItem.objects.filter(interaction_id=interaction_id).values_list("pk", flat=True).first()
+    if item_id is None:
+        raise NotFound(
+            f"interaction {interaction_id} has no review item: it is not a failure, or it has not been queued "
+            "yet (the periodic sweep queues any failure that missed the queue at ingest)"
+        )
+    return item_id
+
+
 def review_item_for_decision(*, item_id: int, actor: Actor) -> ReviewItem:
     """The item, if this actor may decide on it now (holds it or it is open); else Forbidden.
 

@@ -137,9 +137,56 @@ def _why_not(item: ReviewItem, actor: Actor, now: datetime, *, deciding: bool = 
 
 # --- enqueue -------------------------------------------------------------------------------
 
+_ENQUEUE_COLUMNS = ("pk", "external_id", "service_id", "tool_calls", "failure_kind", "messages", "timestamp")
+
+
+def _create_items(rows: list[tuple[Any, ...]], percent: int) -> int:
+    """Review items for ``rows`` (``_ENQUEUE_COLUMNS`` of failed interactions); how many exist now.
+
+    ``ignore_conflicts`` on the one-to-one makes a second or concurrent call create nothing more.
+    """
+    items = [
+        ReviewItem(
+            interaction_id=pk, service_id=service_id,
+            tool_name=call_name(calls[0]) if isinstance(calls, list) and calls else "",
+            failure_kind=kind or "", user_query=last_user_message(messages)[:500], occurred_at=ts,
+            required_reviews=2 if chosen_for_double_review(external_id, percent) else 1,
+        )
+        for pk, external_id, service_id, calls, kind, messages, ts in rows
+    ]
+    with transaction.atomic():
+        ReviewItem.objects.bulk_create(items, ignore_conflicts=True)
+        return ReviewItem.objects.filter(interaction_id__in=[r[0] for r in rows]).count()
+
+
+def review_items_enqueue_interactions(*, interaction_ids: Iterable[int]) -> int:
+    """Queue the failed interactions among ``interaction_ids`` that have no item yet; returns how
+    many of them are queued now (new or already there).
+
+    Called on the ingest transaction's commit (task ``review.tasks.enqueue_interactions``), so a
+    failure reaches reviewers at once, with or without a broker. Ids that are not failures (any
+    more) or no longer exist are skipped; an id already queued keeps its one item.
+    """
+    ids = sorted({int(i) for i in interaction_ids})
+    percent = double_review_percent()
+    queued = 0
+    for start in range(0, len(ids), ENQUEUE_BATCH):
+        chunk = ids[start:start + ENQUEUE_BATCH]
+        rows = list(
+            Interaction.objects.filter(pk__in=chunk, is_failure=True)
+            .filter(~Exists(ReviewItem.objects.filter(interaction_id=OuterRef("pk"))))
+            .values_list(*_ENQUEUE_COLUMNS)
+        )
+        if rows:
+            queued += _create_items(rows, percent)
+    return queued
+
+
 def review_items_enqueue_failures() -> int:
     """Create a review item for every failed interaction that has none; returns how many.
 
+    The safety net behind ``review_items_enqueue_interactions`` (beat): it catches failures whose
+    on-commit enqueue was lost (broker down at that moment, a process killed right after commit).
     Idempotent: the one-to-one on the interaction makes a second run (or a concurrent one)
     create nothing more.
     """
@@ -151,25 +198,13 @@ def review_items_enqueue_failures() -> int:
             Interaction.objects.filter(is_failure=True, pk__gt=last_pk)
             .filter(~Exists(ReviewItem.objects.filter(interaction_id=OuterRef("pk"))))
             .order_by("pk")
-            .values_list("pk", "external_id", "service_id", "tool_calls", "failure_kind", "messages", "timestamp")
+            .values_list(*_ENQUEUE_COLUMNS)
             [:ENQUEUE_BATCH]
         )
         if not rows:
             return created
         last_pk = rows[-1][0]
-        items = [
-            ReviewItem(
-                interaction_id=pk, service_id=service_id,
-                tool_name=call_name(calls[0]) if isinstance(calls, list) and calls else "",
-                failure_kind=kind or "", user_query=last_user_message(messages)[:500], occurred_at=ts,
-                required_reviews=2 if chosen_for_double_review(external_id, percent) else 1,
-            )
-            for pk, external_id, service_id, calls, kind, messages, ts in rows
-        ]
-        ids = [r[0] for r in rows]
-        with transaction.atomic():
-            ReviewItem.objects.bulk_create(items, ignore_conflicts=True)
-            created += ReviewItem.objects.filter(interaction_id__in=ids).count()
+        created += _create_items(rows, percent)
         if len(rows) < ENQUEUE_BATCH:
             return created
 

@@ -9,6 +9,7 @@ urlpatterns = [
     path("bulk", views.bulk, name="bulk"),
     path("stats", views.stats, name="stats"),
     path("<int:item_id>/", views.item_detail, name="item"),
+    path("by-interaction/<int:interaction_id>/", views.by_interaction, name="by-interaction"),
     path("<int:item_id>/validate", views.validate_field, name="validate"),
     path("<int:item_id>/claim", views.claim, name="claim"),
     path("<int:item_id>/release", views.release, name="release"),

@@ -206,6 +206,20 @@ def _initial_form(request: HttpRequest, view: selectors.ItemView) -> CorrectionF
     return CorrectionForm.initial(tools=view.tools, calls=calls, behavior=behavior, version=view.item.version)
 
 
+@require_GET
+@reviewer_required
+def by_interaction(request: HttpRequest, interaction_id: int) -> HttpResponse:
+    """Where an interaction's page links: its review item (the interactions app sits below review
+    and cannot look the item up itself)."""
+    from django.http import Http404
+
+    try:
+        item_id = selectors.review_item_id_for_interaction(interaction_id=interaction_id)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    return redirect(reverse("review:item", args=[item_id]))
+
+
 @require_http_methods(["GET", "POST"])
 @reviewer_required
 def item_detail(request: HttpRequest, item_id: int) -> HttpResponse:

@@ -25,8 +25,10 @@ import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, models, transaction
 from django.utils import timezone
@@ -69,6 +71,8 @@ COPY_ON_POSTGRES = True  # bench/ingest.py --bulk-create turns it off to compare
 STORE_ATTEMPTS = 5
 # PostgreSQL SQLSTATEs that mean "the same transaction may succeed if run again".
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001", "55P03"})  # deadlock, serialization, lock not available
+# The review app sits above this one: failures reach its queue through this task, sent by name.
+REVIEW_ENQUEUE_TASK = "review.tasks.enqueue_interactions"
 
 
 class BatchTooLarge(FtopsError):
@@ -373,6 +377,27 @@ def _insert_copy(
     return pks
 
 
+def _queue_for_review(interaction_ids: list[int]) -> None:
+    """Hand freshly stored failures to the review queue; runs on the storing transaction's commit.
+
+    ``signature(...).delay()`` rather than ``send_task``: it honours ``task_always_eager``, so
+    the embedded mode (no broker, no beat) queues them in-process as well. The rows are already
+    committed when this runs, so nothing here may fail the request: a lost enqueue (broker down,
+    a database hiccup in the eager run) is logged, and the periodic sweep
+    (``review.tasks.enqueue_failures``) queues those failures later.
+    """
+    try:
+        if REVIEW_ENQUEUE_TASK not in current_app.tasks:
+            # A web process imports no tasks module of the apps above this one; without the task
+            # registered, ``delay`` falls back to ``send_task``, which ignores eager mode and
+            # looks for a broker the embedded mode does not have. Celery's autodiscovery, once.
+            current_app.loader.import_default_modules()
+        current_app.signature(REVIEW_ENQUEUE_TASK, kwargs={"interaction_ids": interaction_ids}).delay()
+    except Exception:
+        logger.exception("could not queue %s failed interaction(s) for review; the periodic sweep will",
+                         len(interaction_ids))
+
+
 def _retryable(exc: OperationalError) -> bool:
     sqlstate = getattr(exc.__cause__, "sqlstate", None)
     if sqlstate in RETRYABLE_SQLSTATES:
@@ -400,6 +425,11 @@ def _store(prepared: _Prepared, *, api_key: ApiKey | None, single: bool, scope: 
         try:
             with transaction.atomic():
                 pks = _insert([row for _, row in new], api_key, [prepared.tools_json.get(i) for i, _ in new], scope)
+                failed = [pk for (_, row), pk in zip(new, pks, strict=True) if row["is_failure"]]
+                if failed:
+                    # Registered inside the insert's savepoint: a rolled-back try discards it,
+                    # and an outer transaction (a queued batch) delays it to the real commit.
+                    transaction.on_commit(partial(_queue_for_review, failed))
         except IntegrityError as exc:
             # A concurrent request stored one of these ids between our read and our insert:
             # read again, and the ids now answer as replays or conflicts.
@@ -670,6 +700,11 @@ def interaction_feedback_add(
     if counts:
         locked.redactions = pii.merge_counts(dict(locked.redactions or {}), counts)
     locked.save(update_fields=["user_feedback", "is_failure", "failure_kind", "redactions"])
+    if locked.is_failure:
+        # A low score can turn a logged interaction into a failure: it reaches review at once too
+        # (the enqueue skips an interaction that already has its item).
+        pk = locked.pk
+        transaction.on_commit(lambda: _queue_for_review([pk]))
     interaction.user_feedback, interaction.is_failure = locked.user_feedback, locked.is_failure
     interaction.failure_kind, interaction.redactions = locked.failure_kind, locked.redactions
     return event

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ftops.core.toolcalls import ToolCall, parse_tool_call
+
 FIELDS = frozenset(
     {
         "id", "service", "timestamp", "messages", "prompt", "tools", "tool_calls", "response_text", "task_type",
@@ -32,6 +34,7 @@ BAD_UNICODE = (
     "holds a lone UTF-16 surrogate (such as \\ud800), which is not valid Unicode and cannot be stored; "
     "send well-formed text"
 )
+NESTED_TOO_DEEPLY = "arguments are nested too deeply"  # ftops.core.toolcalls' reason for a RecursionError
 
 Errors = dict[str, list[str]]
 
@@ -233,60 +236,51 @@ def _parse_messages(raw: dict[str, Any], errors: Errors) -> list[Any]:
     return messages
 
 
-def _parse_tool_calls(value: Any, errors: Errors) -> tuple[list[dict[str, Any]], list[str]]:
-    """Accepts ``[{name, arguments}]`` and OpenAI ``[{type, function: {name, arguments}}]``.
+TOO_DEEP_ARGUMENTS = f"arguments are nested more than {MAX_DEPTH} levels deep"
 
-    Arguments that are not JSON (or not a JSON object) are the model's mistake, not the
-    client's: such a call is kept with ``arguments_raw`` (always the JSON text) and judged
+
+def _arguments_text(item: dict[str, Any]) -> str:
+    """The arguments as sent, when they were sent as text ("" otherwise)."""
+    function = item.get("function")
+    spec = function if type(function) is dict else item
+    text = spec["arguments"] if "arguments" in spec else spec.get("parameters")
+    return text if type(text) is str else ""
+
+
+def _parse_tool_calls(value: Any, errors: Errors) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every form ``ftops.core.toolcalls`` accepts, stored in its canonical shape.
+
+    Arguments that are not a JSON object are the model's mistake, not the client's: such a
+    call is kept with its text verbatim (``arguments_raw``, ``arguments_error``) and judged
     invalid, never refused: a bad call must never stop the interaction from being logged.
+    Only items that are no call at all (not an object, no name) are the client's to fix.
     """
     if value is None:
         return [], []
-    if not isinstance(value, list):
+    if type(value) is not list:
         errors["tool_calls"] = [f"must be an array of {{name, arguments}} objects (got {_type_name(value)})"]
         return [], []
     calls: list[dict[str, Any]] = []
     unparsable: list[str] = []
     problems: list[str] = []
     for i, item in enumerate(value):
-        if not isinstance(item, dict):
+        if type(item) is not dict:
             problems.append(f"[{i}] must be an object {{name, arguments}} (got {_type_name(item)})")
             continue
-        function = item.get("function")
-        spec: dict[str, Any] = function if isinstance(function, dict) else item
-        name = spec.get("name")
-        if not isinstance(name, str) or not name:
+        call = parse_tool_call(item)
+        if call is None:
             problems.append(f"[{i}].name is required: the tool's name as a string")
             continue
-        arguments = spec.get("arguments")
-        call: dict[str, Any] = {"name": name, "arguments": {}}
-        if arguments is None:
-            pass
-        elif isinstance(arguments, dict):
-            call["arguments"] = arguments
-        elif isinstance(arguments, str):
-            try:
-                decoded = json.loads(arguments) if arguments.strip() else {}
-            except ValueError:
-                call["arguments_raw"] = arguments
-                unparsable.append(f"{name}: arguments are not valid JSON")
-            except RecursionError:
-                call["arguments_raw"] = arguments
-                unparsable.append(f"{name}: arguments are nested more than {MAX_DEPTH} levels deep")
-            else:
-                if not isinstance(decoded, dict):
-                    call["arguments_raw"] = arguments
-                    unparsable.append(f"{name}: arguments must be a JSON object (got {_type_name(decoded)})")
-                elif too_deep(decoded):
-                    call["arguments_raw"] = arguments
-                    unparsable.append(f"{name}: arguments are nested more than {MAX_DEPTH} levels deep")
-                else:
-                    call["arguments"] = decoded
-        else:
-            # An array, number or boolean: as unusable as a string that decodes to one.
-            call["arguments_raw"] = canonical_json(arguments)
-            unparsable.append(f"{name}: arguments must be a JSON object (got {_type_name(arguments)})")
-        calls.append(call)
+        if call.parsed:
+            if call.arguments and (text := _arguments_text(item)) and too_deep(call.arguments):
+                # Decoded from text, the arguments missed the depth check the payload's own
+                # fields get; past the bound they stay text, like any unusable call.
+                call = ToolCall(name=call.name, arguments_raw=text, arguments_error=TOO_DEEP_ARGUMENTS)
+        elif call.arguments_error == NESTED_TOO_DEEPLY:
+            call = ToolCall(name=call.name, arguments_raw=call.arguments_raw, arguments_error=TOO_DEEP_ARGUMENTS)
+        if not call.parsed:
+            unparsable.append(f"{call.name}: {call.arguments_error}")
+        calls.append(call.as_dict())
     if problems:
         errors["tool_calls"] = problems
     return calls, unparsable

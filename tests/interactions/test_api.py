@@ -469,7 +469,7 @@ def test_a_lone_surrogate_is_refused_naming_the_field_not_a_500(
     assert Interaction.objects.count() == 0
 
 
-@pytest.mark.parametrize(("arguments", "raw", "got"), [([1, 2], "[1,2]", "array"), (7, "7", "number"),
+@pytest.mark.parametrize(("arguments", "raw", "got"), [([1, 2], "[1, 2]", "array"), (7, "7", "number"),
                                                        (True, "true", "boolean")])
 def test_arguments_that_are_not_an_object_are_stored_with_an_invalid_verdict(
     ingest: Any, catalog: Any, payload: Payload, arguments: Any, raw: str, got: str
@@ -477,7 +477,8 @@ def test_arguments_that_are_not_an_object_are_stored_with_an_invalid_verdict(
     response = post(ingest, payload("arr-1", tool_calls=[{"name": "create_payment", "arguments": arguments}]))
     assert response.status_code == 201, response.content
     stored = Interaction.objects.get(external_id="arr-1")
-    assert stored.tool_calls == [{"name": "create_payment", "arguments": {}, "arguments_raw": raw}]
+    assert stored.tool_calls == [{"name": "create_payment", "arguments": {}, "arguments_raw": raw,
+                                  "arguments_error": f"arguments must be a JSON object (got {got})"}]
     assert (stored.call_verdict, stored.is_failure, stored.failure_kind) == ("invalid", True, "type_error")
     assert stored.verdict_reason == f"create_payment: arguments must be a JSON object (got {got})"
 

@@ -166,3 +166,26 @@ def test_a_broker_outage_answers_503_and_the_sender_queues_the_durable_batch_lat
     assert (again.status_code, again.json()["id"], again.json()["status"]) == (202, batch_id, "succeeded")
     assert again["Idempotent-Replayed"] == "true"
     assert IngestBatch.objects.get(pk=batch_id).attempts == 1
+
+
+def test_with_a_broker_failures_reach_the_review_queue_through_the_worker(
+    celery_workers: Callable[..., WorkerHandle],  # noqa: F811
+    catalog: Any,  # noqa: F811
+    payload: Any,  # noqa: F811
+    make_key: Any,
+) -> None:
+    from review.models import ReviewItem
+
+    client, _ = make_key("ingest")
+    worker = celery_workers()
+    # Stored by this process (the web), queued for review by the worker.
+    response = client.post("/api/v1/interactions", data=json.dumps([payload("sync-bad", success=False),
+                                                                      payload("sync-ok")]),
+                           content_type="application/json")
+    assert response.status_code == 201, response.content
+    # Stored by the worker (a queued batch), then queued for review by a task it sends itself.
+    assert post(client, [payload("async-bad", user_feedback=1), payload("async-ok")]).status_code == 202
+    worker.wait_for(lambda: ReviewItem.objects.count() == 2, timeout=60, what="both failures to be queued")
+    assert sorted(ReviewItem.objects.values_list("interaction__external_id", "failure_kind")) == [
+        ("async-bad", "negative_feedback"), ("sync-bad", "unsuccessful")]
+    assert "review.tasks.enqueue_interactions" in worker.log()

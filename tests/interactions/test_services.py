@@ -91,3 +91,83 @@ def test_failure_marking_order_and_threshold(db: Any) -> None:
     assert mark(schema_kind="", success=None, user_feedback=3) == (True, "negative_feedback")
     assert mark(schema_kind="", success=True, user_feedback=4) == (False, "")
     assert mark(schema_kind="", success=None, user_feedback=None) == (False, "")
+
+
+# --- failures reach the review queue on commit ---------------------------------------------------
+
+
+def test_failures_are_queued_for_review_on_the_ingest_commit_once(
+    catalog: Any, payload: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from review.models import ReviewItem
+
+    body = [payload("ok-1"), payload("bad-1", success=False), payload("bad-2", user_feedback=1)]
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        result = services.interactions_ingest(payloads=body)
+    assert ReviewItem.objects.count() == 0  # nothing before the commit
+    assert len(callbacks) == 1
+    for callback in callbacks:
+        callback()  # the embedded mode: the review task runs in-process
+    failed = {item.id: item.pk for item in result.items if item.is_failure}
+    assert sorted(failed) == ["bad-1", "bad-2"]
+    items = ReviewItem.objects.order_by("interaction_id")
+    assert [(i.interaction_id, i.failure_kind) for i in items] == [
+        (failed["bad-1"], "unsuccessful"), (failed["bad-2"], "negative_feedback")]
+    # A replay of the same batch stores nothing and queues nothing new; queueing again is harmless.
+    with django_capture_on_commit_callbacks(execute=True) as again:
+        services.interactions_ingest(payloads=body)
+    assert again == []
+    services._queue_for_review(list(failed.values()))
+    assert ReviewItem.objects.count() == 2
+
+
+def test_a_batch_without_failures_sends_no_review_task(
+    catalog: Any, payload: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        services.interactions_ingest(payloads=[payload("fine-1"), payload("fine-2")])
+    assert callbacks == []
+
+
+def test_a_queued_batch_queues_its_failures_when_it_commits(
+    catalog: Any, payload: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from review.models import ReviewItem
+
+    with django_capture_on_commit_callbacks(execute=False):
+        batch = services.interactions_ingest_enqueue(payloads=[payload("qf-1", success=False)]).batch
+    with django_capture_on_commit_callbacks(execute=True):
+        services.ingest_batch_process(batch_id=batch.pk)
+    assert list(ReviewItem.objects.values_list("interaction__external_id", flat=True)) == ["qf-1"]
+
+
+def test_late_negative_feedback_queues_the_interaction_for_review(
+    catalog: Any, payload: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from review.models import ReviewItem
+
+    with django_capture_on_commit_callbacks(execute=True):
+        result = services.interactions_ingest(payloads=[payload("late-1")])
+    interaction = Interaction.objects.get(pk=result.items[0].pk)
+    assert ReviewItem.objects.count() == 0
+    with django_capture_on_commit_callbacks(execute=True):
+        services.interaction_feedback_add(interaction=interaction, score=1)
+    assert list(ReviewItem.objects.values_list("interaction_id", "failure_kind")) == [
+        (interaction.pk, "negative_feedback")]
+
+
+def test_a_lost_review_enqueue_never_fails_the_stored_ingest(
+    catalog: Any, payload: Any, django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from review import services as review_services
+    from review.models import ReviewItem
+
+    def broken(**kwargs: Any) -> int:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(review_services, "review_items_enqueue_interactions", broken)
+    with django_capture_on_commit_callbacks(execute=True):
+        result = services.interactions_ingest(payloads=[payload("lost-1", success=False)])
+    assert result.created == 1 and ReviewItem.objects.count() == 0
+    monkeypatch.undo()
+    assert review_services.review_items_enqueue_failures() == 1  # the sweep is the safety net

@@ -48,7 +48,8 @@ def test_unparsable_arguments_are_kept_for_the_verdict(payload: Any) -> None:
     item, errors = parse_payload(payload("u", tool_calls=[{"name": "get_order", "arguments": "[1, 2]"}]))
     assert errors == {}
     assert item is not None
-    assert item.tool_calls == [{"name": "get_order", "arguments": {}, "arguments_raw": "[1, 2]"}]
+    assert item.tool_calls == [{"name": "get_order", "arguments": {}, "arguments_raw": "[1, 2]",
+                                "arguments_error": "arguments must be a JSON object (got array)"}]
     assert item.unparsable_calls == ["get_order: arguments must be a JSON object (got array)"]
 
 
@@ -67,5 +68,6 @@ def test_non_object_arguments_are_kept_as_json_text(payload: Any) -> None:
     item, errors = parse_payload(payload("u2", tool_calls=[{"name": "get_order", "arguments": [1, "x"]}]))
     assert errors == {}
     assert item is not None
-    assert item.tool_calls == [{"name": "get_order", "arguments": {}, "arguments_raw": '[1,"x"]'}]
+    assert item.tool_calls == [{"name": "get_order", "arguments": {}, "arguments_raw": '[1, "x"]',
+                                "arguments_error": "arguments must be a JSON object (got array)"}]
     assert item.unparsable_calls == ["get_order: arguments must be a JSON object (got array)"]

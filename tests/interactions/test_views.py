@@ -74,6 +74,37 @@ def test_detail_page_shows_redacted_conversation_and_verdict(
     assert client.get("/interactions/nope/").status_code == 404
 
 
+def test_a_failed_interactions_page_links_to_its_review_item(
+    client: Any, admin_user: Any, catalog: Any, payload: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from review.models import ReviewItem
+
+    with django_capture_on_commit_callbacks(execute=True):
+        result = interactions_ingest(payloads=[payload("f-1", success=False), payload("f-ok")])
+    failed_pk, ok_pk = (item.pk for item in result.items)
+    client.force_login(admin_user)
+    html = client.get("/interactions/f-1/").content.decode()
+    link = f'href="/review/by-interaction/{failed_pk}/"'
+    assert link in html
+    assert "by-interaction" not in client.get("/interactions/f-ok/").content.decode()
+    response = client.get(f"/review/by-interaction/{failed_pk}/")
+    item = ReviewItem.objects.get(interaction_id=failed_pk)
+    assert (response.status_code, response["Location"]) == (302, f"/review/{item.pk}/")
+    missing = client.get(f"/review/by-interaction/{ok_pk}/")
+    assert missing.status_code == 404
+    assert f"interaction {ok_pk} has no review item" in missing.content.decode()
+
+
+def test_an_unparsable_call_is_shown_verbatim(client: Any, admin_user: Any, catalog: Any, payload: Any) -> None:
+    interactions_ingest(payloads=[payload(
+        "raw-1", tool_calls=[{"type": "function", "function": {"name": "create_payment",
+                                                                "arguments": "{amount_cents: 12"}}])])
+    client.force_login(admin_user)
+    html = client.get("/interactions/raw-1/").content.decode()
+    assert "arguments are not valid JSON; the model sent, verbatim:" in html
+    assert "<pre>{amount_cents: 12</pre>" in html
+
+
 def test_the_list_page_says_more_than_when_capped(client: Any, admin_user: Any, monkeypatch: Any,
                                                    catalog: Any, payload: Any) -> None:
     interactions_ingest(payloads=[payload(f"cap-{i}") for i in range(4)])

@@ -540,3 +540,9 @@ def test_unreadable_arguments_are_shown_verbatim_and_framed_as_wrong(alice_clien
     assert '<span class="badge bad">arguments are not valid JSON</span>' in body
     assert "valid against the schema" not in body
     assert 'id="suggested-fix"' not in body
+
+
+def test_the_interaction_redirect_needs_the_reviewer_role(client: Client, django_user_model: Any, item) -> None:
+    assert client.get(f"/review/by-interaction/{item.interaction_id}/").status_code == 302  # to the login
+    client.force_login(django_user_model.objects.create_user("nobody", password="pw-nobody-123"))
+    assert client.get(f"/review/by-interaction/{item.interaction_id}/").status_code == 403
