@@ -48,6 +48,9 @@ INSTALLED_APPS = [
     "ftops.discovery",
     "review",
     "registry",
+    # The top floor: the continuous loop and the home dashboard read every app above.
+    "ftops.loop",
+    "ftops.home",
     "axes",  # locks out repeated wrong-password logins (its own tables and migrations)
 ]
 
@@ -204,6 +207,7 @@ CELERY_TASK_QUEUES = [Queue(name) for name in ("default", "ingestion", "curation
 CELERY_TASK_ROUTES = {
     "ftops.interactions.tasks.*": {"queue": "ingestion"},
     "ftops.datasets.tasks.*": {"queue": "curation"},
+    "ftops.loop.tasks.*": {"queue": "curation"},  # the triggers embed failures, like curation does
     "ftops.evaluation.tasks.*": {"queue": "evaluation"},
     "ftops.training.tasks.*": {"queue": "training"},
 }
@@ -217,7 +221,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 2,
 }
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
-# Curation: collect production examples, then evaluate the retraining triggers.
+# Curation: collect production examples, then hand the retraining triggers to the loop
+# (ftops.loop.tasks.triggers_evaluate_task, sent by name once the collection committed).
 CELERY_BEAT_SCHEDULE["curation-collect-and-triggers"] = {
     "task": "ftops.datasets.tasks.curation_scheduled",
     "schedule": 60.0 * env_int("FTOPS_CURATION_INTERVAL_MIN", 60, minimum=1),

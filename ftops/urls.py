@@ -14,6 +14,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("ftops.evaluation.api_urls")),
     path("", include("review.api_urls")),
     path("", include("registry.api_urls")),
+    path("", include("ftops.loop.api_urls")),
     path("schema", SpectacularAPIView.as_view(), name="openapi-schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="openapi-docs"),
 ]
@@ -31,6 +32,8 @@ urlpatterns = [
     path("evaluation/", include("ftops.evaluation.urls")),
     path("review/", include("review.urls")),
     path("registry/", include("registry.urls")),
+    path("loop/", include("ftops.loop.urls")),
+    path("", include("ftops.home.urls")),
     path("", include("ftops.common.urls")),
 ]
 

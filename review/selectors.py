@@ -407,3 +407,18 @@ def reviewer_stats(*, days: int | None = 30, now: datetime | None = None) -> lis
             s.arguments_agreed += int((info or {}).get("arguments_agreed") or 0)
             s.arguments_total += int((info or {}).get("arguments_total") or 0)
     return sorted(stats.values(), key=lambda s: (-s.decisions, s.actor))
+
+
+def review_summary(*, now: datetime | None = None) -> dict[str, int]:
+    """For the home dashboard, in one grouped query: items a reviewer can pick up now (claimable,
+    or claimed with an expired lease) and all items."""
+    from review.models import CLAIMABLE_STATUSES
+
+    now = now or timezone.now()
+    out = {"open": 0, "all": 0}
+    for status, n, expired in (ReviewItem.objects.values_list("status").order_by()
+                               .annotate(n=Count("*"), expired=Count("lease_expires_at",
+                                                                     filter=Q(lease_expires_at__lt=now)))):
+        out["all"] += n
+        out["open"] += n if status in CLAIMABLE_STATUSES else (expired if status == ReviewStatus.CLAIMED else 0)
+    return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import Count, QuerySet
 
 from ftops.catalog.models import CatalogImportJob, Service, Tool, ToolSchemaVersion
@@ -56,3 +58,9 @@ def import_job_get(*, job_id: int) -> CatalogImportJob:
     if job is None:
         raise NotFound(f"no catalog import job {job_id}")
     return job
+
+
+def catalog_summary() -> dict[str, Any]:
+    """For the home dashboard: service names by id (rows elsewhere carry only the id) and the tool count."""
+    names = dict(Service.objects.values_list("id", "name"))
+    return {"services": len(names), "service_names": names, "tools": Tool.objects.count()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from ftops.datasets.models import CurationRun, DatasetVersion, TrainingExample, TriggerEvent
+from ftops.datasets.models import CurationRun, DatasetVersion, TrainingExample
 
 
 @admin.register(TrainingExample)
@@ -24,12 +24,6 @@ class DatasetVersionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: object) -> bool:  # built by the service only
         return False
-
-
-@admin.register(TriggerEvent)
-class TriggerEventAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "kind", "service", "reason")
-    list_filter = ("kind",)
 
 
 @admin.register(CurationRun)

@@ -34,7 +34,6 @@ from ftops.datasets.models import (
     Source,
     Split,
     TrainingExample,
-    TriggerEvent,
 )
 from ftops.datasets.services import dataset_version_create, example_create, example_update
 from ftops.datasets.services.export import dataset_export
@@ -328,7 +327,7 @@ class VersionExportApi(APIView):
         return response
 
 
-# --- curation runs and triggers -----------------------------------------------------------
+# --- curation runs (the triggers they ask for: ftops.loop) -----------------------------------------------------------
 
 
 class CurationRunInSerializer(serializers.Serializer):
@@ -365,19 +364,3 @@ class CurationRunDetailApi(APIView):
         if run is None:
             raise NotFound(f"curation run {run_id} does not exist")
         return Response(CurationRunOutSerializer(run).data)
-
-
-class TriggerOutSerializer(serializers.ModelSerializer):
-    service = serializers.CharField(source="service.name", default=None)
-
-    class Meta:
-        model = TriggerEvent
-        fields = ["id", "kind", "service", "fingerprint", "reason", "details", "created_at"]
-
-
-class TriggersApi(APIView):
-    permission_classes = [CanCurate]
-
-    @extend_schema(operation_id="curation_triggers", responses={200: TriggerOutSerializer(many=True)})
-    def get(self, request: Request) -> Response:
-        return Response(TriggerOutSerializer(selectors.triggers_recent(), many=True).data)

@@ -14,5 +14,4 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("datasets/<str:number>/export", api.VersionExportApi.as_view(), name="api-dataset-export"),
     path("curation/runs", api.CurationRunsApi.as_view(), name="api-curation-runs"),
     path("curation/runs/<int:run_id>", api.CurationRunDetailApi.as_view(), name="api-curation-run"),
-    path("curation/triggers", api.TriggersApi.as_view(), name="api-curation-triggers"),
 ]

@@ -1,20 +1,15 @@
-"""Demo stage: collect production examples, evaluate triggers, build a dataset version."""
+"""Demo stage: collect production examples, build a dataset version (triggers: ftops.loop.demo)."""
 
 from __future__ import annotations
 
 from ftops.common.demo import DemoContext
-from ftops.datasets.services import dataset_version_build, examples_collect_production, triggers_evaluate
+from ftops.datasets.services import dataset_version_build, examples_collect_production
 
 
 def run(ctx: DemoContext) -> None:
     collected = examples_collect_production()
     ctx.log(f"collected {collected.created} production examples from {collected.considered} good interactions "
             f"(rejected: {collected.rejected or 'none'})")
-    triggers = triggers_evaluate()
-    for event in triggers.fired:
-        ctx.log(f"trigger fired: {event.reason}")
-    for kind, why in triggers.skipped.items():
-        ctx.log(f"trigger {kind} skipped: {why}")
     version = dataset_version_build(seed=ctx.seed, actor="demo")
     report = version.quality_report
     sizes = report["split_sizes"]
@@ -30,5 +25,4 @@ def run(ctx: DemoContext) -> None:
         "test_examples": sizes["test"],
         "holdout_examples": sizes["holdout"],
         "duplicates_removed": report["duplicates_removed"],
-        "triggers_fired": len(triggers.fired),
     })

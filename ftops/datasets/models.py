@@ -172,31 +172,9 @@ class EmbeddingCache(models.Model):
         return self.key
 
 
-class TriggerKind(models.TextChoices):
-    HIGH_QUALITY_EXAMPLES = "high_quality_examples", "New high-quality examples"
-    ERROR_PATTERN = "error_pattern", "Recurring error pattern"
-    STALE_ACCURACY = "stale_accuracy", "No accuracy gain"
-
-
-class TriggerEvent(models.Model):
-    """Why (and when) a retraining trigger fired."""
-
-    kind = models.CharField(max_length=32, choices=TriggerKind.choices, db_index=True)
-    service = models.ForeignKey(Service, null=True, blank=True, on_delete=models.CASCADE, related_name="triggers")
-    fingerprint = models.CharField(max_length=200, blank=True, help_text="What the trigger is about, for dedupe")
-    reason = models.TextField()
-    details = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-
-    def __str__(self) -> str:
-        return f"{self.kind}: {self.reason[:60]}"
-
-
 class CurationRun(TimeStampedModel):
-    """One curation pass (collect production examples, evaluate triggers) run on the queue."""
+    """One curation pass run on the queue. Kinds ``triggers`` and ``scheduled`` hand the retraining
+    triggers to the loop (``ftops.loop``) by task name once the pass committed."""
 
     class Kind(models.TextChoices):
         COLLECT = "collect", "Collect production examples"

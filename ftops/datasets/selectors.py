@@ -17,7 +17,6 @@ from ftops.datasets.models import (
     RunStatus,
     Split,
     TrainingExample,
-    TriggerEvent,
 )
 
 SPLITS = tuple(Split.values)
@@ -199,10 +198,6 @@ def split_sizes(version: DatasetVersion) -> dict[str, dict[str, int]]:
     for row in rows:
         out.setdefault(row["split"], {})[row["dimension"] or "all"] = row["n"]
     return out
-
-
-def triggers_recent(*, limit: int = 50) -> QuerySet[TriggerEvent]:
-    return TriggerEvent.objects.select_related("service").order_by("-created_at")[:limit]
 
 
 DIFF_METRICS = ("total_examples", "tools_covered", "unique_queries", "diversity_score", "high_quality_count",

@@ -51,7 +51,6 @@ def version_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(selectors.versions_list(), PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "datasets/versions.html", {
         "nav_section": "datasets", "page": page, "can_build": bool(roles & set(BUILD_ROLES)),
-        "triggers": selectors.triggers_recent(limit=10),
         "versions_for_diff": selectors.versions_list().filter(status=RunStatus.READY).values_list("number", flat=True),
     })
 

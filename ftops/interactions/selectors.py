@@ -133,3 +133,59 @@ def ingest_batch_get(*, batch_id: int, roles: set[str], api_key: ApiKey | None =
             raise NotFoundCrossTenant(f"no ingest batch {batch_id}", object_type="ingest_batch", object_id=batch_id)
         raise NotFound(f"no ingest batch {batch_id}")
     return found
+
+
+def interactions_summary(*, days: int, now: datetime) -> dict[str, Any]:
+    """For the home dashboard: rolling 24 h / 7 day counts and, over the last ``days`` whole UTC
+    days, totals, failures per service id and per kind, and a daily series.
+
+    Two queries whatever the data size: one count for the rolling figures and one grouped pass
+    (service x failure kind x day) over the window that gives everything else.
+    """
+    from collections import defaultdict
+    from datetime import timedelta
+
+    from django.db.models import Count, Q
+    from django.db.models.functions import TruncDate
+    from django.utils import timezone
+
+    from ftops.interactions.models import FailureKind
+
+    today = now.date()
+    # Whole UTC days, so the window and the daily series come from the same day buckets.
+    first_day = today - timedelta(days=days - 1)
+    start = datetime.combine(first_day, datetime.min.time(), tzinfo=timezone.get_current_timezone())
+    rolling = Interaction.objects.filter(timestamp__gte=now - timedelta(days=7), timestamp__lte=now).aggregate(
+        last_24h=Count("timestamp", filter=Q(timestamp__gte=now - timedelta(hours=24))),
+        last_7d=Count("*"),
+    )
+    grouped = (
+        Interaction.objects.filter(timestamp__gte=start, timestamp__lte=now)
+        .annotate(day=TruncDate("timestamp")).values_list("service_id", "is_failure", "failure_kind", "day")
+        .annotate(n=Count("*")).order_by()
+    )
+    per_service: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    by_kind: dict[str, int] = defaultdict(int)
+    by_day: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    window_total = window_failures = 0
+    for service_id, is_failure, kind, day, n in grouped:
+        by_day[str(day)][0] += n
+        per_service[service_id][0] += n
+        window_total += n
+        if is_failure:
+            by_day[str(day)][1] += n
+            per_service[service_id][1] += n
+            by_kind[kind] += n
+            window_failures += n
+    labels = dict(FailureKind.choices)
+    series_days = [(first_day + timedelta(days=i)).isoformat() for i in range(days)]
+    return {
+        "last_24h": rolling["last_24h"],
+        "last_7d": rolling["last_7d"],
+        "window_total": window_total,
+        "window_failures": window_failures,
+        "per_service": {sid: {"total": total, "failures": failures} for sid, (total, failures) in per_service.items()},
+        "by_kind": [{"failure_kind": k, "label": labels.get(k, k or "other"), "n": n}
+                    for k, n in sorted(by_kind.items(), key=lambda p: (-p[1], p[0]))],
+        "daily": [{"day": d, "total": by_day[d][0], "failures": by_day[d][1]} for d in series_days],
+    }

@@ -1,17 +1,29 @@
 """Retraining triggers, evaluated on a schedule; each firing leaves a ``TriggerEvent`` saying why.
 
-- ``high_quality_examples``: at least ``curation.min_examples`` new high-quality examples for a
-  service since its last such trigger.
+They live in the loop (the top floor) because they read rows from several floors below:
+datasets' examples, interactions' failures and evaluation's runs.
+
+- ``high_quality_examples``: at least ``curation.min_examples`` new *trainable* examples for a
+  service since its last such trigger. Trainable means active and either
+  - rated ``high`` (curated, corrected or imported examples), or
+  - **production-validated**: ``source=production`` (collected from live traffic, which always
+    enters as ``medium``) whose interaction is still a schema-valid success (``call_verdict``
+    valid, not a failure) that the user rated at least ``curation.quality_threshold`` (rounded
+    up, as collection does). Collection applies the same bar, but its schema check can be
+    switched off (``filters.schema_valid_calls_only``) and an interaction can be re-marked a
+    failure after collection; the trigger re-checks the interaction so neither slips through.
+  Without the second kind the trigger never fired on traffic alone.
 - ``error_pattern``: at least ``triggers.error_pattern_min_failures`` similar failures: same
   service, tool and failure kind, and one cluster of the requests' embeddings (cosine >=
   ``error_pattern_similarity``), counted since the last trigger for that group.
 - ``stale_accuracy``: no accuracy gain in ``stale_accuracy_days`` days, read from evaluation
-  runs; skipped with a reason when the evaluation app has no runs to read.
+  runs; skipped with a reason when there is no run old enough to compare with.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,17 +31,22 @@ from typing import Any
 
 import numpy as np
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from ftops.catalog.models import Service
+from ftops.common.actors import Actor
+from ftops.common.models import AuditAction
+from ftops.common.services import audit_record
 from ftops.datasets.config import CurationConfig, load_config
 from ftops.datasets.dedup import components, similar_pairs
 from ftops.datasets.embeddings import Embedder
 from ftops.datasets.filters import normalise_calls
-from ftops.datasets.models import ExampleStatus, Quality, TrainingExample, TriggerEvent, TriggerKind
+from ftops.datasets.models import ExampleStatus, Quality, Source, TrainingExample
 from ftops.datasets.splitting import mask_entities
-from ftops.interactions.models import Interaction
+from ftops.evaluation.models import EvalRun
+from ftops.interactions.models import CallVerdict, Interaction
+from ftops.loop.models import TriggerEvent, TriggerKind
 
 
 @dataclass
@@ -45,10 +62,15 @@ class TriggerReport:
 
 
 def _fire(
-    kind: str, *, service: Service | None, fingerprint: str, reason: str, details: dict[str, Any]
+    kind: str, *, service: Service | None, fingerprint: str, reason: str, details: dict[str, Any], by: Actor
 ) -> TriggerEvent:
-    return TriggerEvent.objects.create(kind=kind, service=service, fingerprint=fingerprint, reason=reason,
-                                       details=details)
+    event = TriggerEvent.objects.create(kind=kind, service=service, fingerprint=fingerprint, reason=reason,
+                                        details=details)
+    # A firing is what starts a retraining: the audit log says who (or which schedule) asked.
+    audit_record(action=AuditAction.RETRAINING_TRIGGER_FIRED, by=by, object_type="trigger_event",
+                 object_id=event.pk, detail={"kind": kind, "fingerprint": fingerprint,
+                                             "service": service.name if service else None})
+    return event
 
 
 def _last_fired(kind: str) -> dict[str, datetime]:
@@ -56,22 +78,41 @@ def _last_fired(kind: str) -> dict[str, datetime]:
     return {r["fingerprint"]: r["at"] for r in rows}
 
 
-def _check_high_quality(cfg: CurationConfig, report: TriggerReport) -> None:
+def production_validated(cfg: CurationConfig) -> Q:
+    """Production examples whose interaction is a schema-valid success rated >= the quality threshold."""
+    return Q(source=Source.PRODUCTION, interaction__is_failure=False, interaction__success=True,
+             interaction__call_verdict=CallVerdict.VALID,
+             interaction__user_feedback__gte=math.ceil(cfg.quality_threshold))
+
+
+def trainable_examples(cfg: CurationConfig) -> Q:
+    """What the new-examples trigger counts: active, and high quality or production-validated."""
+    return Q(status=ExampleStatus.ACTIVE) & (Q(quality=Quality.HIGH) | production_validated(cfg))
+
+
+def _check_high_quality(cfg: CurationConfig, report: TriggerReport, by: Actor) -> None:
     last = _last_fired(TriggerKind.HIGH_QUALITY_EXAMPLES)
+    high, validated = Q(quality=Quality.HIGH), production_validated(cfg)
     for service in Service.objects.order_by("name"):
         fingerprint = f"service:{service.name}"
-        qs = TrainingExample.objects.filter(service=service, quality=Quality.HIGH, status=ExampleStatus.ACTIVE)
+        qs = TrainingExample.objects.filter(trainable_examples(cfg), service=service)
         since = last.get(fingerprint)
         if since is not None:
             qs = qs.filter(created_at__gt=since)
-        count = qs.count()
+        # One query per service: the total and the two kinds (an example can be both).
+        counts = qs.aggregate(count=Count("id"), high=Count("id", filter=high),
+                              validated=Count("id", filter=validated))
+        count = counts["count"]
         if count >= cfg.min_examples:
             report.fired.append(_fire(
                 TriggerKind.HIGH_QUALITY_EXAMPLES, service=service, fingerprint=fingerprint,
                 reason=f"{count} new high-quality examples for {service.name} "
-                       f"(threshold {cfg.min_examples}) since {since.isoformat() if since else 'the start'}",
-                details={"count": count, "threshold": cfg.min_examples,
+                       f"({counts['high']} rated high, {counts['validated']} production-validated; "
+                       f"threshold {cfg.min_examples}) since {since.isoformat() if since else 'the start'}",
+                details={"count": count, "high_quality": counts["high"],
+                         "production_validated": counts["validated"], "threshold": cfg.min_examples,
                          "since": since.isoformat() if since else None},
+                by=by,
             ))
 
 
@@ -80,7 +121,8 @@ def _failure_tool(interaction: Interaction) -> str:
     return calls[0]["name"] if calls else ""
 
 
-def _check_error_patterns(cfg: CurationConfig, report: TriggerReport, now: datetime, embedder: Embedder) -> None:
+def _check_error_patterns(cfg: CurationConfig, report: TriggerReport, now: datetime, embedder: Embedder,
+                          by: Actor) -> None:
     tc = cfg.triggers
     last = _last_fired(TriggerKind.ERROR_PATTERN)
     failures = (
@@ -117,29 +159,23 @@ def _check_error_patterns(cfg: CurationConfig, report: TriggerReport, now: datet
             details={"tool": tool, "failure_kind": kind, "size": len(members), "cluster": cluster_id,
                      "interaction_ids": [m.pk for m in members[:50]],
                      "sample_queries": [m.user_query for m in members[:5]]},
+            by=by,
         ))
 
 
-def _accuracy_history() -> tuple[dict[str, list[tuple[datetime, float]]] | None, str]:
-    """Finished evaluation runs per suite as (time, exact-match %), or (None, why they cannot be read)."""
-    try:
-        from ftops.evaluation.models import EvalRun
-    except ImportError:
-        return None, "evaluation runs are not available (ftops.evaluation.models.EvalRun is not installed)"
+def _accuracy_history() -> dict[str, list[tuple[datetime, float]]]:
+    """Finished evaluation runs per suite as (time, exact-match %), oldest first."""
     out: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
     runs = (EvalRun.objects.filter(status=EvalRun.Status.SUCCEEDED, exact__isnull=False, finished_at__isnull=False)
             .select_related("suite").order_by("finished_at"))
     for run in runs:
         out[str(run.suite)].append((run.finished_at, float(run.exact)))  # type: ignore[arg-type]
-    return dict(out), ""
+    return dict(out)
 
 
-def _check_stale_accuracy(cfg: CurationConfig, report: TriggerReport, now: datetime) -> None:
+def _check_stale_accuracy(cfg: CurationConfig, report: TriggerReport, now: datetime, by: Actor) -> None:
     days = cfg.triggers.stale_accuracy_days
-    history, why = _accuracy_history()
-    if history is None:
-        report.skipped[TriggerKind.STALE_ACCURACY] = why
-        return
+    history = _accuracy_history()
     cutoff = now - timedelta(days=days)
     compared: dict[str, dict[str, Any]] = {}
     for suite, runs in sorted(history.items()):
@@ -167,19 +203,42 @@ def _check_stale_accuracy(cfg: CurationConfig, report: TriggerReport, now: datet
         TriggerKind.STALE_ACCURACY, service=None, fingerprint="global",
         reason=f"no accuracy gain in {days} days ({summary})",
         details={"days": days, "suites": compared},
+        by=by,
     ))
 
 
 @transaction.atomic
 def triggers_evaluate(
-    *, now: datetime | None = None, config: CurationConfig | None = None, embedder: Embedder | None = None
+    *, actor: Actor | None = None, now: datetime | None = None, config: CurationConfig | None = None,
+    embedder: Embedder | None = None,
 ) -> TriggerReport:
+    """Run the three checks; each firing is a ``TriggerEvent`` row plus an audit row by ``actor``
+    (the schedule, ``system:loop``, unless a person asked)."""
     from ftops.datasets.embedding_store import db_embedder
 
+    by = actor or Actor.system("system:loop")
     cfg = config or load_config().curation
     now = now or timezone.now()
     report = TriggerReport()
-    _check_high_quality(cfg, report)
-    _check_error_patterns(cfg, report, now, embedder or db_embedder())
-    _check_stale_accuracy(cfg, report, now)
+    _check_high_quality(cfg, report, by)
+    _check_error_patterns(cfg, report, now, embedder or db_embedder(), by)
+    _check_stale_accuracy(cfg, report, now, by)
     return report
+
+
+@dataclass(frozen=True)
+class CurationFollowUp:
+    """What the loop did after a curation run asked for triggers (kept on that run's result)."""
+
+    curation_run_id: int
+    report: dict[str, Any]
+
+
+def triggers_evaluate_for_curation_run(*, curation_run_id: int, actor: Actor | None = None) -> CurationFollowUp:
+    """A curation run of kind ``triggers``/``scheduled`` hands over by task name once its own
+    work committed (datasets cannot import the loop); the report lands on that run's result."""
+    from ftops.datasets.services.runs import curation_run_note
+
+    report = triggers_evaluate(actor=actor).as_dict()
+    curation_run_note(run_id=curation_run_id, key="triggers", value=report)
+    return CurationFollowUp(curation_run_id=curation_run_id, report=report)

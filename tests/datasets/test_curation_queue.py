@@ -82,7 +82,11 @@ def test_build_and_curation_run_on_the_curation_queue(curation_worker: WorkerHan
     run = client.post("/api/v1/curation/runs", {"kind": "triggers"}, format="json").json()
     curation_worker.wait_for(lambda: CurationRun.objects.get(pk=run["id"]).status in ("ready", "failed"),
                              timeout=120, what="the trigger run")
+    # The run hands the triggers to the loop by task name (same queue); the loop reports back.
+    curation_worker.wait_for(lambda: "fired" in CurationRun.objects.get(pk=run["id"]).result.get("triggers", {}),
+                             timeout=120, what="the loop's trigger report")
     done = CurationRun.objects.get(pk=run["id"])
     assert done.status == "ready" and done.progress == 100
+    assert "triggers_evaluate_task" in curation_worker.log()
     # 125 new high-quality examples for the shop service: above the configured 100
     assert [e["kind"] for e in done.result["triggers"]["fired"]] == ["high_quality_examples"]

@@ -1,10 +1,12 @@
-"""The home dashboard: counts, failure rates by service and kind, charts, empty states, query count."""
+"""The home dashboard (ftops.home): counts, failure rates by service and kind, charts, the registry and loop
+cards, empty states, query count."""
 
 from __future__ import annotations
 
 import json
 import re
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.core.cache import cache
@@ -12,7 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from ftops.catalog.models import Service
-from ftops.common.selectors import home_dashboard
+from ftops.home.selectors import home_dashboard
 from review.services import review_items_enqueue_failures
 from tests.review.factories import add_tool, make_interaction, make_payments
 
@@ -41,6 +43,12 @@ def seed() -> None:
     make_interaction(orders, when=now - timedelta(days=3), failure_kind="unknown_tool", calls=[])
     make_interaction(orders, when=now - timedelta(days=20), failure_kind="value_error", calls=[])
     make_interaction(orders, when=now - timedelta(days=60), failure_kind="value_error", calls=[])
+
+
+def chart(body: str, name: str) -> Any:
+    found = re.search(rf'<script id="{name}" type="application/json">(.*?)</script>', body)
+    assert found is not None, f"no {name} config on the page"
+    return json.loads(found.group(1))
 
 
 def test_dashboard_numbers(db) -> None:
@@ -75,10 +83,10 @@ def test_home_page_renders_charts_from_vendored_chartjs(logged_in: Client) -> No
     body = logged_in.get("/").content.decode()
     assert '<script src="/static/vendor/chart-4.6.1.umd.min.js" defer></script>' in body
     assert "cdn" not in body.lower()
-    config = json.loads(re.search(r'<script id="chart-rate" type="application/json">(.*?)</script>', body).group(1))
+    config = chart(body, "chart-rate")
     assert config["data"]["labels"] == ["payments", "orders"]
     assert config["data"]["datasets"][0]["data"] == [75.0, 50.0]
-    kinds = json.loads(re.search(r'<script id="chart-kind" type="application/json">(.*?)</script>', body).group(1))
+    kinds = chart(body, "chart-kind")
     assert kinds["data"]["labels"][0] == "Wrong type"
     assert 'data-chart="chart-rate"' in body and 'data-chart="chart-daily"' in body
     assert '<a href="/review/?service=payments">payments</a>' in body
@@ -104,7 +112,9 @@ def test_home_query_count_is_constant(logged_in: Client, extra: int, django_asse
         service = Service.objects.create(name=f"svc-{n}")
         make_interaction(service, calls=[])
         make_interaction(payments, failure_kind="missing_required")
-    with django_assert_max_num_queries(9):
+    # session, user; figures: services, tools, rolling counts, grouped window, review;
+    # live cards: registry (awaiting, canaries, production) and loop (recent, last week)
+    with django_assert_max_num_queries(12):
         assert logged_in.get("/").status_code == 200
 
 
@@ -120,3 +130,21 @@ def test_figures_are_cached_for_a_minute(logged_in: Client, django_assert_max_nu
 def test_home_needs_login(client: Client, db) -> None:
     response = client.get("/")
     assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+def test_home_shows_the_registry_and_loop_cards(logged_in: Client) -> None:
+    from ftops.loop.models import TriggerEvent, TriggerKind
+
+    payments = make_payments()
+    TriggerEvent.objects.create(kind=TriggerKind.HIGH_QUALITY_EXAMPLES, service=payments,
+                                fingerprint="service:payments", reason="120 new high-quality examples for payments")
+    body = logged_in.get("/").content.decode()
+    assert 'id="registry-cards"' in body and "Nothing awaits approval." in body
+    assert 'id="loop-card"' in body and "1 fired in the last 7 days." in body
+    assert "New high-quality examples (payments)." in body and "120 new high-quality examples for payments" in body
+    assert '<a href="/loop/triggers/">All triggers &rarr;</a>' in body
+
+
+def test_home_cards_are_empty_states_without_rows(logged_in: Client) -> None:
+    body = logged_in.get("/").content.decode()
+    assert "No model in production yet." in body and "No retraining trigger has fired yet." in body

@@ -1,11 +1,17 @@
+"""Retraining triggers (ftops.loop.services): new trainable examples, error patterns, stale accuracy."""
+
 from __future__ import annotations
 
 from typing import Any
 
 from ftops.catalog.models import Service
+from ftops.common.models import AuditEvent
 from ftops.datasets.config import CurationConfig, TriggerConfig
-from ftops.datasets.models import TriggerEvent
-from ftops.datasets.services import example_create, triggers_evaluate
+from ftops.datasets.models import TrainingExample
+from ftops.datasets.services import example_create, examples_collect_production
+from ftops.interactions.services import interactions_ingest
+from ftops.loop.models import TriggerEvent
+from ftops.loop.services import triggers_evaluate
 from tests.datasets.conftest import refund_expected
 from tests.datasets.test_collection import interaction
 
@@ -22,9 +28,72 @@ def test_high_quality_examples_fire_once_per_batch(payments: Service) -> None:
     report = triggers_evaluate(config=cfg())
     assert [e.kind for e in report.fired] == ["high_quality_examples"]
     event = TriggerEvent.objects.get()
-    assert event.service == payments and event.details["count"] == 3
-    assert "3 new high-quality examples for payments (threshold 3)" in event.reason
+    assert event.service == payments
+    assert (event.details["count"], event.details["high_quality"], event.details["production_validated"]) == (3, 3, 0)
+    assert ("3 new high-quality examples for payments (3 rated high, 0 production-validated; threshold 3)"
+            in event.reason)
+    audit = AuditEvent.objects.get(action="retraining_trigger.fired")
+    assert (audit.actor, audit.object_id, audit.detail["kind"]) == ("system:loop", str(event.pk),
+                                                                    "high_quality_examples")
     assert triggers_evaluate(config=cfg()).fired == []  # nothing new since it fired
+
+
+def _traffic(n: int, *, start: int = 0, **overrides: Any) -> None:
+    """n good production interactions through the real ingest path (schema-checked there)."""
+    payloads = [{
+        "id": f"traffic-{start + k}", "service": "payments", "timestamp": "2026-11-30T10:00:00Z",
+        "messages": [{"role": "user", "content": f"Please refund {10 + start + k} EUR on payment pay_{start + k}"}],
+        "tools": ["refund_payment"],
+        "tool_calls": [{"name": "refund_payment",
+                        "arguments": {"payment_id": f"pay_{start + k}", "amount": 10 + start + k, "currency": "EUR"}}],
+        "response_text": "Refunded.", "user_feedback": 5, "success": True, "latency_ms": 300, **overrides,
+    } for k in range(n)]
+    interactions_ingest(payloads=payloads)
+
+
+def test_production_validated_examples_fire_on_traffic_alone(payments: Service) -> None:
+    _traffic(3)
+    collected = examples_collect_production()
+    assert collected.created == 3
+    assert set(TrainingExample.objects.values_list("source", "quality")) == {("production", "medium")}
+    report = triggers_evaluate(config=cfg())
+    assert [e.kind for e in report.fired] == ["high_quality_examples"]
+    event = report.fired[0]
+    assert (event.details["count"], event.details["high_quality"], event.details["production_validated"]) == (3, 0, 3)
+    assert "(0 rated high, 3 production-validated; threshold 3)" in event.reason
+    assert triggers_evaluate(config=cfg()).fired == []
+
+
+def test_production_examples_that_are_not_validated_do_not_count(payments: Service) -> None:
+    _traffic(2)
+    examples_collect_production()
+    # Rated well enough to collect at threshold 4, but this trigger asks for 5: not validated.
+    _traffic(1, start=10, user_feedback=4)
+    examples_collect_production()
+    assert TrainingExample.objects.count() == 3
+    strict = CurationConfig(min_examples=3, quality_threshold=5.0)
+    assert triggers_evaluate(config=strict).fired == []
+    # An interaction re-marked a failure after collection stops counting too.
+    first = TrainingExample.objects.order_by("id").first()
+    assert first is not None and first.interaction is not None
+    first.interaction.is_failure = True
+    first.interaction.save(update_fields=["is_failure"])
+    _traffic(1, start=20)
+    examples_collect_production()
+    assert triggers_evaluate(config=strict).fired == []  # 2 validated + 1 not, 1 failure: 2 < 3
+    _traffic(1, start=30)
+    examples_collect_production()
+    report = triggers_evaluate(config=strict)
+    assert [e.details["production_validated"] for e in report.fired] == [3]
+
+
+def test_high_and_production_validated_examples_add_up(payments: Service) -> None:
+    example_create(service=payments, user_query="Refund 20 euros on pay_77", behavior="call",
+                   expected=refund_expected("pay_77", 20.0), source="manual", quality="high")
+    _traffic(2)
+    examples_collect_production()
+    report = triggers_evaluate(config=cfg())
+    assert [(e.details["high_quality"], e.details["production_validated"]) for e in report.fired] == [(1, 2)]
 
 
 def test_recurring_error_pattern_needs_ten_similar_failures(payments: Service) -> None:

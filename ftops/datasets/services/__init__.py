@@ -1,11 +1,12 @@
-"""Writes for curation: examples, production collection, triggers, dataset versions, schema evolution.
+"""Writes for curation: examples, production collection, dataset versions, schema evolution.
+
+Retraining triggers moved to the loop (``ftops.loop.services``): they read evaluation rows.
 
 Import from here (``ftops.datasets.services.example_create``); the submodules group the work.
 """
 
 from ftops.datasets.services.collection import CollectReport, examples_collect_production
 from ftops.datasets.services.examples import example_create, example_update, example_validate_and_prepare
-from ftops.datasets.services.triggers import TriggerReport, triggers_evaluate
 from ftops.datasets.services.versions import (
     dataset_version_build,
     dataset_version_create,
@@ -14,7 +15,6 @@ from ftops.datasets.services.versions import (
 
 __all__ = [
     "CollectReport",
-    "TriggerReport",
     "dataset_version_build",
     "dataset_version_create",
     "dataset_version_execute",
@@ -22,5 +22,4 @@ __all__ = [
     "example_update",
     "example_validate_and_prepare",
     "examples_collect_production",
-    "triggers_evaluate",
 ]

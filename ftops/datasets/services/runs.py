@@ -10,7 +10,11 @@ from django.utils import timezone
 from ftops.common.errors import ValidationFailed
 from ftops.datasets.models import CurationRun, RunStatus
 from ftops.datasets.services.collection import examples_collect_production
-from ftops.datasets.services.triggers import triggers_evaluate
+
+# Retraining triggers live in the loop (a higher floor): a run that asks for them hands over by
+# task name once its own work committed, and the loop writes its report back with
+# ``curation_run_note``. Until then the run's result says the triggers are queued.
+TRIGGERS_TASK = "ftops.loop.tasks.triggers_evaluate_task"
 
 
 def curation_run_start(*, kind: str, params: dict[str, Any] | None = None) -> CurationRun:
@@ -42,13 +46,28 @@ def curation_run_execute(*, run_id: int) -> CurationRun:
     try:
         if run.kind in (CurationRun.Kind.COLLECT, CurationRun.Kind.SCHEDULED):
             result["collect"] = examples_collect_production(on_progress=progress).as_dict()
-        if run.kind in (CurationRun.Kind.TRIGGERS, CurationRun.Kind.SCHEDULED):
-            result["triggers"] = triggers_evaluate().as_dict()
+        wants_triggers = run.kind in (CurationRun.Kind.TRIGGERS, CurationRun.Kind.SCHEDULED)
+        if wants_triggers:
+            result["triggers"] = {"queued": TRIGGERS_TASK}
     except Exception as exc:
         CurationRun.objects.filter(pk=run_id).update(status=RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}",
                                                      finished_at=timezone.now())
         raise
     CurationRun.objects.filter(pk=run_id).update(status=RunStatus.READY, progress=100, result=result,
                                                  finished_at=timezone.now())
+    if wants_triggers:
+        from celery import current_app
+
+        transaction.on_commit(lambda: current_app.signature(TRIGGERS_TASK, kwargs={"curation_run_id": run_id}).delay())
     run.refresh_from_db()
     return run
+
+
+def curation_run_note(*, run_id: int, key: str, value: Any) -> None:
+    """Add ``key`` to a finished run's result (a follow-up step run elsewhere reports back)."""
+    with transaction.atomic():
+        run = CurationRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None:
+            return  # the run was deleted meanwhile: nothing to report on
+        run.result = {**run.result, key: value}
+        run.save(update_fields=["result", "updated_at"])

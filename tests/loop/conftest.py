@@ -1,0 +1,1 @@
+from tests.datasets.conftest import make_service, payments  # noqa: F401  (fixtures shared with datasets)
