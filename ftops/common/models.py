@@ -99,7 +99,6 @@ class AuditAction(models.TextChoices):
     NOTIFICATION_SENT = "notification.sent"
     NOTIFICATION_FAILED = "notification.failed"
     RETRAINING_TRIGGER_FIRED = "retraining_trigger.fired"
-    RETRAINING_TRIGGER_FIRED = "retraining_trigger.fired"
 
 
 class AuditEvent(models.Model):
