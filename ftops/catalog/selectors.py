@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import Count, QuerySet
 
 from ftops.catalog.models import CatalogImportJob, Service, Tool, ToolSchemaVersion
 from ftops.common.errors import NotFound
+from ftops.core.vocabulary import service_vocabulary
 
 BIGINT_MAX = 2**63 - 1
 
@@ -18,6 +20,14 @@ def tool_schema_map(service: Service) -> dict[str, ToolSchemaVersion]:
         "current_version", "current_version__tool", "current_version__tool__service"
     )
     return {t.name: t.current_version for t in tools if t.current_version is not None}
+
+
+def service_vocabularies(*, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """``{service name: vocabulary}`` for the named services that exist, each folded from the
+    service's own document and its tools' (``ftops.core.vocabulary.service_vocabulary``)."""
+    services = Service.objects.filter(name__in=set(names)).prefetch_related("tools")
+    return {s.name: service_vocabulary(s.domain_vocabulary, {t.name: t.domain_vocabulary for t in s.tools.all()})
+            for s in services}
 
 
 def services_list() -> QuerySet[Service]:
@@ -58,9 +68,3 @@ def import_job_get(*, job_id: int) -> CatalogImportJob:
     if job is None:
         raise NotFound(f"no catalog import job {job_id}")
     return job
-
-
-def catalog_summary() -> dict[str, Any]:
-    """For the home dashboard: service names by id (rows elsewhere carry only the id) and the tool count."""
-    names = dict(Service.objects.values_list("id", "name"))
-    return {"services": len(names), "service_names": names, "tools": Tool.objects.count()}

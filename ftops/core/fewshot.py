@@ -1,137 +1,250 @@
-"""Few-shot prompts from dataset records (no Django imports).
+"""The few-shot prompt builder, for training and evaluation alike (no Django imports).
 
-Selection follows the prompt-engineering path of our design notes: first one example per
-tool so that every tool has been shown once, then the cases the model got wrong, then more
-of the rest in dataset order, up to ``max_examples``. The prompt ends with the domain rules
-of the tools' vocabulary (units, accepted values, what users call things).
+For a model that cannot be fine-tuned the "training" output is a system prompt: worked
+examples plus the service's domain rules. The training backend writes it as the run's
+artifact, and an evaluation run whose adapter says ``examples_from`` builds it here too, so
+from the same records and rules both get the same prompt, character for character.
+
+Selection rule (``select_examples``), in this order:
+
+1. Coverage. Every tool the records offer or call, in name order, gets ``per_tool``
+   examples that call it: single-call examples before sequences, then the examples with
+   more arguments (they teach more of the schema), then a shuffle fixed by ``seed``. A tool
+   no record calls is reported in ``tools_missing``. Coverage ignores both caps below: a
+   prompt that never shows a tool teaches nothing about it.
+2. Past failures. Records that came from review corrections (``meta["source"]``) and any
+   the caller names, up to ``max_failures``, in the seeded order.
+3. Diversity. One example of each behaviour that makes no plain call (ask for details,
+   clarify, abstain, sequence) that no example chosen so far shows, in the seeded order.
+
+Steps 2 and 3 stop at ``max_examples`` examples and skip an example that would push the
+prompt past ``max_prompt_chars``. Nothing else is random; the same records, config and rules
+give the same prompt. The prompt's cost in tokens is counted with the target model's
+tokenizer when the caller has one, else estimated from its length.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from ftops.core.adapters import FewShotAdapter, ModelAdapter, ModelOutput
+from ftops.core.ml.chat import render_assistant
 from ftops.core.records import Record, target_calls, target_text
-from ftops.core.scoring import score_record
 
-INTRO = ("You call tools to serve the user's request. Answer with one <tool_call> per call, holding JSON "
-         "{\"name\": ..., \"arguments\": {...}}. Ask when required details are missing, and say so "
-         "when no tool fits.")
+FAILURE_SOURCES = ("correction",)
+OTHER_BEHAVIORS = ("ask_for_details", "clarify", "abstain", "sequence")
+MAX_EXAMPLES_LIMIT = 200
 
 
-def select_examples(pool: Sequence[Record], *, wrong_ids: Iterable[str] = (), max_examples: int = 8) -> list[Record]:
-    wrong = set(wrong_ids)
+@dataclass
+class FewShotConfig:
+    base_model: str = ""  # the model the prompt is written for (its tokenizer counts the cost)
+    per_tool: int = 1
+    max_failures: int = 8
+    max_examples: int = 40  # coverage of every tool wins over this cap
+    max_prompt_chars: int = 24000  # about 6k tokens; coverage wins over this cap too
+    include_other_behaviors: bool = True
+    seed: int = 0
+    service: str = ""
+    dataset_version: str = ""
+    extra_rules: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FewShotConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown few-shot config fields: {', '.join(unknown)}")
+        return cls(**data)
+
+    def validate(self) -> dict[str, str]:
+        errors: dict[str, str] = {}
+        for name, low, high in (("per_tool", 1, 20), ("max_failures", 0, MAX_EXAMPLES_LIMIT),
+                                ("max_examples", 1, MAX_EXAMPLES_LIMIT), ("max_prompt_chars", 1, 10**6)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                errors[name] = f"must be an integer from {low} to {high}"
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            errors["seed"] = "must be an integer"
+        if not isinstance(self.extra_rules, list) or not all(isinstance(r, str) for r in self.extra_rules):
+            errors["extra_rules"] = "must be a list of strings"
+        return errors
+
+
+@dataclass
+class FewShotPrompt:
+    prompt: str
+    example_ids: list[str]
+    tools_covered: list[str]
+    tools_missing: list[str]  # tools with no example in the records (cannot be covered)
+    failures_included: int
+    prompt_chars: int
+    prompt_tokens: int
+    token_count_method: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Selection:
+    examples: list[Record]
+    tools_covered: list[str]
+    tools_missing: list[str]
+
+
+def tools_of(records: Iterable[Record]) -> list[str]:
+    """Every tool name the records offer or expect, sorted."""
+    names: set[str] = set()
+    for record in records:
+        for tool in record.tools:
+            function = tool.get("function", tool)
+            if function.get("name"):
+                names.add(str(function["name"]))
+        if record.tool:
+            names.add(record.tool)
+    return sorted(names)
+
+
+def _steps(record: Record) -> list[dict[str, Any]]:
+    return list(record.expected.get("calls") or record.expected.get("steps") or [])
+
+
+def _called_tools(record: Record) -> set[str]:
+    if record.behavior not in ("call", "sequence"):
+        return set()
+    return {str(c.get("name", "")) for c in _steps(record)} | ({record.tool} if record.tool else set())
+
+
+def _shuffle_key(seed: int, record: Record) -> str:
+    return hashlib.sha256(f"{seed}:{record.id}".encode()).hexdigest()
+
+
+def _coverage_key(seed: int, record: Record) -> tuple[bool, int, str, str]:
+    n_args = sum(len(c.get("arguments") or {}) for c in _steps(record))
+    return (record.behavior != "call", -n_args, _shuffle_key(seed, record), record.id)
+
+
+def select_examples(records: Sequence[Record], cfg: FewShotConfig,
+                    failures: Sequence[Record] = (), *, rules: Sequence[str] = ()) -> Selection:
+    """The examples the prompt shows, by the rule in the module docstring.
+
+    ``rules`` are the prompt's rules, needed only to measure it against ``max_prompt_chars``.
+    """
+    pool = [r for r in records if not cfg.service or r.service == cfg.service]
     chosen: list[Record] = []
-    seen_ids: set[str] = set()
-    covered: set[str] = set()
+    seen: set[str] = set()
 
     def take(record: Record) -> None:
+        seen.add(record.id)
         chosen.append(record)
-        seen_ids.add(record.id)
 
-    # A tool's plain "call" example teaches its arguments best, so prefer it for coverage.
-    ranked = sorted(pool, key=lambda r: (r.behavior != "call", r.id not in wrong))
-    for record in ranked:
-        if len(chosen) >= max_examples:
-            break
-        if record.tool and record.tool not in covered:
-            covered.add(record.tool)
-            take(record)
-    for record in pool:
-        if len(chosen) >= max_examples:
-            break
-        if record.id in wrong and record.id not in seen_ids:
-            take(record)
-    for record in pool:
-        if len(chosen) >= max_examples:
-            break
-        if record.id not in seen_ids:
-            take(record)
-    return chosen
+    def room_for(record: Record) -> bool:
+        if len(chosen) >= cfg.max_examples:
+            return False
+        return len(build_prompt([*chosen, record], rules=rules)) <= cfg.max_prompt_chars
 
-
-def example_answer(record: Record) -> str:
-    from ftops.core.ml.chat import render_assistant
-
-    if record.behavior == "sequence":
-        steps = record.expected.get("steps") or []
-        return "\n".join(render_assistant([{"name": s["name"], "arguments": s.get("arguments") or {}}])
-                         + "  (then wait for its result)" for s in steps)
-    calls = target_calls(record)
-    return render_assistant(calls, target_text(record))
-
-
-def vocabulary_rules(vocabulary: Mapping[str, Any] | None) -> list[str]:
-    """Readable rules from a ``domain_vocabulary`` document (the per-tool training format)."""
-    rules: list[str] = []
-    for topic, entry in (vocabulary or {}).items():
-        label = str(topic).replace("_", " ")
-        if isinstance(entry, str):
-            rules.append(f"{label}: {entry}")
+    covered: list[str] = []
+    missing: list[str] = []
+    for name in tools_of(pool):
+        candidates = sorted((r for r in pool if name in _called_tools(r)), key=lambda r: _coverage_key(cfg.seed, r))
+        if not candidates:
+            missing.append(name)
             continue
-        if not isinstance(entry, Mapping):
-            continue
-        for key in ("rule", "reason"):
-            if isinstance(entry.get(key), str):
-                rules.append(f"{label}: {entry[key]}")
-        if isinstance(entry.get("examples"), Mapping):
-            pairs = ", ".join(f"{k} -> {v}" for k, v in entry["examples"].items())
-            rules.append(f"{label}, for example: {pairs}")
-        values = entry.get("our_values") or entry.get("acceptable")
-        if isinstance(values, list) and values:
-            rules.append(f"{label}: use only {', '.join(map(str, values))}")
-        if isinstance(entry.get("never_use_alone"), list):
-            rules.append(f"{label}: never identify by {', '.join(map(str, entry['never_use_alone']))} alone")
-        said = entry.get("user_might_say")
-        if isinstance(said, Mapping):
-            for value, phrases in said.items():
-                if isinstance(phrases, list) and phrases:
-                    rules.append(f"{label}: users saying {', '.join(repr(p) for p in phrases)} mean {value!r}")
-    return rules
+        covered.append(name)
+        for record in [r for r in candidates if r.id not in seen][: cfg.per_tool]:
+            take(record)
+
+    by_id = {r.id: r for r in [*failures, *(r for r in pool if r.meta.get("source") in FAILURE_SOURCES)]}
+    added = 0
+    for record in sorted(by_id.values(), key=lambda r: (_shuffle_key(cfg.seed, r), r.id)):
+        if added >= cfg.max_failures:
+            break
+        if record.id not in seen and room_for(record):
+            take(record)
+            added += 1
+
+    if cfg.include_other_behaviors:
+        for behavior in OTHER_BEHAVIORS:
+            if any(r.behavior == behavior for r in chosen):
+                continue
+            match = sorted((r for r in pool if r.behavior == behavior and r.id not in seen),
+                           key=lambda r: (_shuffle_key(cfg.seed, r), r.id))
+            fitting = next((r for r in match if room_for(r)), None)
+            if fitting is not None:
+                take(fitting)
+    return Selection(examples=chosen, tools_covered=covered, tools_missing=missing)
 
 
 def schema_rules(records: Iterable[Record]) -> list[str]:
-    """Enumerations in the offered tools' schemas, stated once per tool argument."""
-    rules: list[str] = []
-    seen: set[tuple[str, str]] = set()
+    """The enumerations of the offered tools' parameters, one line per tool argument, sorted."""
+    found: dict[tuple[str, str], list[Any]] = {}
     for record in records:
         for tool in record.tools:
             function = tool.get("function", tool)
             properties = (function.get("parameters") or {}).get("properties") or {}
             for name, spec in properties.items():
-                key = (str(function.get("name")), name)
-                if key in seen or not isinstance(spec, Mapping) or not spec.get("enum"):
-                    continue
-                seen.add(key)
-                rules.append(f"{key[0]}.{name} is one of {', '.join(map(str, spec['enum']))}")
-    return rules
+                if isinstance(spec, Mapping) and isinstance(spec.get("enum"), list) and spec["enum"]:
+                    found.setdefault((str(function.get("name")), str(name)), spec["enum"])
+    return [f"{tool}.{name} is one of {', '.join(map(str, values))}" for (tool, name), values in sorted(found.items())]
 
 
-def build_prompt(examples: Sequence[Record], *, vocabulary: Mapping[str, Any] | None = None,
-                 intro: str = INTRO) -> str:
-    parts = [intro, "", "Examples:"]
-    for number, record in enumerate(examples, start=1):
-        parts.append(f"{number}. User: {record.user_query}")
-        parts.append(f"   Assistant: {example_answer(record)}")
-    rules = vocabulary_rules(vocabulary) + schema_rules(examples)
+def example_block(record: Record) -> str:
+    """One worked example: the user's request and the ideal answer in the training format."""
+    calls = target_calls(record)
+    answer = render_assistant(calls, "" if calls else target_text(record))
+    lines = [f"User: {record.user_query}", f"Assistant: {answer}"]
+    if record.behavior == "sequence":
+        plan = " -> ".join(f'{s.get("name")}({json.dumps(s.get("arguments") or {}, sort_keys=True)})'
+                           for s in record.expected.get("steps") or [])
+        lines.append(f"(then, using each result: {plan})")
+    return "\n".join(lines)
+
+
+def build_prompt(examples: Sequence[Record], *, rules: Sequence[str] = ()) -> str:
+    """The system prompt: role, answer format, rules, worked examples."""
+    services = sorted({r.service for r in examples if r.service})
+    scope = ", ".join(services) if services else "the enterprise's services"
+    parts = [
+        f"You call the tools of {scope} for the user.",
+        "Answer with one <tool_call>{\"name\": ..., \"arguments\": {...}}</tool_call> per call, using the "
+        "exact tool and parameter names from the tool list. If a required value is missing, ask for it. "
+        "If no tool fits, say so in one sentence and call nothing.",
+    ]
     if rules:
-        parts += ["", "Rules:"] + [f"- {rule}" for rule in rules]
-    return "\n".join(parts)
+        parts.append("Domain rules:\n" + "\n".join(f"- {rule}" for rule in rules))
+    if examples:
+        parts.append("Examples:\n\n" + "\n\n".join(example_block(r) for r in examples))
+    return "\n\n".join(parts)
 
 
-def fewshot_adapter_from_records(inner: ModelAdapter, pool: Sequence[Record], *, max_examples: int = 8,
-                                 vocabulary: Mapping[str, Any] | None = None,
-                                 score: Callable[[Record, ModelOutput], bool] | None = None) -> FewShotAdapter:
-    """A few-shot adapter whose examples come from ``pool``: one per tool first, then cases ``inner`` gets wrong.
+def count_tokens(text: str, tokenizer: Any = None) -> tuple[int, str]:
+    if tokenizer is not None:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"]), "tokenizer"
+    # About four characters per token for English and JSON with BPE tokenizers.
+    return max(1, round(len(text) / 4)), "estimate_chars_div_4"
 
-    ``score(record, output) -> exact`` defaults to the evaluation scorer; the pool is run
-    through ``inner`` once to find those cases. It lives here rather than on the adapter so
-    that adapters never import scoring (scoring reads adapters' outputs).
-    """
-    candidates = [r for r in pool if r.behavior != "sequence"]
-    outputs = inner.generate([(list(r.messages), list(r.tools)) for r in candidates]) if candidates else []
-    judge = score or (lambda record, output: score_record(record, output).exact)
-    wrong = {r.id for r, o in zip(candidates, outputs, strict=True) if not judge(r, o)}
-    examples = select_examples(pool, wrong_ids=wrong, max_examples=max_examples)
-    return FewShotAdapter(inner, build_prompt(examples, vocabulary=vocabulary))
+
+def build_fewshot(records: Sequence[Record], cfg: FewShotConfig, *, rules: Sequence[str] = (),
+                  failures: Sequence[Record] = (), tokenizer: Any = None) -> FewShotPrompt:
+    """The prompt for ``records`` (``rules``: the domain rules, e.g. from ``vocabulary_rules``)."""
+    errors = cfg.validate()
+    if errors:
+        raise ValueError("invalid few-shot config: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
+    pool = [r for r in records if not cfg.service or r.service == cfg.service]
+    # Domain rules first, then the enumerations of every tool the pool offers (shown or not).
+    all_rules = [*rules, *cfg.extra_rules, *schema_rules(pool)]
+    selection = select_examples(pool, cfg, failures, rules=all_rules)
+    prompt = build_prompt(selection.examples, rules=all_rules)
+    tokens, method = count_tokens(prompt, tokenizer)
+    failure_ids = {r.id for r in failures} | {r.id for r in pool if r.meta.get("source") in FAILURE_SOURCES}
+    return FewShotPrompt(prompt=prompt, example_ids=[r.id for r in selection.examples],
+                         tools_covered=selection.tools_covered, tools_missing=selection.tools_missing,
+                         failures_included=sum(1 for r in selection.examples if r.id in failure_ids),
+                         prompt_chars=len(prompt), prompt_tokens=tokens, token_count_method=method)

@@ -35,7 +35,7 @@ from ftops.core.adapters import (
     relative_to_root,
     validate_adapter_config,
 )
-from ftops.core.fewshot import fewshot_adapter_from_records
+from ftops.core.fewshot import FewShotConfig, build_fewshot
 from ftops.core.harness import EvalReport, RecordResult, evaluate_records
 from ftops.core.records import Record
 from ftops.core.scoring import expected_summary, got_summary
@@ -346,21 +346,19 @@ def eval_run_execute(*, run_id: int, adapter: ModelAdapter | None = None) -> Eva
 
 def build_adapter(config: dict[str, Any]) -> ModelAdapter:
     """The adapter a stored config names; few-shot prompts drawn from a dataset are built here,
-    since choosing their examples reads the dataset and runs the wrapped model once."""
+    since choosing their examples reads the dataset and the catalog's vocabulary."""
     if config.get("kind") != "fewshot" or "examples_from" not in config:
         return _adapter(config)
-    from ftops.catalog.models import Service
+    from ftops.catalog.selectors import service_vocabularies
+    from ftops.core.vocabulary import vocabulary_rules
     from ftops.datasets.selectors import dataset_records, version_get
 
     source = config["examples_from"]
     pool = dataset_records(version=version_get(number=source["dataset_version"]), split=source["split"])
-    vocabulary: dict[str, Any] = {}
-    for service in Service.objects.filter(name__in={r.service for r in pool}).prefetch_related("tools"):
-        vocabulary.update(service.domain_vocabulary or {})
-        for tool in service.tools.all():
-            vocabulary.update(tool.domain_vocabulary or {})
-    return fewshot_adapter_from_records(_adapter(config["inner"]), pool,
-                                        max_examples=source["max_examples"], vocabulary=vocabulary)
+    # The training backend's builder and rules: the prompt scored here is the one training ships.
+    rules = vocabulary_rules(service_vocabularies(names={r.service for r in pool}))
+    built = build_fewshot(pool, FewShotConfig(max_examples=source["max_examples"]), rules=rules)
+    return FewShotAdapter(_adapter(config["inner"]), built.prompt)
 
 
 def _failure_row(run: EvalRun, result: RecordResult) -> EvalFailure:

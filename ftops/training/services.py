@@ -343,12 +343,10 @@ def _training_records(run: TrainingRun) -> tuple[list[Record], list[Record]]:
 
 
 def _rules(records: list[Record]) -> list[str]:
-    from ftops.catalog.models import Service
-    from ftops.core.ml.fewshot_prompt import domain_rules
+    from ftops.catalog.selectors import service_vocabularies
+    from ftops.core.vocabulary import vocabulary_rules
 
-    names = sorted({r.service for r in records})
-    vocab = dict(Service.objects.filter(name__in=names).values_list("name", "domain_vocabulary"))
-    return domain_rules({k: v for k, v in vocab.items() if v})
+    return vocabulary_rules(service_vocabularies(names={r.service for r in records}))
 
 
 def training_run_execute(*, run_id: int, owner: str | None = None,

@@ -1,12 +1,18 @@
+"""The few-shot backend: its prompt is the one evaluation builds from the same records."""
+
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ftops.core.ml.fewshot_prompt import FewShotConfig, build_fewshot, domain_rules, select_examples, tools_of
+from ftops.core.adapters import FewShotAdapter
+from ftops.core.fewshot import FewShotConfig, build_fewshot
 from ftops.core.records import Record
-from tests.training.conftest import BOOK, WEATHER, make_records
+from ftops.training import services
+from ftops.training.models import RunStatus
+from tests.training.conftest import BOOK, TESTER, WEATHER, make_records
 
 EXTRA = {"type": "function", "function": {"name": "cancel_booking", "description": "Cancel a booking.",
                                           "parameters": {"type": "object", "properties": {"booking_id": {
@@ -22,53 +28,52 @@ def _with_third_tool() -> list[Record]:
     return records
 
 
-def test_every_tool_is_covered_even_beyond_the_cap() -> None:
-    records = _with_third_tool()
-    chosen, covered, missing = select_examples(records, FewShotConfig(max_examples=1, include_other_behaviors=False))
-    assert covered == ["book_room", "cancel_booking", "get_weather"] == tools_of(records)
-    assert missing == []
-    called = {c["name"] for r in chosen for c in r.expected.get("calls", [])}
-    assert called == {"book_room", "cancel_booking", "get_weather"}
-
-
-def test_past_failures_come_after_coverage_then_other_behaviours() -> None:
-    records = _with_third_tool()
-    failure = records[7]  # its source is "correction" (a reviewed failure)
-    chosen, _, _ = select_examples(records, FewShotConfig(max_failures=5))
-    ids = [r.id for r in chosen]
-    assert failure.id in ids
-    assert {r.behavior for r in chosen} >= {"call", "ask_for_details", "abstain"}
-    assert len(ids) == len(set(ids))
-
-
-def test_tools_without_any_example_are_reported_missing() -> None:
-    records = make_records(6)
-    lonely = Record(id="x", service="weather", tool="", messages=[{"role": "user", "content": "hi"}],
-                    tools=[WEATHER, EXTRA], behavior="abstain", expected={"reason": "no"})
-    _, covered, missing = select_examples([*records, lonely], FewShotConfig())
-    assert missing == ["cancel_booking"] and "get_weather" in covered
-
-
-def test_prompt_holds_rules_examples_and_its_token_cost(micro_tokenizer: Path) -> None:
+def test_prompt_cost_is_counted_with_the_target_tokenizer(micro_tokenizer: Path) -> None:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(micro_tokenizer)
-    rules = domain_rules({"payments": {"amounts": {"rule": "ALL amounts in cents", "examples": {"$10": 1000}},
-                                       "states": {"user_might_say": {"failed": ["bounced", "declined"]}}}})
-    assert rules == ['payments / amounts: ALL amounts in cents (e.g. $10 -> 1000)',
-                     "payments / states: bounced, declined -> failed"]
-    built = build_fewshot(_with_third_tool(), FewShotConfig(), rules=rules, tokenizer=tokenizer)
-    assert "- payments / amounts: ALL amounts in cents" in built.prompt
+    built = build_fewshot(_with_third_tool(), FewShotConfig(), rules=["amounts: ALL amounts in cents"],
+                          tokenizer=tokenizer)
+    assert "- amounts: ALL amounts in cents" in built.prompt
     assert 'User: Cancel booking BK-12\nAssistant: <tool_call>{"name":"cancel_booking"' in built.prompt
     assert built.prompt_tokens == len(tokenizer(built.prompt, add_special_tokens=False)["input_ids"])
     assert built.token_count_method == "tokenizer" and built.failures_included == 1
-    estimate = build_fewshot(_with_third_tool(), FewShotConfig(), rules=rules)
-    assert estimate.token_count_method == "estimate_chars_div_4"
-    assert estimate.prompt_tokens == round(len(estimate.prompt) / 4)
+    assert built.tools_covered == ["book_room", "cancel_booking", "get_weather"] and built.tools_missing == []
 
 
-def test_bad_fewshot_config_is_refused() -> None:
-    with pytest.raises(ValueError, match="per_tool: must be >= 1"):
-        build_fewshot(make_records(4), FewShotConfig(per_tool=0))
+@pytest.mark.django_db
+def test_training_backend_and_evaluation_adapter_write_the_same_prompt(make_dataset_version: Any) -> None:
+    from ftops.catalog.models import Service, Tool
+    from ftops.evaluation.services import build_adapter
+
+    version = make_dataset_version(train=_with_third_tool(), validation=make_records(4, seed=3))
+    # Vocabulary on the service and on one tool: both paths must gather both.
+    Service.objects.filter(name="weather").update(domain_vocabulary={
+        "temperatures": {"rule": "Celsius unless the user says otherwise", "our_values": ["c", "f"]}})
+    Tool.objects.filter(name="book_room").update(domain_vocabulary={
+        "durations": {"rule": "hours, whole numbers", "examples": {"half a day": 4}}})
+
+    run = services.training_run_create(actor=TESTER, backend="fewshot", dataset_version=version,
+                                       config={"max_examples": 6}, enqueue=False)
+    done = services.training_run_execute(run_id=run.pk)
+    assert done is not None and done.status == RunStatus.SUCCEEDED, done.error if done else None
+    trained = Path(done.artifact_path).read_text()
+
+    adapter = build_adapter({"kind": "fewshot", "inner": {"kind": "hf_local", "model_path": "never-loaded"},
+                             "examples_from": {"dataset_version": version.number, "split": "train",
+                                               "max_examples": 6}})
+    assert isinstance(adapter, FewShotAdapter)
+    assert adapter.prompt == trained
+    assert "- temperatures: Celsius unless the user says otherwise" in trained
+    assert "- durations: hours, whole numbers (e.g. half a day -> 4)" in trained
+    assert "- get_weather.unit is one of c, f" in trained
+    assert done.metrics["prompt_chars"] == len(trained) and done.metrics["tools_missing"] == []
+
+
+def test_bad_fewshot_config_is_refused_by_the_backend() -> None:
+    from ftops.training.backends.fewshot import FewShotBackend
+
+    with pytest.raises(ValueError, match="per_tool"):
+        FewShotBackend().parse_config({"per_tool": 0}, base_model="m")
     with pytest.raises(ValueError, match="unknown few-shot config fields: shots"):
-        FewShotConfig.from_dict({"shots": 3})
+        FewShotBackend().parse_config({"shots": 3}, base_model="m")

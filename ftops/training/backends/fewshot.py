@@ -1,4 +1,8 @@
-"""The few-shot backend: the artifact is a system prompt (examples + domain rules)."""
+"""The few-shot backend: the artifact is a system prompt (examples + domain rules).
+
+The prompt comes from ``ftops.core.fewshot``, the builder evaluation uses for few-shot
+adapters too, so a prompt evaluated from a dataset split is the prompt training ships.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ftops.core.ml.fewshot_prompt import FewShotConfig, build_fewshot
+from ftops.core.fewshot import FewShotConfig, build_fewshot
 from ftops.training.backends import BackendResult, Context
 
 if TYPE_CHECKING:
@@ -49,11 +53,13 @@ class FewShotBackend:
         (out / "prompt.txt").write_text(built.prompt)
         (out / "fewshot.json").write_text(json.dumps(built.to_dict(), indent=2))
         ctx.log(f"fewshot: {len(built.example_ids)} examples covering {len(built.tools_covered)} tools, "
-                f"{built.failures_included} past failures, {built.prompt_tokens} prompt tokens")
+                f"{built.failures_included} past failures, {built.prompt_tokens} prompt tokens "
+                f"({built.prompt_chars} characters)")
         if built.tools_missing:
             ctx.log(f"fewshot: no example demonstrates {', '.join(built.tools_missing)}")
         ctx.progress(step=2, total_steps=2, force=True)
         metrics = {"prompt_tokens": built.prompt_tokens, "token_count_method": built.token_count_method,
+                   "prompt_chars": built.prompt_chars,
                    "examples": len(built.example_ids), "tools_covered": len(built.tools_covered),
                    "tools_missing": built.tools_missing, "failures_included": built.failures_included}
         return BackendResult(artifact_path=str(out / "prompt.txt"), artifact_bytes=len(built.prompt.encode()),
