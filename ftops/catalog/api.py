@@ -78,6 +78,10 @@ class CatalogImportOutSerializer(serializers.Serializer):
     examples_migrated = serializers.IntegerField()
     examples_flagged = serializers.IntegerField()
     duplicates = serializers.ListField(child=serializers.CharField())
+    notes = serializers.ListField(child=serializers.CharField(), default=list)
+    job = serializers.IntegerField(allow_null=True, default=None,
+                                   help_text="The import job that ran (or runs) this import")
+    pending = serializers.BooleanField(default=False, help_text="True: a worker writes the examples; follow the job")
 
 
 class CatalogImportJobOutSerializer(serializers.ModelSerializer):
@@ -87,7 +91,7 @@ class CatalogImportJobOutSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = CatalogImportJob
-        fields = ["id", "status", "status_url", "source", "service", "skip_invalid", "actor", "attempts",
+        fields = ["id", "kind", "status", "status_url", "source", "service", "skip_invalid", "actor", "attempts",
                   "created_at", "started_at", "finished_at", "result", "error"]
 
     def get_status_url(self, job: CatalogImportJob) -> str:
@@ -98,6 +102,11 @@ class CatalogImportJobOutSerializer(serializers.ModelSerializer):
     def to_representation(self, instance: CatalogImportJob) -> dict[str, Any]:
         data = super().to_representation(instance)
         data["error"] = instance.error or None
+        counts = instance.progress_counts or {}
+        if data.get("result") and ("examples_migrated" in counts or "examples_flagged" in counts):
+            # A worker moved older examples after the import (broker mode); see catalog_import_job_record_migration.
+            for key in ("examples_migrated", "examples_flagged"):
+                data["result"][key] = int(data["result"].get(key) or 0) + int(counts.get(key) or 0)
         return data
 
 
@@ -122,6 +131,10 @@ class CatalogImportApi(APIView):
             return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["status_url"]})
         report = catalog_import(source=v.get("source") or "api:inline", fmt=v.get("format"), content=v["content"],
                                 service=v.get("service"), skip_invalid=v["skip_invalid"], by=actor)
+        if report.pending and report.job is not None:
+            # A broker is configured: a worker writes the examples; the job has the counts when done.
+            body = CatalogImportJobOutSerializer(import_job_get(job_id=report.job), context={"request": request}).data
+            return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["status_url"]})
         return Response(CatalogImportOutSerializer(report.as_dict()).data,
                         status=status.HTTP_201_CREATED if report.changed else status.HTTP_200_OK)
 

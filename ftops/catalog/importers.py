@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shlex
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,12 +264,9 @@ def parse_tool_documents(data: Any, *, service: str | None = None) -> Parsed:
         normalized.append({**doc, "service": svc, "tool": name})
     if errors:
         raise ImportFailed("some documents are invalid; see 'fields'", fields=errors)
-
-    # Tools that examples call but no document describes get a schema inferred from those calls.
-    for svc in services:
-        for name in sorted(_called_tool_names([d for d in normalized if d["service"] == svc])):
-            if (svc, name) not in tools:
-                tools[(svc, name)] = ToolDef(svc, name, "", infer_tool_schema(normalized, name), inferred=True)
+    # Tools that examples call but no document describes are resolved against the catalog
+    # (``resolve_tool_references``) before anything is written; only names found nowhere
+    # get a schema inferred from their calls.
     return Parsed("tool-docs", list(services.values()), list(tools.values()), normalized, duplicates)
 
 
@@ -277,19 +275,151 @@ def _examples(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return [i for i in items if isinstance(i, dict)]
 
 
-def _called_tool_names(docs: list[dict[str, Any]]) -> set[str]:
-    names: set[str] = set()
-    for doc in docs:
-        for example in _examples(doc):
-            if example.get("correct_tool"):
-                names.add(str(example["correct_tool"]))
-            for call in example.get("correct_calls") or []:
-                if isinstance(call, dict) and call.get("tool"):
-                    names.add(str(call["tool"]))
-            for step in example.get("correct_sequence") or []:
-                if isinstance(step, dict) and step.get("tool"):
-                    names.add(str(step["tool"]))
-    return names
+# ---------------------------------------------------------------- tool names across services
+
+QUALIFY_HINT = "name it as service.tool"
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """Who has which tool: the documents being imported first, then the catalog."""
+
+    file_tools: dict[str, set[str]]  # tool name -> services whose documents in the file define it
+    catalog_tools: Mapping[str, set[str]]  # tool name -> services that have it in the catalog
+    services: set[str]  # every service name known to the file or the catalog
+
+    def owners(self, name: str) -> set[str]:
+        return self.file_tools.get(name, set()) | set(self.catalog_tools.get(name, set()))
+
+
+def _resolve_name(name: str, *, service: str, pinned: Mapping[str, str], scope: _Scope) -> tuple[str, str]:
+    """(service, tool) that ``name`` in an example of ``service`` refers to; ImportFailed-style
+    message as ``ValueError`` when it is ambiguous or names a tool its service lacks.
+
+    ``service.tool`` is a qualified name when ``service`` is a known service and no tool is
+    literally called ``name`` (BFCL-style tools such as ``math.factorial`` keep their dot).
+    An unqualified name is the example's own service's tool when it has one, else the one
+    service in the file, else the one service in the catalog that has it. A name found
+    nowhere stays in the example's own service, where the import infers its schema.
+    """
+    if name in pinned:  # resolved before (a job re-reading what the catalog recorded)
+        return pinned[name], name
+    prefix, dot, rest = name.partition(".")
+    if dot and rest and prefix in scope.services and not scope.owners(name):
+        if prefix in scope.owners(rest):
+            return prefix, rest
+        raise ValueError(f"{name!r} names service {prefix!r}, which has no tool {rest!r}")
+    owners = scope.owners(name)
+    if service in owners:
+        return service, name
+    for candidates in (scope.file_tools.get(name, set()), set(scope.catalog_tools.get(name, set()))):
+        if len(candidates) == 1:
+            return next(iter(candidates)), name
+        if len(candidates) > 1:
+            options = sorted(candidates)
+            raise ValueError(f"tool {name!r} exists in several services ({', '.join(options)}); {QUALIFY_HINT}: "
+                             + " or ".join(f"{svc}.{name}" for svc in options))
+    return service, name
+
+
+def _resolve_example(example: dict[str, Any], *, service: str, scope: _Scope) -> tuple[dict[str, Any], set[str]]:
+    """The example with every called tool named as its service knows it, plus the names of its
+    own service's tools that no document in the file defines (raises ValueError with what is wrong)."""
+    raw_pins = example.get("tool_services")
+    pinned: dict[str, str] = ({str(k): str(v) for k, v in raw_pins.items()} if isinstance(raw_pins, dict) else {})
+    chosen: dict[str, str] = {}  # bare name -> service, one per name within an example
+    unknown: set[str] = set()
+
+    def resolve(raw: Any) -> Any:
+        if not isinstance(raw, str) or not raw:
+            return raw
+        svc, bare = _resolve_name(raw, service=service, pinned=pinned, scope=scope)
+        if chosen.setdefault(bare, svc) != svc:
+            # The model sees bare names; two tools called alike in one example cannot be told apart.
+            raise ValueError(f"the example calls two tools named {bare!r} ({chosen[bare]}.{bare} and {svc}.{bare}); "
+                             "a model offered both could not tell them apart")
+        if svc == service and service not in scope.file_tools.get(bare, set()):
+            unknown.add(bare)
+        return bare
+
+    out = dict(example)
+    if "correct_tool" in out:
+        out["correct_tool"] = resolve(out["correct_tool"])
+    for key in ("correct_calls", "correct_sequence"):
+        if isinstance(out.get(key), list):
+            out[key] = [{**item, **{k: resolve(item[k]) for k in ("tool", "name") if k in item}}
+                        if isinstance(item, dict) else item for item in out[key]]
+    behavior = out.get("correct_behavior")
+    if isinstance(behavior, dict) and behavior.get("action") == "call" and "tool" in behavior:
+        out["correct_behavior"] = {**behavior, "tool": resolve(behavior["tool"])}
+    elsewhere = {bare: svc for bare, svc in sorted(chosen.items()) if svc != service}
+    if elsewhere:
+        out["tool_services"] = elsewhere
+    else:
+        out.pop("tool_services", None)
+    return out, unknown
+
+
+def resolve_tool_references(parsed: Parsed, *, catalog_tools: Mapping[str, set[str]],
+                            catalog_services: set[str]) -> Parsed:
+    """Point every tool an example calls at the service that has it; never copy a tool.
+
+    A sequence may look up a customer in one service and charge in another. Each name is
+    looked up in the file first, then in the catalog (``catalog_tools``: tool name ->
+    services). The documents come back with bare names and, per example, ``tool_services``
+    for the tools of other services; names found nowhere become tools of the example's own
+    service with a schema inferred from their calls (as a document without ``parameters``).
+    An ambiguous or wrong name fails the whole import with every bad example in ``fields``.
+    """
+    if parsed.fmt != "tool-docs":
+        return parsed
+    file_tools: dict[str, set[str]] = {}
+    for doc in parsed.documents:
+        file_tools.setdefault(doc["tool"], set()).add(doc["service"])
+    scope = _Scope(file_tools=file_tools, catalog_tools=catalog_tools,
+                   services={s.name for s in parsed.services} | set(catalog_services))
+    errors: dict[str, list[str]] = {}
+    unknown: dict[str, set[str]] = {}
+    documents: list[dict[str, Any]] = []
+    for d_index, doc in enumerate(parsed.documents):
+        doc = dict(doc)
+        for key in ("training_examples", "edge_cases"):
+            if not isinstance(doc.get(key), list):
+                continue
+            items = []
+            for e_index, example in enumerate(doc[key]):
+                if isinstance(example, dict):
+                    try:
+                        example, names = _resolve_example(example, service=doc["service"], scope=scope)
+                    except ValueError as exc:
+                        errors[f"documents[{d_index}].{key}[{e_index}]"] = [str(exc)]
+                    else:
+                        unknown.setdefault(doc["service"], set()).update(names)
+                items.append(example)
+            doc[key] = items
+        documents.append(doc)
+    if errors:
+        raise ImportFailed(f"{len(errors)} example(s) call tools that cannot be resolved; nothing was imported "
+                           f"(see 'fields'; {QUALIFY_HINT})", fields=errors)
+    tools = list(parsed.tools)
+    defined = {(t.service, t.name) for t in tools}
+    notes = list(parsed.notes)
+    for svc in sorted(unknown):
+        own_docs = [d for d in documents if d["service"] == svc]
+        for name in sorted(unknown[svc] - {n for s, n in defined if s == svc}):
+            # Re-inferred on every import, as for a document without parameters: a schema the
+            # catalog has from elsewhere (published) is never replaced by the guess (``tool_upsert``).
+            tools.append(ToolDef(svc, name, "", infer_tool_schema(own_docs, name), inferred=True))
+            if svc in catalog_tools.get(name, set()):
+                continue
+            notes.append(f"{svc}.{name} is called by examples but defined neither in this file nor in the catalog; "
+                         "its schema was inferred from those calls (qualify the name as service.tool if it "
+                         "belongs to another service)")
+    references = sorted({f"{doc['service']} -> {svc}.{bare}" for doc in documents for example in _examples(doc)
+                         for bare, svc in (example.get("tool_services") or {}).items()})
+    if references:
+        notes.append("examples call tools of other services: " + ", ".join(references))
+    return Parsed(parsed.fmt, parsed.services, tools, documents, parsed.duplicates, notes)
 
 
 def asked_fields(docs: list[dict[str, Any]], tool: str) -> list[str]:

@@ -75,15 +75,26 @@ class ToolSchemaVersion(models.Model):
         }
 
 
+class ImportKind(models.TextChoices):
+    URL = "url", "MCP server URL"
+    DOCUMENTS = "documents", "Per-tool documents with examples"
+
+
 class CatalogImportJob(Job):
-    """An import from an MCP server URL, run by a worker (``POST /api/v1/catalog/import`` answers 202).
+    """An import run by a worker: an MCP server URL, or per-tool documents that carry examples.
 
     Fetching a URL can take up to the outbound time limit; doing it in the web request would
-    hold a web worker for that long per request. The row records who asked, so the worker
-    audits the import (or its failure) as them.
+    hold a web worker for that long per request. Documents with examples are recorded here
+    because their examples are written by curation (``ftops.datasets``), which sits above
+    the catalog: the catalog hands the job to curation's task by name, and curation writes
+    the tools (through the catalog's services) and the examples in one transaction. The row
+    records who asked, so the worker audits the import (or its failure) as them.
     """
 
-    source = models.CharField(max_length=2000, help_text="The MCP server's streamable-HTTP URL")
+    kind = models.CharField(max_length=12, choices=ImportKind.choices, default=ImportKind.URL)
+    source = models.CharField(max_length=2000, help_text="The MCP server's URL, or a label for the documents")
+    documents = models.JSONField(null=True, blank=True,
+                                 help_text="The normalised per-tool documents of a documents import")
     service = models.CharField(max_length=100, blank=True, help_text="Service name; the server's own when blank")
     skip_invalid = models.BooleanField(default=False)
     actor = models.CharField(max_length=200, help_text="Who asked: username or 'key:<prefix>'")

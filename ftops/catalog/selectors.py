@@ -22,6 +22,36 @@ def tool_schema_map(service: Service) -> dict[str, ToolSchemaVersion]:
     return {t.name: t.current_version for t in tools if t.current_version is not None}
 
 
+def tool_owners(*, names: Iterable[str] | None = None) -> dict[str, set[str]]:
+    """``{tool name: services that have a tool of that name}``, for resolving examples' calls.
+
+    ``names`` narrows the read to the names an import mentions (a full catalog is thousands).
+    """
+    rows = Tool.objects.all()
+    if names is not None:
+        rows = rows.filter(name__in=set(names))
+    out: dict[str, set[str]] = {}
+    for tool, service in rows.values_list("name", "service__name"):
+        out.setdefault(tool, set()).add(service)
+    return out
+
+
+def service_names() -> set[str]:
+    return set(Service.objects.values_list("name", flat=True))
+
+
+def tool_schema_versions(*, refs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], ToolSchemaVersion]:
+    """Current schema versions of ``(service, tool)`` pairs that exist (one query)."""
+    wanted = set(refs)
+    if not wanted:
+        return {}
+    tools = Tool.objects.filter(name__in={t for _, t in wanted}, service__name__in={s for s, _ in wanted},
+                                current_version__isnull=False).select_related(
+        "service", "current_version", "current_version__tool", "current_version__tool__service")
+    return {(t.service.name, t.name): t.current_version for t in tools
+            if (t.service.name, t.name) in wanted and t.current_version is not None}
+
+
 def service_vocabularies(*, names: Iterable[str]) -> dict[str, dict[str, Any]]:
     """``{service name: vocabulary}`` for the named services that exist, each folded from the
     service's own document and its tools' (``ftops.core.vocabulary.service_vocabulary``)."""
@@ -68,3 +98,9 @@ def import_job_get(*, job_id: int) -> CatalogImportJob:
     if job is None:
         raise NotFound(f"no catalog import job {job_id}")
     return job
+
+
+def catalog_summary() -> dict[str, Any]:
+    """For the home dashboard: service names by id (rows elsewhere carry only the id) and the tool count."""
+    names = dict(Service.objects.values_list("id", "name"))
+    return {"services": len(names), "service_names": names, "tools": Tool.objects.count()}

@@ -1,20 +1,27 @@
 """Writes for the catalog: services, tools, schema versions and imports.
 
 Every import is idempotent: a tool whose schema (parameters and description) is unchanged
-gets no new version, and examples already stored are found by their content hash (through
-curation's ``example_create``). A changed schema becomes a new ``ToolSchemaVersion`` whose
-stored diff says whether the change breaks callers.
+gets no new version. A changed schema becomes a new ``ToolSchemaVersion`` whose stored diff
+says whether the change breaks callers.
+
+Training examples belong to curation (``ftops.datasets``), one floor up, which this module
+never imports. The catalog records what it imported and hands curation the rest by task
+name: per-tool documents with examples become a ``CatalogImportJob`` that curation's
+``catalog_import_examples_task`` runs (tools and examples in one transaction, through these
+services), and a changed schema sends ``examples_migrate_schema_task``. In the embedded
+default those tasks run in-process at once, so callers get the same counts as before; with a
+broker the counts land on the job (``result``) when the worker is done.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from celery import current_app
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 
 from ftops.catalog.importers import (
     ImportFailed,
@@ -22,20 +29,35 @@ from ftops.catalog.importers import (
     ServiceDef,
     SourceUnavailable,
     ToolDef,
-    lenient_ask_schema,
     parse_source,
+    parse_tool_documents,
+    resolve_tool_references,
 )
-from ftops.catalog.models import CatalogImportJob, SchemaChange, Service, Tool, ToolSchemaVersion
+from ftops.catalog.models import CatalogImportJob, ImportKind, SchemaChange, Service, Tool, ToolSchemaVersion
 from ftops.catalog.schema import content_hash, schema_diff
-from ftops.catalog.selectors import tool_schema_map
+from ftops.catalog.selectors import service_names, tool_owners
 from ftops.common.actors import Actor
 from ftops.common.errors import FtopsError, ValidationFailed
-from ftops.common.jobs import error_dict, job_claim, job_fail, job_finish, job_mark_enqueued, jobs_reap, worker_identity
+from ftops.common.jobs import (
+    JobStatus,
+    error_dict,
+    job_claim,
+    job_fail,
+    job_finish,
+    job_mark_enqueued,
+    jobs_reap,
+    worker_identity,
+)
 from ftops.common.models import AuditAction
 from ftops.common.outbound import OutboundRefused, record_refusal, redact_url
 from ftops.common.services import audit_record
 
 logger = logging.getLogger(__name__)
+
+# Curation's tasks, by name: the catalog sits below curation and never imports it.
+EXAMPLES_IMPORT_TASK = "ftops.datasets.tasks.catalog_import_examples_task"
+EXAMPLES_MIGRATE_TASK = "ftops.datasets.tasks.examples_migrate_schema_task"
+CATALOG_JOB_TASK = "ftops.catalog.tasks.catalog_import_job_task"
 
 
 @dataclass
@@ -54,6 +76,21 @@ class ImportReport:
     examples_flagged: int = 0  # older examples that no longer fit (left for review)
     duplicates: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    job: int | None = None  # the CatalogImportJob that holds this import, when there is one
+    pending: bool = False  # a worker writes the examples; the job's result will have the counts
+    changed_tools: list[int] = field(default_factory=list)  # tools given a non-initial version (not reported)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, job: int | None = None) -> ImportReport:
+        """A report from ``as_dict`` (a job's ``result``)."""
+        report = cls(source=str(data.get("source", "")), fmt=str(data.get("format", "")), job=job)
+        for name in ("services_created", "services_updated", "tools_created", "versions_created", "examples_skipped",
+                     "duplicates", "notes"):
+            setattr(report, name, list(data.get(name) or []))
+        for name in ("tools_unchanged", "examples_created", "examples_existing", "examples_migrated",
+                     "examples_flagged"):
+            setattr(report, name, int(data.get(name) or 0))
+        return report
 
     @property
     def changed(self) -> bool:
@@ -68,12 +105,15 @@ class ImportReport:
             "tools_unchanged": self.tools_unchanged, "examples_created": self.examples_created,
             "examples_existing": self.examples_existing, "examples_skipped": self.examples_skipped,
             "examples_migrated": self.examples_migrated, "examples_flagged": self.examples_flagged,
-            "duplicates": self.duplicates, "notes": self.notes,
+            "duplicates": self.duplicates, "notes": self.notes, "job": self.job, "pending": self.pending,
         }
 
     def lines(self) -> list[str]:
         """What the import did, one fact per line (printed by ``catalog_import``)."""
         out = [f"imported {self.source} as {self.fmt}"]
+        if self.pending:
+            return [*out, f"queued as import job {self.job}: a worker writes the tools and examples; "
+                          "its result has the counts"]
         out.append(f"services created: {len(self.services_created)}"
                    + (f" ({', '.join(self.services_created)})" if self.services_created else ""))
         if self.services_updated:
@@ -180,174 +220,15 @@ def tool_schema_version_create(*, tool: Tool, parameters: dict[str, Any], descri
     return version
 
 
-# ---------------------------------------------------------------- examples from per-tool documents
-
-def _acceptable(arguments: dict[str, Any], acceptable: dict[str, Any]) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {}
-    for name, value in arguments.items():
-        given = acceptable.get(name)
-        out[name] = list(given) if isinstance(given, list) and given else [value]
-    return out
-
-
-def example_fields(example: dict[str, Any], *, doc_tool: str) -> dict[str, Any] | None:
-    """The behaviour, expected answer and tool of one document example (None: not an example)."""
-    behavior_block = example.get("correct_behavior")
-    if isinstance(behavior_block, dict) and behavior_block.get("action"):
-        action = str(behavior_block["action"])
-        if action == "clarify":
-            expected: dict[str, Any] = {"question": str(behavior_block.get("question") or ""),
-                                        "reason": str(behavior_block.get("reason") or "")}
-            return {"behavior": "clarify", "expected": expected, "tool": doc_tool}
-        if action == "ask_for_details":
-            expected = {"required_fields": behavior_block.get("required_fields"),
-                        "question": str(behavior_block.get("question") or "")}
-            return {"behavior": "ask_for_details", "expected": expected, "tool": doc_tool}
-        if action == "abstain":
-            return {"behavior": "abstain", "expected": {"reason": str(behavior_block.get("reason") or "")},
-                    "tool": None}
-        if action == "call" and behavior_block.get("tool"):
-            example = {"correct_tool": behavior_block["tool"],
-                       "correct_parameters": behavior_block.get("parameters") or {}}
-        else:
-            return {"behavior": action, "expected": behavior_block, "tool": doc_tool}  # rejected by validation
-    if isinstance(example.get("correct_sequence"), list):
-        steps = []
-        for step in example["correct_sequence"]:
-            if not isinstance(step, dict):
-                steps.append(step)
-                continue
-            out = {"name": step.get("tool") or step.get("name"),
-                   "arguments": step.get("parameters", step.get("arguments", {}))}
-            if isinstance(step.get("result"), dict):
-                out["result"] = step["result"]
-            steps.append(out)
-        names = [s.get("name") for s in steps if isinstance(s, dict)]
-        tool = doc_tool if doc_tool in names else (names[0] if names else doc_tool)
-        return {"behavior": "sequence", "expected": {"steps": steps}, "tool": tool}
-    if isinstance(example.get("correct_calls"), list):
-        calls = [{"name": c.get("tool") or c.get("name"),
-                  "arguments": _acceptable(c.get("parameters", c.get("arguments")) or {},
-                                           c.get("acceptable_values") or {})}
-                 for c in example["correct_calls"] if isinstance(c, dict)]
-        return {"behavior": "call", "expected": {"calls": calls}, "tool": calls[0]["name"] if calls else doc_tool}
-    if example.get("correct_tool"):
-        params = example.get("correct_parameters") or {}
-        if not isinstance(params, dict):
-            params = {"__invalid__": params}
-        call = {"name": str(example["correct_tool"]),
-                "arguments": _acceptable(params, example.get("acceptable_values") or {})}
-        return {"behavior": "call", "expected": {"calls": [call]}, "tool": call["name"]}
-    return None
-
-
-def _ask_schemas(schemas: dict[str, ToolSchemaVersion], tool: Any,
-                 expected: dict[str, Any]) -> dict[str, ToolSchemaVersion]:
-    """The schemas to check an ask_for_details example with: for a tool whose current schema
-    was inferred from examples, the fields the example asks for count as required when the
-    tool has them (see ``importers.lenient_ask_schema``). Published schemas stay strict."""
-    version = schemas.get(tool) if isinstance(tool, str) else None
-    if version is None or not version.inferred:
-        return schemas
-    parameters = lenient_ask_schema(version.parameters, expected.get("required_fields"))
-    if parameters is version.parameters:
-        return schemas
-    view = copy.copy(version)  # same row (the example still points at it); never saved
-    view.parameters = parameters
-    return {**schemas, tool: view}
-
-
-def _import_examples(parsed: Parsed, services: dict[str, Service], report: ImportReport, *, source: str,
-                     skip_invalid: bool) -> None:
-    """Validate every example with curation's rules, then store the new ones in bulk.
-
-    Validation and the content hash come from ``ftops.datasets.services.example_validate_and_prepare``
-    (what ``example_create`` runs); rows are written like ``example_create`` writes them, but
-    in one ``bulk_create``: the sample enterprise alone has ~750 examples.
-    """
-    from ftops.datasets.models import TrainingExample
-    from ftops.datasets.services import example_validate_and_prepare
-
-    schemas = {name: tool_schema_map(svc) for name, svc in services.items()}
-    errors: dict[str, Any] = {}
-    prepared: list[tuple[Service, dict[str, Any], dict[str, Any]]] = []
-    for d_index, doc in enumerate(parsed.documents):
-        service = services[doc["service"]]
-        items = [("training_examples", i, e) for i, e in enumerate(doc.get("training_examples") or [])]
-        items += [("edge_cases", i, e) for i, e in enumerate(doc.get("edge_cases") or [])]
-        for key, e_index, example in items:
-            where = f"documents[{d_index}].{key}[{e_index}]"
-            if not isinstance(example, dict):
-                errors[where] = {"example": ["each example is an object"]}
-                continue
-            fields_ = example_fields(example, doc_tool=doc["tool"])
-            if fields_ is None:
-                errors[where] = {"example": ["give correct_tool + correct_parameters, correct_calls, "
-                                             "correct_sequence, or correct_behavior {action: ...}"]}
-                continue
-            mistakes = example.get("common_mistakes") or []
-            example_schemas = schemas[doc["service"]]
-            if fields_["behavior"] == "ask_for_details":
-                example_schemas = _ask_schemas(example_schemas, fields_["tool"], fields_["expected"])
-            try:
-                values = example_validate_and_prepare(
-                    service=service, tool=fields_["tool"], user_query=str(example.get("user_query") or ""),
-                    messages=None, tools=None, behavior=fields_["behavior"], expected=fields_["expected"],
-                    source="manual", quality="high", common_mistakes=mistakes, schemas=example_schemas,
-                )
-            except ValidationFailed as exc:
-                errors[where] = exc.fields or {"example": [exc.message]}
-                continue
-            provenance = {"import_source": source[:300], "document_tool": doc["tool"]}
-            for extra in ("template", "scenario"):
-                if example.get(extra):
-                    provenance[extra] = example[extra]
-            extra_fields = {"explanation": str(example.get("explanation") or ""), "common_mistakes": mistakes,
-                            "provenance": provenance}
-            prepared.append((service, values, extra_fields))
-    if errors and not skip_invalid:
-        raise ImportFailed(f"{len(errors)} example(s) are invalid; nothing was imported (see 'fields', or "
-                           "import with skip_invalid to keep the valid ones)", fields=errors)
-    report.examples_skipped = [{"where": k, "fields": v} for k, v in errors.items()]
-
-    # The same identity example_create replays on: service, content hash, source, no interaction.
-    hashes = sorted({values["content_hash"] for _, values, _ in prepared})
-    existing: set[tuple[int, str]] = set()
-    for start in range(0, len(hashes), 500):
-        existing |= set(TrainingExample.objects.filter(
-            service__in=list(services.values()), source="manual", interaction__isnull=True,
-            content_hash__in=hashes[start : start + 500]).values_list("service_id", "content_hash"))
-    rows = []
-    for service, values, extra_fields in prepared:
-        identity: tuple[int, str] = (service.pk, values["content_hash"])
-        if identity in existing:
-            report.examples_existing += 1
-            continue
-        existing.add(identity)
-        rows.append(TrainingExample(service=service, source="manual", quality="high", **extra_fields, **values))
-    TrainingExample.objects.bulk_create(rows, batch_size=500)
-    report.examples_created = len(rows)
-
-
-def _migrate_examples(tool: Tool, report: ImportReport) -> None:
-    """Move the tool's older examples to its new schema, or flag those that no longer fit.
-
-    Renames are not applied automatically (the diff only guesses them); a reviewer can rerun
-    the migration with the renames confirmed.
-    """
-    from ftops.datasets.services.schema_evolution import examples_migrate_schema, outdated_examples
-
-    if not outdated_examples(tool):
-        return  # nothing to move, and no audit row for a no-op
-    migration = examples_migrate_schema(tool=tool, actor="catalog_import")
-    report.examples_migrated += len(migration.migrated)
-    report.examples_flagged += len(migration.flagged)
-
-
 # ---------------------------------------------------------------- imports
 
 @transaction.atomic
-def catalog_import_parsed(*, parsed: Parsed, source: str, skip_invalid: bool = False) -> ImportReport:
+def catalog_import_parsed(*, parsed: Parsed, source: str) -> ImportReport:
+    """Write the services, tools and schema versions of ``parsed`` (not its examples).
+
+    ``report.changed_tools`` lists the tools whose schema changed, whose older examples
+    curation moves to the new version (``examples_migrate_schema``).
+    """
     report = ImportReport(source=source, fmt=parsed.fmt, duplicates=list(parsed.duplicates), notes=list(parsed.notes))
     services: dict[str, Service] = {}
     for definition in parsed.services:
@@ -368,12 +249,75 @@ def catalog_import_parsed(*, parsed: Parsed, source: str, skip_invalid: bool = F
             report.versions_created.append({"tool": f"{service.name}.{tool.name}", "number": version.number,
                                             "change": version.change, "inferred": version.inferred})
             if version.change != SchemaChange.INITIAL:
-                _migrate_examples(tool, report)
+                report.changed_tools.append(tool.pk)
         else:
             report.tools_unchanged += 1
-    if parsed.documents:
-        _import_examples(parsed, services, report, source=source, skip_invalid=skip_invalid)
     return report
+
+
+def catalog_import_resolve(parsed: Parsed) -> Parsed:
+    """``parsed`` with every tool its examples call pointed at the service that has it
+    (``importers.resolve_tool_references``); ImportFailed for ambiguous or wrong names."""
+    if parsed.fmt != "tool-docs" or not parsed.documents:
+        return parsed
+    return resolve_tool_references(parsed, catalog_tools=tool_owners(), catalog_services=service_names())
+
+
+def catalog_import_documents_parse(*, job: CatalogImportJob) -> Parsed:
+    """The documents a documents job recorded, read and resolved again (the catalog may have
+    changed since the job was queued)."""
+    return catalog_import_resolve(parse_tool_documents(job.documents or []))
+
+
+def catalog_import_audit(*, report: ImportReport, by: Actor, source: str, job: int | None = None) -> None:
+    """The ``catalog.imported`` row; call it inside the import's transaction."""
+    audit_record(
+        action=AuditAction.CATALOG_IMPORTED, by=by, object_type="catalog_import", object_id=_source_label(source),
+        detail={"format": report.fmt, "services_created": len(report.services_created),
+                "tools_created": len(report.tools_created), "versions_created": len(report.versions_created),
+                "examples_created": report.examples_created, "changed": report.changed,
+                **({"job": job} if job is not None else {})},
+    )
+
+
+def _has_examples(parsed: Parsed) -> bool:
+    return any(doc.get("training_examples") or doc.get("edge_cases") for doc in parsed.documents)
+
+
+def _tasks_run_in_process() -> bool:
+    return bool(current_app.conf.task_always_eager)
+
+
+def _curation_task(name: str, kwargs: dict[str, Any]) -> Any:
+    """Run curation's task ``name`` now when tasks run in-process, else send it on commit.
+
+    In-process (the embedded default, tests) it runs inside the caller's transaction, so the
+    caller gets its return value and its writes commit or roll back with the import. With a
+    broker it is published once the import is committed (the worker must see the rows).
+    ``signature`` rather than ``send_task``: only a registered task honours eager mode, and a
+    web process has not imported the tasks modules of the apps above this one yet.
+    """
+    if name not in current_app.tasks:
+        current_app.loader.import_default_modules()
+    signature = current_app.signature(name, kwargs=kwargs)
+    if _tasks_run_in_process():
+        return signature.apply_async().get()
+    transaction.on_commit(signature.delay)
+    return None
+
+
+def _examples_migrate(report: ImportReport, *, by: Actor, job: int | None) -> None:
+    """Curation moves the older examples of the tools whose schema changed (or flags them)."""
+    if not report.changed_tools:
+        return
+    counts = _curation_task(EXAMPLES_MIGRATE_TASK, {"tool_ids": report.changed_tools, "actor": by.label,
+                                                    "job_id": job})
+    if counts is None:
+        report.notes.append("older examples of the changed tools are being moved to the new schemas by a worker"
+                            + (f"; import job {job} will show how many" if job is not None else ""))
+        return
+    report.examples_migrated += int(counts.get("migrated", 0))
+    report.examples_flagged += int(counts.get("flagged", 0))
 
 
 def catalog_import(*, source: str, fmt: str | None = None, by: Actor | None = None, service: str | None = None,
@@ -384,25 +328,53 @@ def catalog_import(*, source: str, fmt: str | None = None, by: Actor | None = No
     with ``content`` the data is given inline and ``source`` only labels it. Records one
     ``catalog.imported`` audit row, or ``catalog.import_failed`` (plus ``outbound.refused``
     for a refused destination) with the real reason when the import fails.
+
+    Documents that carry examples become a documents job that curation runs (see the module
+    docstring): at once in-process, where this returns its report or raises its error; with
+    a broker the report comes back ``pending`` with the job's id.
     """
     by = by or Actor.system()
     try:
         # Read the source first, outside the transaction: an MCP server may take seconds to answer.
-        parsed = parse_source(source=source, fmt=fmt, service=service, content=content)
-        with transaction.atomic():
-            report = catalog_import_parsed(parsed=parsed, source=source, skip_invalid=skip_invalid)
-            audit_record(
-                action=AuditAction.CATALOG_IMPORTED, by=by, object_type="catalog_import",
-                object_id=_source_label(source),
-                detail={"format": report.fmt, "services_created": len(report.services_created),
-                        "tools_created": len(report.tools_created), "versions_created": len(report.versions_created),
-                        "examples_created": report.examples_created, "changed": report.changed,
-                        **({"job": job} if job is not None else {})},
-            )
+        parsed = catalog_import_resolve(parse_source(source=source, fmt=fmt, service=service, content=content))
+        if not _has_examples(parsed):
+            with transaction.atomic():
+                report = catalog_import_parsed(parsed=parsed, source=source)
+                catalog_import_audit(report=report, by=by, source=source, job=job)
+                _examples_migrate(report, by=by, job=job)
+            return report
     except FtopsError as exc:
-        _audit_import_failure(exc, source=source, fmt=fmt, by=by, job=job)
+        catalog_import_failure_audit(exc, source=source, fmt=fmt, by=by, job=job)
         raise
-    return report
+    return _documents_import(parsed, source=source, by=by, skip_invalid=skip_invalid)
+
+
+def _documents_import(parsed: Parsed, *, source: str, by: Actor, skip_invalid: bool) -> ImportReport:
+    """Record the documents as a job and hand it to curation (which audits success and failure)."""
+    with transaction.atomic():
+        job = CatalogImportJob.objects.create(
+            kind=ImportKind.DOCUMENTS, source=source[:2000], documents=parsed.documents, skip_invalid=skip_invalid,
+            actor=by.label[:200], user=by.user if by.user_id is not None else None, api_key=by.api_key, ip=by.ip,
+        )
+        if not _tasks_run_in_process():
+            transaction.on_commit(lambda: catalog_import_job_publish(job_id=job.pk))
+    if not _tasks_run_in_process():
+        return ImportReport(source=source, fmt=parsed.fmt, job=job.pk, pending=True,
+                            duplicates=list(parsed.duplicates), notes=list(parsed.notes))
+    _curation_task(EXAMPLES_IMPORT_TASK, {"job_id": job.pk})
+    job.refresh_from_db()
+    if job.status == JobStatus.SUCCEEDED:
+        return ImportReport.from_dict(job.result or {}, job=job.pk)
+    error = job.error or {}
+    if error.get("code") == "internal_error":
+        raise FtopsError(str(error.get("message") or "the import failed unexpectedly"))
+    raise ImportFailed(str(error.get("message") or f"import job {job.pk} did not finish ({job.status})"),
+                       fields=error.get("fields") or {})
+
+
+def catalog_import_job_actor(job: CatalogImportJob) -> Actor:
+    """Who asked for ``job``: its worker audits as them."""
+    return Actor(label=job.actor, user=job.user, api_key=job.api_key, ip=job.ip)
 
 
 def _source_label(source: str) -> str:
@@ -411,7 +383,8 @@ def _source_label(source: str) -> str:
     return text.encode("utf-8", errors="replace").decode("utf-8")[:120]
 
 
-def _audit_import_failure(exc: FtopsError, *, source: str, fmt: str | None, by: Actor, job: int | None) -> None:
+def catalog_import_failure_audit(exc: FtopsError, *, source: str, fmt: str | None, by: Actor,
+                                 job: int | None) -> None:
     """The failed import's audit rows, each in its own transaction (the import's rolled back)."""
     detail: dict[str, Any] = {"format": fmt or "", "error": exc.message[:500],
                               "fields": sorted(exc.fields)[:20]}
@@ -426,7 +399,18 @@ def _audit_import_failure(exc: FtopsError, *, source: str, fmt: str | None, by: 
             record_refusal(exc.outbound, by=by, purpose="catalog_import")
 
 
-# ---------------------------------------------------------------- URL imports as jobs
+def catalog_import_internal_failure_audit(exc: Exception, *, source: str, by: Actor, job: int) -> None:
+    """The audit row of an import that failed on a bug (the log has the traceback)."""
+    with transaction.atomic():
+        audit_record(action=AuditAction.CATALOG_IMPORT_FAILED, by=by, object_type="catalog_import",
+                     object_id=_source_label(source),
+                     detail={"job": job, "kind": "internal", "reason": f"{type(exc).__name__}: {exc}"[:1000]})
+
+
+INTERNAL_ERROR = error_dict("internal_error", "the import failed unexpectedly; the server log has the details")
+
+
+# ---------------------------------------------------------------- imports as jobs
 
 def catalog_import_job_create(*, url: str, by: Actor, service: str | None = None,
                               skip_invalid: bool = False) -> CatalogImportJob:
@@ -437,19 +421,26 @@ def catalog_import_job_create(*, url: str, by: Actor, service: str | None = None
     """
     with transaction.atomic():
         job = CatalogImportJob.objects.create(
-            source=url, service=service or "", skip_invalid=skip_invalid, actor=by.label[:200],
+            kind=ImportKind.URL, source=url, service=service or "", skip_invalid=skip_invalid, actor=by.label[:200],
             user=by.user if by.user_id is not None else None, api_key=by.api_key, ip=by.ip,
         )
         transaction.on_commit(lambda: catalog_import_job_publish(job_id=job.pk))
     return job
 
 
+def _job_publish(pk: int) -> None:
+    """Send the job's task: the catalog's own for a URL, curation's (by name) for documents."""
+    kind = CatalogImportJob.objects.filter(pk=pk).values_list("kind", flat=True).first()
+    name = EXAMPLES_IMPORT_TASK if kind == ImportKind.DOCUMENTS else CATALOG_JOB_TASK
+    if name not in current_app.tasks:
+        current_app.loader.import_default_modules()
+    current_app.signature(name, kwargs={"job_id": pk}).delay()
+
+
 def catalog_import_job_publish(*, job_id: int) -> bool:
     """Hand the job to the broker; False (and the row stays pending) when that fails."""
-    from ftops.catalog.tasks import catalog_import_job_task
-
     try:
-        catalog_import_job_task.delay(job_id)
+        _job_publish(job_id)
     except Exception as exc:  # any broker trouble: the sender retries from the row
         logger.warning("catalog import job %s not published (%s: %s); the reaper will send it",
                        job_id, type(exc).__name__, exc)
@@ -466,10 +457,10 @@ def catalog_import_job_run(*, job_id: int) -> CatalogImportJob | None:
     worker that lost its lease and a new owner importing the same URL twice changes nothing.
     """
     owner = worker_identity()
-    job = job_claim(CatalogImportJob, pk=job_id, owner=owner)
+    job = job_claim(CatalogImportJob, pk=job_id, owner=owner, where=Q(kind=ImportKind.URL))
     if job is None:
         return None
-    by = Actor(label=job.actor, user=job.user, api_key=job.api_key, ip=job.ip)
+    by = catalog_import_job_actor(job)
     try:
         report = catalog_import(source=job.source, fmt="mcp-http", service=job.service or None,
                                 skip_invalid=job.skip_invalid, by=by, job=job.pk)
@@ -477,26 +468,34 @@ def catalog_import_job_run(*, job_id: int) -> CatalogImportJob | None:
         job_fail(CatalogImportJob, pk=job.pk, owner=owner, error=error_dict(exc.code, exc.message, exc.fields))
     except Exception as exc:
         logger.exception("catalog import job %s failed unexpectedly", job.pk)
-        with transaction.atomic():
-            audit_record(action=AuditAction.CATALOG_IMPORT_FAILED, by=by, object_type="catalog_import",
-                         object_id=_source_label(job.source),
-                         detail={"job": job.pk, "kind": "internal", "reason": f"{type(exc).__name__}: {exc}"[:1000]})
-        job_fail(CatalogImportJob, pk=job.pk, owner=owner,
-                 error=error_dict("internal_error", "the import failed unexpectedly; the server log has the details"))
+        catalog_import_internal_failure_audit(exc, source=job.source, by=by, job=job.pk)
+        job_fail(CatalogImportJob, pk=job.pk, owner=owner, error=INTERNAL_ERROR)
     else:
         job_finish(CatalogImportJob, pk=job.pk, owner=owner, fields={"result": report.as_dict()})
     job.refresh_from_db()
     return job
 
 
+def catalog_import_job_record_migration(*, job_id: int, migrated: int, flagged: int) -> None:
+    """Add a worker's schema-migration counts to its import job (broker mode).
+
+    Kept in ``progress_counts``, which finishing the job leaves alone: the migration may
+    finish before the import job writes its ``result``. The job's API adds them to the result.
+    """
+    with transaction.atomic():
+        job = CatalogImportJob.objects.select_for_update().filter(pk=job_id).first()
+        if job is None:
+            return
+        counts = dict(job.progress_counts or {})
+        counts["examples_migrated"] = int(counts.get("examples_migrated") or 0) + migrated
+        counts["examples_flagged"] = int(counts.get("examples_flagged") or 0) + flagged
+        job.progress_counts = counts
+        job.save(update_fields=["progress_counts", "updated_at"])
+
+
 def catalog_import_jobs_reap() -> dict[str, Any]:
     """Beat: re-queue imports whose worker died, and publish pending ones the broker never got."""
-    def publish(pk: int) -> None:
-        from ftops.catalog.tasks import catalog_import_job_task
-
-        catalog_import_job_task.delay(pk)
-
-    return jobs_reap(CatalogImportJob, publish=publish, resend_after_s=600).as_dict()
+    return jobs_reap(CatalogImportJob, publish=_job_publish, resend_after_s=600).as_dict()
 
 
 def catalog_import_documents(*, documents: list[dict[str, Any]], source: str,

@@ -30,6 +30,26 @@ def current_schemas(service: Service) -> dict[str, ToolSchemaVersion]:
     return {t.name: t.current_version for t in tools if t.current_version is not None}
 
 
+def cross_service_schemas(tool_services: Any) -> dict[str, ToolSchemaVersion]:
+    """Current schemas of the other services' tools an example calls (its provenance's
+    ``tool_services``: bare tool name -> service), by bare name; missing ones are left out."""
+    from ftops.catalog.selectors import tool_schema_versions
+
+    if not isinstance(tool_services, dict) or not tool_services:
+        return {}
+    refs = {(str(svc), str(name)) for name, svc in tool_services.items()}
+    found = tool_schema_versions(refs=refs)
+    return {name: found[(str(svc), str(name))] for name, svc in tool_services.items() if (str(svc), str(name)) in found}
+
+
+def example_schemas(example: TrainingExample, schemas: dict[str, ToolSchemaVersion] | None = None,
+                    ) -> dict[str, ToolSchemaVersion]:
+    """The schemas an example's tools have now: its service's, plus other services' tools it calls."""
+    own = current_schemas(example.service) if schemas is None else schemas
+    cross = cross_service_schemas((example.provenance or {}).get("tool_services"))
+    return {**own, **cross} if cross else own
+
+
 def schema_maps(service_ids: Iterable[int]) -> dict[int, dict[str, ToolSchemaVersion]]:
     """Current schema versions for several services in one query: {service_id: {tool: version}}."""
     out: dict[int, dict[str, ToolSchemaVersion]] = {}
@@ -59,8 +79,7 @@ def record_from_example(
 
     ``schemas`` (from ``schema_maps``) avoids one query per example when building many.
     """
-    if schemas is None:
-        schemas = current_schemas(example.service)
+    schemas = example_schemas(example, schemas)
     tools = [openai_tool(schemas[name]) for name in example.tools if name in schemas]
     return Record(
         id=str(example.pk),

@@ -15,7 +15,7 @@ from ftops.catalog.models import Service, Tool, ToolSchemaVersion
 from ftops.common.errors import ValidationFailed
 from ftops.common.services import audit_record
 from ftops.datasets.models import Behavior, ExampleStatus, Quality, Source, TrainingExample
-from ftops.datasets.selectors import current_schemas
+from ftops.datasets.selectors import current_schemas, example_schemas
 from ftops.datasets.validation import Errors, content_hash, validate_expected, validate_messages
 
 EDITABLE_FIELDS = ("user_query", "messages", "tools", "behavior", "expected", "explanation", "common_mistakes",
@@ -215,6 +215,8 @@ def example_update(*, example: TrainingExample, changes: dict[str, Any], actor: 
         source=example.source,
         quality=changes.get("quality", example.quality),
         common_mistakes=changes.get("common_mistakes", example.common_mistakes),
+        # An example may call other services' tools (a sequence across services).
+        schemas=example_schemas(example),
     )
     before = example.content_hash
     for key, value in values.items():

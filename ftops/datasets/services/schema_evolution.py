@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from ftops.catalog.models import Tool, ToolSchemaVersion
 from ftops.common.errors import ValidationFailed
 from ftops.common.services import audit_record
 from ftops.datasets.models import ExampleStatus, TrainingExample
-from ftops.datasets.selectors import current_schemas
+from ftops.datasets.selectors import current_schemas, example_schemas
 from ftops.datasets.validation import content_hash, property_names, validate_expected
 
 
@@ -57,25 +58,38 @@ def _rename_arguments(expected: dict[str, Any], behavior: str, tool: str,
     return out, applied
 
 
-def _names_tool(example: TrainingExample, tool: str) -> bool:
-    if example.tool_id is not None and example.tool and example.tool.name == tool:
+def _tool_services(example: TrainingExample) -> dict[str, str]:
+    refs = (example.provenance or {}).get("tool_services")
+    return refs if isinstance(refs, dict) else {}
+
+
+def _names_tool(example: TrainingExample, tool: Tool) -> bool:
+    """Whether ``example`` calls ``tool``: by name, in the service its provenance says
+    (another service's tool, ``tool_services``) or else in its own service."""
+    owner = _tool_services(example).get(tool.name)
+    if owner is not None and owner != tool.service.name:
+        return False
+    if owner is None and example.service_id != tool.service_id:
+        return False
+    if example.tool_id is not None and example.tool_id == tool.pk:
         return True
     key = {"call": "calls", "sequence": "steps"}.get(example.behavior)
     items = example.expected.get(key, []) if key and isinstance(example.expected, dict) else []
-    return any(isinstance(c, dict) and c.get("name") == tool for c in items)
+    return any(isinstance(c, dict) and c.get("name") == tool.name for c in items)
 
 
 def outdated_examples(tool: Tool) -> list[TrainingExample]:
-    """Examples that name ``tool`` but were written for another schema version of it."""
+    """Examples that name ``tool`` but were written for another schema version of it,
+    including other services' examples that call it (a sequence across services)."""
     current = tool.current_version.number if tool.current_version else None
     candidates = (
-        TrainingExample.objects.filter(service_id=tool.service_id)
+        TrainingExample.objects.filter(Q(service_id=tool.service_id) | Q(provenance__has_key="tool_services"))
         .exclude(status=ExampleStatus.ARCHIVED)
         .select_related("tool", "schema_version", "service")
         .order_by("id")
     )
     return [e for e in candidates
-            if _names_tool(e, tool.name) and (e.tool_versions or {}).get(tool.name) != current]
+            if _names_tool(e, tool) and (e.tool_versions or {}).get(tool.name) != current]
 
 
 @transaction.atomic
@@ -99,15 +113,18 @@ def examples_migrate_schema(
                 f"it has {sorted(new_props)}")
     if errors:
         raise ValidationFailed("invalid rename mapping", fields=errors)
-    schemas = current_schemas(tool.service)
+    own_schemas: dict[int, dict[str, ToolSchemaVersion]] = {}
     report = SchemaMigrationReport(tool=f"{tool.service.name}.{tool.name}", to_version=current.number)
     now = timezone.now().isoformat()
     for example in outdated_examples(tool):
         report.examined += 1
         old_number = (example.tool_versions or {}).get(tool.name)
         expected, applied = _rename_arguments(example.expected, example.behavior, tool.name, renames)
+        if example.service_id not in own_schemas:
+            own_schemas[example.service_id] = current_schemas(example.service)
+        schemas = example_schemas(example, own_schemas[example.service_id])
         params = {name: schemas[name].parameters for name in example.tools if name in schemas}
-        params.setdefault(tool.name, current.parameters)
+        params[tool.name] = current.parameters
         problems = validate_expected(behavior=example.behavior, expected=expected, schemas=params,
                                      tool=example.tool.name if example.tool else "")
         provenance = dict(example.provenance or {})
@@ -137,3 +154,17 @@ def examples_migrate_schema(
                  detail={"renames": renames, **{k: v for k, v in report.as_dict().items() if k != "flagged"},
                          "flagged": sorted(report.flagged)})
     return report
+
+
+def examples_migrate_tools(*, tool_ids: list[int], actor: str = "") -> dict[str, int]:
+    """After a catalog import: move (or flag) the older examples of each tool whose schema
+    changed. Renames are not applied automatically (the diff only guesses them); a reviewer
+    can rerun ``examples_migrate_schema`` with the renames confirmed."""
+    counts = {"migrated": 0, "flagged": 0}
+    for tool in Tool.objects.filter(pk__in=tool_ids).select_related("current_version", "service").order_by("pk"):
+        if not outdated_examples(tool):
+            continue  # nothing to move, and no audit row for a no-op
+        migration = examples_migrate_schema(tool=tool, actor=actor or "catalog_import")
+        counts["migrated"] += len(migration.migrated)
+        counts["flagged"] += len(migration.flagged)
+    return counts
