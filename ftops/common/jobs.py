@@ -25,6 +25,13 @@ so the database decides:
 Concrete jobs subclass ``Job`` in their own app (``class IngestBatch(Job)``) and add what
 they carry (payload, result). ``Job.lease_seconds()`` picks the lease per model. Helpers
 take the model class, so one runtime serves every app without knowing about any of them.
+A model whose users already know other words keeps them: ``pending_status`` ("queued" for
+training and evaluation runs) and ``succeeded_status`` ("ready" for dataset versions) name
+its own values, ``progress_scale`` says whether its ``progress`` is a fraction or a percent,
+and ``error_value`` turns the ``{code, message}`` error into what its ``error`` column holds.
+
+``jobs_scheduler_start`` runs the reapers from a daemon thread of the served process in the
+embedded default (no broker, so no beat); on Celery, beat sends the same reapers.
 
 Idempotent publishing is the caller's rule: a task receives only the row id and must call
 ``job_claim`` first; ``None`` means nothing to do (finished, or another live owner).
@@ -43,7 +50,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
 from django.conf import settings
-from django.db import DatabaseError, connection, connections, models, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, connections, models, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -52,6 +59,9 @@ log = logging.getLogger(__name__)
 
 # Beats per lease: a lease survives a few missed beats (a slow or briefly unreachable database).
 HEARTBEATS_PER_LEASE = 5
+# Errors worth a retry: the database went away or was busy, not anything about the job's data.
+# A job that hits one is released (``job_release``) and its task retries; anything else fails it.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
 
 
 class JobStatus(models.TextChoices):
@@ -87,6 +97,11 @@ class Job(models.Model):
 
     # The setting that holds this model's lease in seconds; FTOPS_JOB_LEASE_S when unset.
     lease_setting: ClassVar[str] = "FTOPS_JOB_LEASE_S"
+    # This model's words for "waiting" and "done" (the other statuses are shared).
+    pending_status: ClassVar[str] = JobStatus.PENDING
+    succeeded_status: ClassVar[str] = JobStatus.SUCCEEDED
+    # What ``progress`` reads when done: 1.0 (a fraction) or 100 (a percent).
+    progress_scale: ClassVar[float] = 1.0
 
     class Meta:
         abstract = True
@@ -96,9 +111,23 @@ class Job(models.Model):
     def lease_seconds(cls) -> int:
         return int(getattr(settings, cls.lease_setting, getattr(settings, "FTOPS_JOB_LEASE_S", 300)))
 
+    @classmethod
+    def final_statuses(cls) -> frozenset[str]:
+        return frozenset({cls.succeeded_status, JobStatus.FAILED, JobStatus.CANCELLED})
+
+    @classmethod
+    def error_value(cls, error: dict[str, Any] | None) -> Any:
+        """What ``error`` stores: the dict itself; a text column overrides this with the message."""
+        return error or {}
+
     @property
     def is_final(self) -> bool:
-        return self.status in FINAL_STATUSES
+        return self.status in self.final_statuses()
+
+
+def text_error(error: dict[str, Any] | None) -> str:
+    """``error_value`` for models whose ``error`` is a text column shown as it is."""
+    return str((error or {}).get("message", ""))[:4000]
 
 
 J = TypeVar("J", bound=Job)
@@ -120,22 +149,25 @@ def error_dict(code: str, message: str, fields: dict[str, Any] | None = None) ->
 # --- claim, heartbeat, finish ------------------------------------------------------------------
 
 
-def job_claim(model: type[J], *, pk: int, owner: str, now: datetime | None = None) -> J | None:
+def job_claim(
+    model: type[J], *, pk: int, owner: str, now: datetime | None = None, where: Q | None = None,
+    fields: dict[str, Any] | None = None,
+) -> J | None:
     """Lease the job for ``owner``: a pending one, or a running one whose lease expired.
 
     One conditional UPDATE, so of two deliveries exactly one wins. None when another owner's
     lease is live, the job is final, or it used up ``max_attempts`` (the reaper fails it).
+    ``where`` narrows what may be claimed (a run asked to cancel); ``fields`` are set with it.
     """
     now = now or timezone.now()
-    claimable = Q(status=JobStatus.PENDING) | Q(status=JobStatus.RUNNING, lease_expires_at__lt=now)
+    claimable = Q(status=model.pending_status) | Q(status=JobStatus.RUNNING, lease_expires_at__lt=now)
     expires = now + timedelta(seconds=model.lease_seconds())
-    updated = (
-        model._default_manager.filter(pk=pk, attempts__lt=F("max_attempts"))
-        .filter(claimable)
-        .update(
-            status=JobStatus.RUNNING, lease_owner=owner, lease_expires_at=expires, heartbeat_at=now,
-            attempts=F("attempts") + 1, started_at=Coalesce("started_at", now), updated_at=now,
-        )
+    qs = model._default_manager.filter(pk=pk, attempts__lt=F("max_attempts")).filter(claimable)
+    if where is not None:
+        qs = qs.filter(where)
+    updated = qs.update(
+        status=JobStatus.RUNNING, lease_owner=owner, lease_expires_at=expires, heartbeat_at=now,
+        attempts=F("attempts") + 1, started_at=Coalesce("started_at", now), updated_at=now, **(fields or {}),
     )
     if updated != 1:
         return None
@@ -160,8 +192,13 @@ def job_lease_remaining(model: type[Job], *, pk: int, now: datetime | None = Non
 def job_heartbeat(
     model: type[Job], *, pk: int, owner: str, progress: float | None = None,
     progress_counts: dict[str, Any] | None = None, now: datetime | None = None,
+    fields: dict[str, Any] | None = None, where: Q | None = None,
 ) -> bool:
-    """Extend the lease (and record progress); False when ``owner`` no longer holds the job."""
+    """Extend the lease (and record progress); False when ``owner`` no longer holds the job.
+
+    ``fields`` are written with the beat (a log tail, a loss curve); ``where`` adds a
+    condition (not asked to cancel), so a False beat also tells the owner to stop.
+    """
     now = now or timezone.now()
     values: dict[str, Any] = {
         "lease_expires_at": now + timedelta(seconds=model.lease_seconds()), "heartbeat_at": now, "updated_at": now,
@@ -170,12 +207,15 @@ def job_heartbeat(
         values["progress"] = progress
     if progress_counts is not None:
         values["progress_counts"] = progress_counts
-    updated = model._default_manager.filter(pk=pk, lease_owner=owner, status=JobStatus.RUNNING).update(**values)
-    return updated == 1
+    values.update(fields or {})
+    qs = model._default_manager.filter(pk=pk, lease_owner=owner, status=JobStatus.RUNNING)
+    if where is not None:
+        qs = qs.filter(where)
+    return qs.update(**values) == 1
 
 
 def job_finish(
-    model: type[Job], *, pk: int, owner: str, status: str = JobStatus.SUCCEEDED,
+    model: type[Job], *, pk: int, owner: str, status: str | None = None,
     error: dict[str, Any] | None = None, fields: dict[str, Any] | None = None, now: datetime | None = None,
 ) -> bool:
     """End the job (succeeded, failed or cancelled) with ``fields``, only while ``owner`` holds it.
@@ -183,15 +223,16 @@ def job_finish(
     False means the lease went to someone else: roll back whatever this worker wrote in the
     same transaction, the new owner does the job.
     """
-    if status not in FINAL_STATUSES:
-        raise ValueError(f"{status!r} is not a final status")
+    status = status or model.succeeded_status
+    if status not in model.final_statuses():
+        raise ValueError(f"{status!r} is not a final status of {model.__name__}")
     now = now or timezone.now()
     values: dict[str, Any] = {
         "status": status, "finished_at": now, "lease_owner": "", "lease_expires_at": None, "updated_at": now,
-        "error": error or {}, **(fields or {}),
+        "error": model.error_value(error), **(fields or {}),
     }
-    if status == JobStatus.SUCCEEDED:
-        values.setdefault("progress", 1.0)
+    if status == model.succeeded_status:
+        values.setdefault("progress", model.progress_scale)
     updated = model._default_manager.filter(pk=pk, lease_owner=owner, status=JobStatus.RUNNING).update(**values)
     return updated == 1
 
@@ -203,7 +244,9 @@ def job_fail(
     return job_finish(model, pk=pk, owner=owner, status=JobStatus.FAILED, error=error, fields=fields)
 
 
-def job_release(model: type[Job], *, pk: int, owner: str, error: dict[str, Any]) -> str | None:
+def job_release(
+    model: type[Job], *, pk: int, owner: str, error: dict[str, Any], fields: dict[str, Any] | None = None,
+) -> str | None:
     """Give the job back after a transient error: pending again, or failed after ``max_attempts``.
 
     Returns the new status, or None when ``owner`` no longer held it. The caller's retry
@@ -221,13 +264,14 @@ def job_release(model: type[Job], *, pk: int, owner: str, error: dict[str, Any])
             return None
         if row["attempts"] >= row["max_attempts"]:
             message = f"gave up after {row['attempts']} attempts: {error.get('message', '')}"
-            job_fail(model, pk=pk, owner=owner, error={**error, "message": message[:4000]})
+            job_fail(model, pk=pk, owner=owner, error={**error, "message": message[:4000]}, fields=fields)
             return JobStatus.FAILED
         model._default_manager.filter(pk=pk).update(
-            status=JobStatus.PENDING, lease_owner="", lease_expires_at=None, error=error, updated_at=now,
+            status=model.pending_status, lease_owner="", lease_expires_at=None, error=model.error_value(error),
+            updated_at=now, **(fields or {}),
         )
     log.info("%s %s released after a transient error: %s", model.__name__, pk, error.get("message", ""))
-    return JobStatus.PENDING
+    return model.pending_status
 
 
 class JobHeartbeat:
@@ -346,12 +390,12 @@ def jobs_reap(
             error = error_dict("lease_expired", f"the worker stopped responding on attempt {attempts} of "
                                                 f"{max_attempts} (last owner {owner}); giving up")
             if base.update(status=JobStatus.FAILED, finished_at=now, lease_owner="", lease_expires_at=None,
-                           error=error, updated_at=now):
+                           error=model.error_value(error), updated_at=now):
                 result.failed.append(pk)
             continue
         error = error_dict("lease_expired", f"attempt {attempts} by {owner} stopped responding; re-queued")
-        if base.update(status=JobStatus.PENDING, lease_owner="", lease_expires_at=None, enqueued_at=None,
-                       error=error, updated_at=now):
+        if base.update(status=model.pending_status, lease_owner="", lease_expires_at=None, enqueued_at=None,
+                       error=model.error_value(error), updated_at=now):
             result.requeued.append(pk)
     if result.requeued or result.failed:
         log.warning("%s reaper: re-queued %s, failed %s", model.__name__, result.requeued, result.failed)
@@ -378,7 +422,7 @@ def jobs_publish_pending(
     if resend_after_s is not None:
         due |= Q(enqueued_at__lt=now - timedelta(seconds=resend_after_s))
     pks = list(
-        model._default_manager.filter(due, status=JobStatus.PENDING).order_by("created_at", "pk")
+        model._default_manager.filter(due, status=model.pending_status).order_by("created_at", "pk")
         .values_list("pk", flat=True)[:limit]
     )
     result = ReapResult()
@@ -397,4 +441,101 @@ def jobs_publish_pending(
 def job_mark_enqueued(model: type[Job], *, pk: int, now: datetime | None = None) -> None:
     """Record that the task was handed to the broker (only while still pending)."""
     now = now or timezone.now()
-    model._default_manager.filter(pk=pk, status=JobStatus.PENDING).update(enqueued_at=now, updated_at=now)
+    model._default_manager.filter(pk=pk, status=model.pending_status).update(enqueued_at=now, updated_at=now)
+
+
+# --- the embedded scheduler -----------------------------------------------------------------
+
+
+class JobsScheduler:
+    """Runs the reaper tasks every ``interval_s`` from one daemon thread of the served process.
+
+    The embedded default has no broker and so no beat: without this, a job whose process
+    died (a restarted ``runserver``, a killed web worker) would stay "running" for good. The
+    reapers are the very Celery tasks beat sends (``FTOPS_JOB_REAPER_TASKS``), called in this
+    process; every transition they make is a conditional UPDATE, so two web processes that
+    both run a scheduler, or a scheduler and beat, do no harm. In the embedded mode a job the
+    reaper re-queues runs here, in this thread (tasks run in-process there).
+    """
+
+    def __init__(self, *, tasks: list[str], interval_s: float) -> None:
+        self.tasks = list(tasks)
+        self.interval_s = interval_s
+        self.passes = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def run_once(self) -> dict[str, Any]:
+        """One pass over every reaper; one reaper's failure never stops the others."""
+        from importlib import import_module
+
+        from celery import current_app
+
+        results: dict[str, Any] = {}
+        for name in self.tasks:
+            try:
+                import_module(name.rsplit(".", 1)[0])  # registers the app's tasks with Celery
+                results[name] = current_app.tasks[name].apply().get(propagate=True)
+            except Exception as exc:  # logged and retried on the next pass
+                log.warning("jobs scheduler: %s failed", name, exc_info=True)
+                results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+            finally:
+                connections.close_all()
+        self.passes += 1
+        return results
+
+    def start(self) -> JobsScheduler:
+        if not self.running:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="ftops-jobs-scheduler", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+
+    def _loop(self) -> None:
+        # The first pass at start-up: a process that comes back finds what its predecessor left.
+        while True:
+            self.run_once()
+            if self._stop.wait(self.interval_s):
+                return
+
+
+_scheduler: JobsScheduler | None = None
+_scheduler_lock = threading.Lock()
+
+
+def jobs_scheduler_start(*, force: bool = False) -> JobsScheduler | None:
+    """Start the process's reaper thread in the embedded default (no broker); None otherwise.
+
+    Called by the served process (``ftops/wsgi.py``, ``ftops/asgi.py``, and so by
+    ``runserver``); tests, the CLI and Celery workers do not start it. With a broker, beat
+    sends the reapers instead. ``FTOPS_JOBS_SCHEDULER=0`` turns it off; ``force`` starts it
+    whatever the mode (a test).
+    """
+    global _scheduler
+    embedded = bool(getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False))
+    if not force and not (embedded and getattr(settings, "FTOPS_JOBS_SCHEDULER", True)):
+        return None
+    with _scheduler_lock:
+        if _scheduler is None or not _scheduler.running:
+            _scheduler = JobsScheduler(
+                tasks=list(getattr(settings, "FTOPS_JOB_REAPER_TASKS", [])),
+                interval_s=float(getattr(settings, "FTOPS_JOBS_REAP_EVERY_S", 30)),
+            ).start()
+        return _scheduler
+
+
+def jobs_scheduler_stop() -> None:
+    global _scheduler
+    with _scheduler_lock:
+        if _scheduler is not None:
+            _scheduler.stop()
+            _scheduler = None

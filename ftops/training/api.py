@@ -11,21 +11,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ftops.common.auth import client_ip, has_role
-from ftops.common.models import ApiKey, Role
+from ftops.common.actors import actor_for
+from ftops.common.auth import has_role
+from ftops.common.models import Role
 from ftops.common.schema import paginated
-from ftops.common.services import actor_label, audit_record
 from ftops.training.models import Backend, RunStatus, TrainingRun
 from ftops.training.selectors import training_run_get, training_runs_list
 from ftops.training.services import training_run_cancel, training_run_create
 
 CanTrain = has_role(Role.ML_ORCHESTRATOR, Role.ADMIN)
 CanRead = has_role(Role.ML_ORCHESTRATOR, Role.APPROVER, Role.REVIEWER, Role.ADMIN)
-
-
-def _actor(request: Request) -> dict[str, Any]:
-    key = request.auth if isinstance(request.auth, ApiKey) else None
-    return {"user": request.user if key is None else None, "api_key": key}
 
 
 class TrainingRunCreateInSerializer(serializers.Serializer):
@@ -84,15 +79,11 @@ class TrainingRunsApi(APIView):
         data = TrainingRunCreateInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        actor = actor_label(**_actor(request))
         run = training_run_create(
             backend=values["backend"], dataset_version=version_get(number=values["dataset_version"]),
             config=dict(values.get("config") or {}), base_model=values.get("base_model", ""),
-            service=values.get("service", ""), name=values.get("name", ""), actor=actor,
+            service=values.get("service", ""), name=values.get("name", ""), actor=actor_for(request),
         )
-        audit_record(action="training_run.created", **_actor(request), object_type="training_run",
-                     object_id=run.pk, detail={"backend": run.backend, "base_model": run.base_model},
-                     ip=client_ip(request))
         run.refresh_from_db()
         return Response(TrainingRunDetailOutSerializer(run).data, status=status.HTTP_201_CREATED)
 
@@ -110,7 +101,5 @@ class TrainingRunCancelApi(APIView):
 
     @extend_schema(operation_id="training_runs_cancel", request=None, responses={200: TrainingRunDetailOutSerializer})
     def post(self, request: Request, run_id: int) -> Response:
-        run = training_run_cancel(run_id=run_id, actor=actor_label(**_actor(request)))
-        audit_record(action="training_run.cancelled", **_actor(request), object_type="training_run",
-                     object_id=run.pk, detail={"status": run.status}, ip=client_ip(request))
+        run = training_run_cancel(run_id=run_id, actor=actor_for(request))
         return Response(TrainingRunDetailOutSerializer(run).data)

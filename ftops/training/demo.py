@@ -43,6 +43,7 @@ def demo_lora_config(*, quick: bool = False) -> dict[str, Any]:
 
 
 def run(ctx: DemoContext) -> None:
+    from ftops.common.actors import Actor
     from ftops.core.ml.base_model import ensure_base_model
     from ftops.training.services import training_run_create, training_run_execute
 
@@ -53,7 +54,7 @@ def run(ctx: DemoContext) -> None:
     base = ensure_base_model(Path(settings.FTOPS_BASE_MODEL), on_log=ctx.log)
     ctx.shared["base_model_path"] = str(base)
     run = training_run_create(backend="lora", dataset_version=version, config=demo_lora_config(quick=ctx.quick),
-                              base_model=str(base), name=f"acme-lora-v{version.number}", actor="demo",
+                              base_model=str(base), name=f"acme-lora-v{version.number}", actor=Actor.system("demo"),
                               enqueue=False)
     ctx.log(f"training run {run.pk}: LoRA on {base.name}, dataset v{version.number} (train + validation splits)")
     done = training_run_execute(run_id=run.pk, echo=ctx.log)

@@ -1,16 +1,19 @@
 """Training runs: one row per LoRA / OpenAI fine-tuning / few-shot prompt run.
 
-Durability lives on the row, not in the broker: a worker claims a run by a conditional
-UPDATE that sets ``lease_owner`` and ``lease_expires_at``, extends the lease with every
-heartbeat, and a periodic reaper puts runs whose lease ran out back in the queue, where the
-next worker resumes from the newest checkpoint.
+A run is a job of the shared runtime (``ftops.common.jobs``): durability lives on the row,
+not in the broker. A worker claims a run by a conditional UPDATE that sets ``lease_owner``
+and ``lease_expires_at``, extends the lease with every heartbeat, and the reaper puts runs
+whose lease ran out back in the queue, where the next worker resumes from the newest
+checkpoint. Users keep seeing "queued" for a waiting run and a percent in ``progress``.
 """
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from django.db import models
 
-from ftops.common.models import TimeStampedModel
+from ftops.common.jobs import Job, text_error
 
 
 class Backend(models.TextChoices):
@@ -31,7 +34,11 @@ ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
 FINAL_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 
-class TrainingRun(TimeStampedModel):
+class TrainingRun(Job):
+    lease_setting: ClassVar[str] = "FTOPS_TRAINING_LEASE_S"
+    pending_status: ClassVar[str] = RunStatus.QUEUED
+    progress_scale: ClassVar[float] = 100.0
+
     name = models.CharField(max_length=200, blank=True)
     backend = models.CharField(max_length=10, choices=Backend.choices, db_index=True)
     base_model = models.CharField(max_length=300, help_text="Hugging Face id, local folder or OpenAI model")
@@ -56,16 +63,11 @@ class TrainingRun(TimeStampedModel):
     artifact = models.JSONField(default=dict, blank=True, help_text="Small artifacts inline (few-shot prompt)")
     # OpenAI and other external ids
     external_ids = models.JSONField(default=dict, blank=True)
-    # durability
-    lease_owner = models.CharField(max_length=200, blank=True)
-    lease_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
+    # durability: the lease, heartbeat, attempts and times come from Job
     max_attempts = models.PositiveSmallIntegerField(default=3)
     cancel_requested = models.BooleanField(default=False)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     created_by = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)  # run lists sort on it
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -74,10 +76,11 @@ class TrainingRun(TimeStampedModel):
     def __str__(self) -> str:
         return f"training run {self.pk} ({self.backend}, {self.status})"
 
+    @classmethod
+    def error_value(cls, error: dict[str, Any] | None) -> Any:
+        return text_error(error)
+
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
 
-    @property
-    def is_final(self) -> bool:
-        return self.status in FINAL_STATUSES

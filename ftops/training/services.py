@@ -1,12 +1,14 @@
 """Writes for training runs: create, claim, heartbeat, finish, cancel, reap.
 
-The database, not the broker, decides who trains: ``training_run_claim`` is one conditional
-UPDATE, so a task delivered twice (Redis redelivers unacknowledged tasks) finds the run
-already leased and returns without training. While a worker runs a task a daemon thread
-(``LeaseHeartbeat``) extends its lease, so a long model load or validation pass never looks
-like a dead worker; a worker that dies stops heartbeating, the reaper sees the lease expire
-and queues the run again, and the next worker resumes from the newest checkpoint in the
-run's artifact folder (only a checkpoint that names this very run: ``run_identity``).
+A run is a job of the shared runtime (``ftops.common.jobs``). The database, not the broker,
+decides who trains: ``training_run_claim`` is one conditional UPDATE, so a task delivered
+twice (Redis redelivers unacknowledged tasks) finds the run already leased and returns
+without training. While a worker runs a task a daemon thread (``JobHeartbeat``) extends its
+lease, so a long model load or validation pass never looks like a dead worker; a worker that
+dies stops heartbeating, the reaper sees the lease expire and queues the run again, and the
+next worker resumes from the newest checkpoint in the run's artifact folder (only a
+checkpoint that names this very run: ``run_identity``). Every end (success, failure, cancel,
+a transient error's release) is conditional on still holding the lease.
 """
 
 from __future__ import annotations
@@ -14,24 +16,36 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
-from datetime import UTC, timedelta
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection, connections, transaction
-from django.db.models import F, Q
-from django.db.models.functions import Coalesce
+from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from ftops.common.actors import Actor
 from ftops.common.errors import Conflict, NotFound, ValidationFailed
+from ftops.common.jobs import (
+    TRANSIENT_ERRORS,
+    JobHeartbeat,
+    error_dict,
+    job_claim,
+    job_finish,
+    job_heartbeat,
+    job_mark_enqueued,
+    job_release,
+    jobs_publish_pending,
+    jobs_reap,
+    worker_identity,
+)
+from ftops.common.models import AuditAction
+from ftops.common.services import audit_record
 from ftops.core.ml.lora import TrainingStopped, records_for_service
 from ftops.core.records import Record
 from ftops.training.backends import BackendResult, TransientBackendError, get_backend
@@ -41,21 +55,16 @@ log = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 60
 MAX_SERIES_POINTS = 2000
-# Beats per lease period: a lease survives a few missed beats (a slow or briefly unreachable
-# database) before the reaper may take the run.
-HEARTBEATS_PER_LEASE = 5
+# A run asked to cancel is never claimed again; a beat that finds the flag set stops the run.
+NOT_CANCELLED = Q(cancel_requested=False)
+# Only these are retried: the provider or the database was briefly unavailable.
+RETRYABLE: tuple[type[Exception], ...] = (TransientBackendError, *TRANSIENT_ERRORS)
+
+__all__ = ["worker_identity"]  # re-exported: the CLI and tests name the owner of a run they execute
 
 
 def lease_seconds() -> int:
-    return int(getattr(settings, "FTOPS_TRAINING_LEASE_S", 300))
-
-
-def heartbeat_seconds() -> float:
-    return lease_seconds() / HEARTBEATS_PER_LEASE
-
-
-def worker_identity() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return TrainingRun.lease_seconds()
 
 
 def run_token(run: TrainingRun) -> str:
@@ -93,10 +102,10 @@ def training_run_create(
     base_model: str = "",
     service: str = "",
     name: str = "",
-    actor: str = "",
+    actor: Actor,
     enqueue: bool = True,
 ) -> TrainingRun:
-    """A queued run with its full typed config; its task is sent once the row is committed."""
+    """A queued run with its full typed config, audited; its task is sent once the row is committed."""
     if backend not in Backend.values:
         raise ValidationFailed(f"unknown backend {backend!r}", fields={"backend": [f"one of {Backend.values}"]})
     if dataset_version is None:
@@ -122,8 +131,14 @@ def training_run_create(
     run = TrainingRun.objects.create(
         name=name or f"{backend}-{service or 'all'}-v{dataset_version.number}",
         backend=backend, base_model=base, config=_config_dict(typed), dataset_version=dataset_version,
-        service=service, created_by=actor, log_tail=f"{timezone.now():%H:%M:%S} queued\n",
+        service=service, created_by=actor.label[:200], log_tail=f"{timezone.now():%H:%M:%S} queued\n",
+        # Not enqueued: the caller runs it now, so the reaper's sender leaves it alone unless
+        # it stays unclaimed past FTOPS_TRAINING_REQUEUE_AFTER_S.
+        enqueued_at=None if enqueue else timezone.now(),
     )
+    audit_record(action=AuditAction.TRAINING_RUN_CREATED, by=actor, object_type="training_run", object_id=run.pk,
+                 detail={"backend": run.backend, "base_model": run.base_model, "service": run.service,
+                         "dataset_version": dataset_version.number})
     if enqueue:
         training_run_enqueue(run_id=run.pk)
     return run
@@ -135,30 +150,25 @@ def _service_known(name: str) -> bool:
     return Service.objects.filter(name=name).exists()
 
 
-def training_run_enqueue(*, run_id: int, countdown: float | None = None) -> None:
+def _publish(run_id: int, countdown: float | None = None) -> None:
+    """Hand the run to the broker and note it on the row (the reaper's sender re-sends a lost one)."""
     from ftops.training.tasks import training_run_task
 
-    def send() -> None:
-        if countdown:
-            training_run_task.apply_async(args=[run_id], countdown=countdown)
-        else:
-            training_run_task.delay(run_id)
+    if countdown:
+        training_run_task.apply_async(args=[run_id], countdown=countdown)
+    else:
+        training_run_task.delay(run_id)
+    job_mark_enqueued(TrainingRun, pk=run_id)
 
-    transaction.on_commit(send)
+
+def training_run_enqueue(*, run_id: int, countdown: float | None = None) -> None:
+    transaction.on_commit(lambda: _publish(run_id, countdown))
 
 
 def training_run_claim(*, run_id: int, owner: str, now: Any = None) -> TrainingRun | None:
-    """Lease the run for ``owner``; None when another worker holds it or it is finished."""
-    now = now or timezone.now()
-    claimable = Q(status=RunStatus.QUEUED) | Q(status=RunStatus.RUNNING, lease_expires_at__lt=now)
-    updated = (
-        TrainingRun.objects.filter(pk=run_id, cancel_requested=False, attempts__lt=F("max_attempts"))
-        .filter(claimable)
-        .update(status=RunStatus.RUNNING, lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds()),
-                heartbeat_at=now, attempts=F("attempts") + 1, started_at=Coalesce("started_at", now),
-                error="", updated_at=now)
-    )
-    if updated != 1:
+    """Lease the run for ``owner``; None when another worker holds it, it is finished or asked to cancel."""
+    claimed = job_claim(TrainingRun, pk=run_id, owner=owner, now=now, where=NOT_CANCELLED, fields={"error": ""})
+    if claimed is None:
         return None
     return TrainingRun.objects.select_related("dataset_version").get(pk=run_id)
 
@@ -166,9 +176,10 @@ def training_run_claim(*, run_id: int, owner: str, now: Any = None) -> TrainingR
 class RunContext:
     """What a backend sees of its run: progress, log, heartbeat and the cancel flag.
 
-    Writes are throttled (``flush_every_s``) except when forced; every write is conditional
-    on still holding the lease, so a worker that lost its run to the reaper stops at once.
-    ``db_lock`` is shared with the run's ``LeaseHeartbeat``: one process never writes the row
+    Writes are throttled (``flush_every_s``) except when forced; every write is a heartbeat
+    (``job_heartbeat``) conditional on still holding the lease and on no cancel request, so a
+    worker that lost its run to the reaper, or was asked to stop, stops at once.
+    ``db_lock`` is shared with the run's ``JobHeartbeat``: one process never writes the row
     from two threads at once (on SQLite a second writer would wait on, or fail against, the first).
     """
 
@@ -221,15 +232,11 @@ class RunContext:
             return
         self._last_flush = now_m
         with self.db_lock:
-            now = timezone.now()
-            updated = TrainingRun.objects.filter(
-                pk=self.run_id, lease_owner=self.owner, status=RunStatus.RUNNING, cancel_requested=False
-            ).update(
-                lease_expires_at=now + timedelta(seconds=lease_seconds()), heartbeat_at=now, updated_at=now,
-                loss_series=self.loss_series, val_loss_series=self.val_series,
-                log_tail="\n".join(self.lines) + "\n", **self.fields,
-            )
-            if updated == 1:
+            held = job_heartbeat(TrainingRun, pk=self.run_id, owner=self.owner, where=NOT_CANCELLED, fields={
+                "loss_series": self.loss_series, "val_loss_series": self.val_series,
+                "log_tail": "\n".join(self.lines) + "\n", **self.fields,
+            })
+            if held:
                 return
             state = TrainingRun.objects.filter(pk=self.run_id).values("cancel_requested", "log_tail").first()
         if state and state["cancel_requested"]:
@@ -242,84 +249,6 @@ class RunContext:
     def snapshot(self) -> dict[str, Any]:
         return {"loss_series": self.loss_series, "val_loss_series": self.val_series,
                 "log_tail": "\n".join(self.lines) + "\n", **self.fields}
-
-
-class LeaseHeartbeat:
-    """Extends a claimed run's lease from a daemon thread for as long as the task runs.
-
-    ``RunContext`` writes only at step boundaries; a model load, tokenisation, building the
-    base model or a validation pass can outlast the lease without one, and the reaper (or a
-    duplicate delivery) would then start a second trainer on a live run. Each beat is one
-    conditional UPDATE on the lease owner, so a worker that lost the run never takes it back.
-    The thread uses its own database connection and closes it when it stops.
-    """
-
-    def __init__(self, *, run_id: int, owner: str, interval_s: float | None = None,
-                 lock: threading.Lock | None = None, lost: threading.Event | None = None) -> None:
-        self.run_id = run_id
-        self.owner = owner
-        self.interval_s = interval_s if interval_s is not None else heartbeat_seconds()
-        self.lock = lock or threading.Lock()
-        self.lost = lost or threading.Event()
-        self.beats = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> LeaseHeartbeat:
-        if connection.in_atomic_block:
-            # The claim is not committed yet, so another connection cannot see it (a test's
-            # transaction, a caller's atomic block); the step-boundary writes still extend the lease.
-            log.debug("training run %s: no heartbeat thread inside a transaction", self.run_id)
-            return self
-        self._thread = threading.Thread(target=self._loop, name=f"training-heartbeat-{self.run_id}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            # A beat stuck on the database must not hang the worker: the thread is a daemon,
-            # and a late beat changes nothing once the run has left this owner.
-            self._thread.join(timeout=self.interval_s + 10)
-
-    def __enter__(self) -> LeaseHeartbeat:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def beat(self) -> bool:
-        """Extend the lease; False when this worker no longer holds the run."""
-        with self.lock:
-            now = timezone.now()
-            updated = TrainingRun.objects.filter(pk=self.run_id, lease_owner=self.owner,
-                                                 status=RunStatus.RUNNING).update(
-                lease_expires_at=now + timedelta(seconds=lease_seconds()), heartbeat_at=now)
-        self.beats += 1
-        return updated == 1
-
-    def _loop(self) -> None:
-        try:
-            while not self._stop.wait(self.interval_s):
-                try:
-                    held = self.beat()
-                except DatabaseError:
-                    # Transient (a restart, a locked SQLite file): the lease outlasts a few missed
-                    # beats. Drop the connection so the next beat opens a fresh one.
-                    log.warning("training run %s: heartbeat failed; retrying", self.run_id, exc_info=True)
-                    connections.close_all()
-                    continue
-                if not held:
-                    log.warning("training run %s: %s no longer holds the lease; heartbeat stops",
-                                self.run_id, self.owner)
-                    self.lost.set()
-                    return
-        finally:
-            connections.close_all()  # this thread's connections only (they are per thread)
 
 
 def _append_point(series: list[list[float]], step: int, value: float) -> list[list[float]]:
@@ -362,7 +291,7 @@ def training_run_execute(*, run_id: int, owner: str | None = None,
     ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
     try:
         # The heartbeat stops before the outcome is written below: those writes end the lease.
-        with LeaseHeartbeat(run_id=run_id, owner=owner, lock=ctx.db_lock, lost=ctx.lease_lost):
+        with JobHeartbeat(TrainingRun, pk=run_id, owner=owner, lock=ctx.db_lock, lost=ctx.lease_lost):
             ctx.progress(step=run.step, total_steps=run.total_steps, force=True)
             train, val = _training_records(run)
             if not train:
@@ -373,13 +302,13 @@ def training_run_execute(*, run_id: int, owner: str | None = None,
         reason = stop.args[0] if stop.args else "stopped"
         if reason == "cancelled":
             ctx.log("cancelled")
-            _finish(run_id, owner, status=RunStatus.CANCELLED, ctx=ctx, require_lease=False)
+            _finish(run_id, owner, status=RunStatus.CANCELLED, ctx=ctx)
         else:
             log.warning("training run %s: %s; another worker owns it now", run_id, reason)
         return TrainingRun.objects.get(pk=run_id)
-    except TransientBackendError as exc:
+    except RETRYABLE as exc:
         ctx.log(f"transient error, will retry: {exc}")
-        _requeue_after_error(run_id, owner, ctx, str(exc))
+        _requeue_after_error(run_id, owner, ctx, str(exc) or type(exc).__name__)
         return TrainingRun.objects.get(pk=run_id)
     except Exception as exc:
         log.exception("training run %s failed", run_id)
@@ -391,28 +320,21 @@ def training_run_execute(*, run_id: int, owner: str | None = None,
 
 
 def _finish(run_id: int, owner: str, *, status: str, ctx: RunContext, error: str = "",
-            require_lease: bool = True, extra: dict[str, Any] | None = None) -> int:
-    now = timezone.now()
-    qs = TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING)
-    if require_lease:
-        qs = qs.filter(lease_owner=owner)
+            extra: dict[str, Any] | None = None) -> bool:
+    """End the run with the context's last progress and log; False when ``owner`` lost the lease."""
     values = {**ctx.snapshot(), **(extra or {}), "eta_seconds": None}
-    return qs.update(status=status, error=error[:4000], finished_at=now, lease_owner="", lease_expires_at=None,
-                     updated_at=now, **values)
+    return job_finish(TrainingRun, pk=run_id, owner=owner, status=status,
+                      error=error_dict(status, error) if error else None, fields=values)
 
 
 def _requeue_after_error(run_id: int, owner: str, ctx: RunContext, error: str) -> None:
+    """Back to the queue after a transient error (failed after ``max_attempts``), retried later."""
     with transaction.atomic():
-        run = TrainingRun.objects.select_for_update().get(pk=run_id)
-        if run.lease_owner != owner or run.status != RunStatus.RUNNING:
-            return
-        if run.attempts >= run.max_attempts:
-            _finish(run_id, owner, status=RunStatus.FAILED, ctx=ctx, error=f"gave up after {run.attempts} "
-                    f"attempts: {error}")
-            return
-        TrainingRun.objects.filter(pk=run_id).update(status=RunStatus.QUEUED, lease_owner="", lease_expires_at=None,
-                                                     error=error, updated_at=timezone.now(), **ctx.snapshot())
-        training_run_enqueue(run_id=run_id, countdown=30 * run.attempts)
+        outcome = job_release(TrainingRun, pk=run_id, owner=owner, error=error_dict("transient", error),
+                              fields={**ctx.snapshot(), "eta_seconds": None})
+        if outcome == RunStatus.QUEUED:
+            attempts = TrainingRun.objects.filter(pk=run_id).values_list("attempts", flat=True).first() or 1
+            training_run_enqueue(run_id=run_id, countdown=30 * attempts)
 
 
 @transaction.atomic
@@ -440,15 +362,15 @@ def training_run_succeed(*, run_id: int, owner: str, result: BackendResult, ctx:
 
 
 @transaction.atomic
-def training_run_cancel(*, run_id: int, actor: str = "") -> TrainingRun:
-    """Queued runs stop at once; running ones at their next step (the loop checks the flag)."""
+def training_run_cancel(*, run_id: int, actor: Actor) -> TrainingRun:
+    """Queued runs stop at once; running ones at their next step (the loop checks the flag). Audited."""
     run = TrainingRun.objects.select_for_update().filter(pk=run_id).first()
     if run is None:
         raise NotFound(f"training run {run_id} does not exist")
     if run.is_final:
         raise Conflict(f"training run {run_id} is already {run.status}")
     now = timezone.now()
-    line = f"{now:%H:%M:%S} cancel requested by {actor or 'unknown'}\n"
+    line = f"{now:%H:%M:%S} cancel requested by {actor.label or 'unknown'}\n"
     lease_dead = run.lease_expires_at is None or run.lease_expires_at < now
     if run.status == RunStatus.QUEUED or lease_dead:
         TrainingRun.objects.filter(pk=run_id).update(status=RunStatus.CANCELLED, cancel_requested=True,
@@ -458,42 +380,44 @@ def training_run_cancel(*, run_id: int, actor: str = "") -> TrainingRun:
         TrainingRun.objects.filter(pk=run_id).update(cancel_requested=True, log_tail=(run.log_tail or "") + line,
                                                      updated_at=now)
     run.refresh_from_db()
+    audit_record(action=AuditAction.TRAINING_RUN_CANCELLED, by=actor, object_type="training_run", object_id=run.pk,
+                 detail={"status": run.status})
     return run
 
 
 def training_runs_reap(*, now: Any = None) -> dict[str, list[int]]:
-    """Re-queue runs whose worker stopped heartbeating; give up after ``max_attempts``.
+    """Re-queue runs whose worker stopped heartbeating (``ftops.common.jobs.jobs_reap``); fail
+    those out of attempts; cancel dead runs that were asked to cancel.
 
-    Also re-sends queued runs nobody picked up for a while (a lost broker message): the
-    claim makes an extra delivery harmless.
+    Then the outbox sender publishes queued runs never handed to the broker, or handed over
+    ``FTOPS_TRAINING_REQUEUE_AFTER_S`` ago and still unclaimed (a lost message): the claim
+    makes an extra delivery harmless. The log line goes in before the publish, so the worker
+    that resumes the run keeps it in the tail it writes.
     """
     now = now or timezone.now()
-    requeued: list[int] = []
-    failed: list[int] = []
-    resent: list[int] = []
-    expired = list(TrainingRun.objects.filter(status=RunStatus.RUNNING, lease_expires_at__lt=now)
-                   .values_list("pk", "attempts", "max_attempts"))
-    for run_id, attempts, max_attempts in expired:
+    cancelled = list(TrainingRun.objects.filter(status=RunStatus.RUNNING, cancel_requested=True,
+                                                lease_expires_at__lt=now).values_list("pk", flat=True))
+    if cancelled:
+        # Their worker died before it saw the request: nobody may resume them.
+        TrainingRun.objects.filter(pk__in=cancelled, status=RunStatus.RUNNING, lease_expires_at__lt=now).update(
+            status=RunStatus.CANCELLED, finished_at=now, lease_owner="", lease_expires_at=None, updated_at=now)
+    reaped = jobs_reap(TrainingRun, now=now)
+    for run_id in reaped.requeued:
         with transaction.atomic():
-            base = TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING, lease_expires_at__lt=now)
-            if attempts >= max_attempts:
-                if base.update(status=RunStatus.FAILED, finished_at=now, lease_owner="", lease_expires_at=None,
-                               error=f"the worker stopped responding {attempts} times; giving up", updated_at=now):
-                    failed.append(run_id)
-                continue
-            if base.update(status=RunStatus.QUEUED, lease_owner="", lease_expires_at=None, updated_at=now):
-                _append_log(run_id, f"lease expired after attempt {attempts}; re-queued (resumes from checkpoint)")
-                training_run_enqueue(run_id=run_id)
-                requeued.append(run_id)
-    stale = now - timedelta(seconds=int(getattr(settings, "FTOPS_TRAINING_REQUEUE_AFTER_S", 900)))
-    stale_ids = TrainingRun.objects.filter(status=RunStatus.QUEUED, updated_at__lt=stale).values_list("pk", flat=True)
-    for run_id in list(stale_ids):
+            attempts = TrainingRun.objects.filter(pk=run_id).values_list("attempts", flat=True).first()
+            _append_log(run_id, f"lease expired after attempt {attempts}; re-queued (resumes from checkpoint)")
+    for run_id in reaped.failed:
         with transaction.atomic():
-            if TrainingRun.objects.filter(pk=run_id, status=RunStatus.QUEUED, updated_at__lt=stale).update(
-                    updated_at=now):
-                training_run_enqueue(run_id=run_id)
-                resent.append(run_id)
-    return {"requeued": requeued, "failed": failed, "resent": resent}
+            _append_log(run_id, "the worker stopped responding too often; giving up")
+    sent = jobs_publish_pending(TrainingRun, publish=_publish_now, now=now,
+                                resend_after_s=float(getattr(settings, "FTOPS_TRAINING_REQUEUE_AFTER_S", 900)))
+    return {"requeued": reaped.requeued, "failed": reaped.failed, "cancelled": cancelled, "resent": sent.published}
+
+
+def _publish_now(run_id: int) -> None:
+    from ftops.training.tasks import training_run_task
+
+    training_run_task.delay(run_id)
 
 
 def _append_log(run_id: int, line: str) -> None:

@@ -3,7 +3,8 @@
 Run one worker per GPU, one task at a time:
     celery -A ftops worker -Q training --concurrency=1 --hostname=gpu0@%h
 A long training outlives the broker's visibility timeout on purpose: a redelivered task
-finds the run leased (``training_run_claim``) and returns, so it never trains twice.
+finds the run leased (``training_run_claim``, ``ftops.common.jobs``) and returns, so it
+never trains twice; the reaper (beat, or the embedded scheduler) re-queues a dead worker's run.
 """
 
 from __future__ import annotations

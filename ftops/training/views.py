@@ -12,10 +12,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from ftops.common.auth import client_ip, deny, request_roles
+from ftops.common.actors import actor_for
+from ftops.common.auth import deny, request_roles
 from ftops.common.errors import FtopsError, NotFound
 from ftops.common.models import Role
-from ftops.common.services import actor_label, audit_record
 from ftops.training import selectors
 from ftops.training.models import RunStatus, TrainingRun
 from ftops.training.services import training_run_cancel
@@ -73,14 +73,11 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
     _require(request, WRITE_ROLES, "training:cancel")
     run = _run_or_404(run_id)
-    actor = actor_label(user=request.user)
     try:
-        run = training_run_cancel(run_id=run.pk, actor=actor)
+        run = training_run_cancel(run_id=run.pk, actor=actor_for(request))
     except FtopsError as exc:
         messages.error(request, exc.message)
     else:
-        audit_record(action="training_run.cancelled", user=request.user, object_type="training_run",
-                     object_id=run.pk, detail={"status": run.status}, ip=client_ip(request))
         messages.success(request, "Cancelled." if run.status == RunStatus.CANCELLED
                          else "Cancel requested; the run stops after its current step.")
     return redirect("training:run", run_id=run.pk)

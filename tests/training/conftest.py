@@ -14,8 +14,12 @@ from typing import Any
 
 import pytest
 
+from ftops.common.actors import Actor
 from ftops.core.ml.base_model import BaseModelConfig, build_base_model, build_tokenizer
 from ftops.core.records import Record
+
+# Who creates and cancels runs in these tests (the services audit every such write).
+TESTER = Actor(label="test")
 
 MICRO = BaseModelConfig(seed=0, vocab_size=400, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2,
                         drill_steps=3, drill_batch=16, corpus_steps=4, batch_examples=16, row_length=256,

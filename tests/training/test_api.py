@@ -8,7 +8,7 @@ import pytest
 from ftops.common.models import AuditEvent
 from ftops.training import services
 from ftops.training.models import RunStatus, TrainingRun
-from tests.training.conftest import FAST_LORA, make_records
+from tests.training.conftest import FAST_LORA, TESTER, make_records
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/training/runs"
@@ -60,8 +60,8 @@ def test_bad_input_gets_a_4xx_naming_the_field(make_key: Any, version: Any) -> N
 
 
 def test_list_and_detail(make_key: Any, version: Any, base_path: Path) -> None:
-    run = services.training_run_create(backend="fewshot", dataset_version=version, enqueue=False)
-    other = services.training_run_create(backend="lora", dataset_version=version, config=FAST_LORA,
+    run = services.training_run_create(actor=TESTER, backend="fewshot", dataset_version=version, enqueue=False)
+    other = services.training_run_create(actor=TESTER, backend="lora", dataset_version=version, config=FAST_LORA,
                                          base_model=str(base_path), enqueue=False)
     client, _ = make_key("reviewer")
     listed = client.get(URL).json()
@@ -74,7 +74,7 @@ def test_list_and_detail(make_key: Any, version: Any, base_path: Path) -> None:
 
 
 def test_cancel_from_the_api(make_key: Any, version: Any) -> None:
-    run = services.training_run_create(backend="fewshot", dataset_version=version, enqueue=False)
+    run = services.training_run_create(actor=TESTER, backend="fewshot", dataset_version=version, enqueue=False)
     reader, _ = make_key("reviewer")
     assert reader.post(f"{URL}/{run.pk}/cancel").status_code == 403
     assert TrainingRun.objects.get(pk=run.pk).status == RunStatus.QUEUED

@@ -11,7 +11,7 @@ from ftops.common.credentials import upstream_credential_delete, upstream_creden
 from ftops.training import services
 from ftops.training.models import RunStatus, TrainingRun
 from registry.models import ModelVersion
-from tests.training.conftest import make_records
+from tests.training.conftest import TESTER, make_records
 from tests.training.openai_server import API_KEY, FakeOpenAI
 
 pytestmark = pytest.mark.django_db
@@ -27,7 +27,7 @@ def fake_openai() -> Iterator[FakeOpenAI]:
 
 
 def _run(version: Any, fake: FakeOpenAI, **config: Any) -> TrainingRun:
-    return services.training_run_create(
+    return services.training_run_create(actor=TESTER,
         backend="openai", dataset_version=version, base_model="gpt-4o-mini-2024-07-18", enqueue=False,
         config={"poll_interval_s": 0.01, "n_epochs": 3, "suffix": "acme-v1", **config})
 
@@ -137,7 +137,7 @@ def test_cancel_cancels_the_remote_job(make_dataset_version: Any, fake_openai: F
 
     def cancel_on_first_metrics(self: Any, **kwargs: Any) -> None:
         if kwargs.get("step") == 1 and kwargs.get("loss") is not None:
-            services.training_run_cancel(run_id=run.pk, actor="carol")
+            services.training_run_cancel(run_id=run.pk, actor=Actor(label="carol"))
         original(self, **{**kwargs, "force": True})
 
     monkeypatch.setattr(services.RunContext, "progress", cancel_on_first_metrics)
@@ -177,6 +177,6 @@ def test_bad_openai_config_is_rejected_at_creation(make_dataset_version: Any) ->
 
     version = make_dataset_version(train=make_records(4))
     with pytest.raises(ValidationFailed) as info:
-        services.training_run_create(backend="openai", dataset_version=version,
+        services.training_run_create(actor=TESTER, backend="openai", dataset_version=version,
                                      config={"n_epochs": 0, "suffix": "x" * 65})
     assert set(info.value.fields) == {"config.n_epochs", "config.suffix", "config.credential"}

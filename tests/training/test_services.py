@@ -12,12 +12,14 @@ import pytest
 from django.db import OperationalError, connections
 from django.utils import timezone
 
+from ftops.common.actors import Actor
 from ftops.common.errors import Conflict, ValidationFailed
+from ftops.common.jobs import JobHeartbeat
 from ftops.core.ml.lora import latest_checkpoint
 from ftops.training import services
 from ftops.training.models import RunStatus, TrainingRun
 from registry.models import ModelVersion
-from tests.training.conftest import FAST_LORA, make_records
+from tests.training.conftest import FAST_LORA, TESTER, make_records
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +38,7 @@ def version(make_dataset_version: Any) -> Any:
 
 def _lora_run(version: Any, base: Path, **config: Any) -> TrainingRun:
     return services.training_run_create(backend="lora", dataset_version=version, config={**FAST_LORA, **config},
-                                        base_model=str(base), enqueue=False, actor="test")
+                                        base_model=str(base), enqueue=False, actor=TESTER)
 
 
 def test_create_stores_the_full_typed_config(version: Any, base_path: Path) -> None:
@@ -49,22 +51,22 @@ def test_create_stores_the_full_typed_config(version: Any, base_path: Path) -> N
 
 def test_create_rejects_bad_config_and_leaves_nothing(version: Any) -> None:
     with pytest.raises(ValidationFailed) as info:
-        services.training_run_create(backend="lora", dataset_version=version, config={"r": 0, "lr": 5})
+        services.training_run_create(actor=TESTER, backend="lora", dataset_version=version, config={"r": 0, "lr": 5})
     assert set(info.value.fields) == {"config.r", "config.lr"}
     with pytest.raises(ValidationFailed) as unknown:
-        services.training_run_create(backend="lora", dataset_version=version, config={"rank": 4})
+        services.training_run_create(actor=TESTER, backend="lora", dataset_version=version, config={"rank": 4})
     assert "rank" in str(unknown.value.fields)
     with pytest.raises(ValidationFailed):
-        services.training_run_create(backend="gpt", dataset_version=version)
+        services.training_run_create(actor=TESTER, backend="gpt", dataset_version=version)
     with pytest.raises(ValidationFailed, match="unknown service"):
-        services.training_run_create(backend="fewshot", dataset_version=version, service="nope")
+        services.training_run_create(actor=TESTER, backend="fewshot", dataset_version=version, service="nope")
     assert TrainingRun.objects.count() == 0
 
 
 def test_create_refuses_a_version_that_is_not_ready(make_dataset_version: Any) -> None:
     pending = make_dataset_version(train=make_records(2), status="pending")
     with pytest.raises(ValidationFailed, match="not ready"):
-        services.training_run_create(backend="fewshot", dataset_version=pending)
+        services.training_run_create(actor=TESTER, backend="fewshot", dataset_version=pending)
     assert TrainingRun.objects.count() == 0
 
 
@@ -73,7 +75,7 @@ def test_create_enqueues_after_commit(version: Any, base_path: Path, django_capt
     sent: list[int] = []
     monkeypatch.setattr("ftops.training.tasks.training_run_task.delay", lambda run_id: sent.append(run_id))
     with django_capture_on_commit_callbacks(execute=True):
-        run = services.training_run_create(backend="lora", dataset_version=version, config=FAST_LORA,
+        run = services.training_run_create(actor=TESTER, backend="lora", dataset_version=version, config=FAST_LORA,
                                            base_model=str(base_path))
     assert sent == [run.pk]
 
@@ -210,7 +212,7 @@ def test_heartbeat_keeps_a_blocked_run_leased_so_it_is_neither_reaped_nor_traine
 
     settings.FTOPS_TRAINING_LEASE_S = 2  # a beat every 0.4 s
     version = make_dataset_version(train=make_records(24))
-    run = services.training_run_create(backend="fewshot", dataset_version=version, enqueue=False)
+    run = services.training_run_create(actor=TESTER, backend="fewshot", dataset_version=version, enqueue=False)
     entered, release = threading.Event(), threading.Event()
     bodies: list[str] = []
     original = FewShotBackend.run
@@ -243,7 +245,7 @@ def test_heartbeat_keeps_a_blocked_run_leased_so_it_is_neither_reaped_nor_traine
     finally:
         release.set()
         thread.join(60)
-    assert reaped == {"requeued": [], "failed": [], "resent": []}
+    assert reaped == {"requeued": [], "failed": [], "cancelled": [], "resent": []}
     assert duplicate is None
     assert (held.status, held.lease_owner, held.attempts) == (RunStatus.RUNNING, "w1", 1)
     assert claimed.lease_expires_at is not None and held.lease_expires_at is not None
@@ -252,14 +254,14 @@ def test_heartbeat_keeps_a_blocked_run_leased_so_it_is_neither_reaped_nor_traine
     done = outcome["run"]
     assert done is not None and done.status == RunStatus.SUCCEEDED, done.error if done else None
     assert (done.attempts, done.lease_owner) == (1, "")
-    assert not [t for t in threading.enumerate() if t.name.startswith("training-heartbeat-")]
+    assert not [t for t in threading.enumerate() if t.name.startswith("heartbeat-training.trainingrun-")]
 
 
 @pytest.mark.django_db(transaction=True)
 def test_heartbeat_never_extends_a_lease_this_worker_lost(version: Any, base_path: Path) -> None:
     run = _lora_run(version, base_path)
     assert services.training_run_claim(run_id=run.pk, owner="w1") is not None
-    heartbeat = services.LeaseHeartbeat(run_id=run.pk, owner="w1", interval_s=0.05).start()
+    heartbeat = JobHeartbeat(TrainingRun, pk=run.pk, owner="w1", interval_s=0.05).start()
     try:
         deadline = time.monotonic() + 10
         while heartbeat.beats < 2 and time.monotonic() < deadline:
@@ -280,7 +282,7 @@ def test_heartbeat_thread_waits_for_a_committed_claim(version: Any, base_path: P
     run = _lora_run(version, base_path)
     services.training_run_claim(run_id=run.pk, owner="w1")
     # Inside this test's transaction another connection cannot see the claim: no thread.
-    with services.LeaseHeartbeat(run_id=run.pk, owner="w1", interval_s=0.01) as heartbeat:
+    with JobHeartbeat(TrainingRun, pk=run.pk, owner="w1", interval_s=0.01) as heartbeat:
         time.sleep(0.05)
         assert not heartbeat.running and heartbeat.beats == 0
 
@@ -292,7 +294,8 @@ def test_reaper_gives_up_after_max_attempts(version: Any, base_path: Path) -> No
                                                  lease_expires_at=past)
     assert services.training_runs_reap()["failed"] == [run.pk]
     run.refresh_from_db()
-    assert run.status == RunStatus.FAILED and "stopped responding 3 times" in run.error
+    assert run.status == RunStatus.FAILED and "stopped responding on attempt 3 of 3" in run.error
+    assert "giving up" in run.log_tail
 
 
 def test_reaper_resends_queued_runs_nobody_picked_up(version: Any, base_path: Path,
@@ -310,11 +313,11 @@ def test_reaper_resends_queued_runs_nobody_picked_up(version: Any, base_path: Pa
 
 def test_cancel_a_queued_run_stops_it_at_once(version: Any, base_path: Path) -> None:
     run = _lora_run(version, base_path)
-    cancelled = services.training_run_cancel(run_id=run.pk, actor="alice")
+    cancelled = services.training_run_cancel(run_id=run.pk, actor=Actor(label="alice"))
     assert cancelled.status == RunStatus.CANCELLED and cancelled.finished_at is not None
     assert services.training_run_execute(run_id=run.pk, owner="w") is None
     with pytest.raises(Conflict):
-        services.training_run_cancel(run_id=run.pk)
+        services.training_run_cancel(actor=TESTER, run_id=run.pk)
 
 
 @pytest.mark.ml
@@ -327,7 +330,7 @@ def test_cancel_a_running_run_stops_the_loop_between_steps(version: Any, micro_b
     def cancel_at_three(self: Any, **kwargs: Any) -> None:
         seen.append(kwargs.get("step", 0))
         if kwargs.get("step") == 3:
-            services.training_run_cancel(run_id=run.pk, actor="bob")
+            services.training_run_cancel(run_id=run.pk, actor=Actor(label="bob"))
         original(self, **{**kwargs, "force": True})
 
     monkeypatch.setattr(services.RunContext, "progress", cancel_at_three)
@@ -353,7 +356,7 @@ def test_heartbeat_after_losing_the_lease_stops_the_worker(version: Any, base_pa
 
 
 def test_failure_is_recorded_with_its_reason(version: Any, tmp_path: Path) -> None:
-    run = services.training_run_create(backend="lora", dataset_version=version, config=FAST_LORA,
+    run = services.training_run_create(actor=TESTER, backend="lora", dataset_version=version, config=FAST_LORA,
                                        base_model=str(tmp_path / "no-such-model"), enqueue=False)
     done = services.training_run_execute(run_id=run.pk, owner="w1")
     assert done is not None and done.status == RunStatus.FAILED
@@ -361,7 +364,7 @@ def test_failure_is_recorded_with_its_reason(version: Any, tmp_path: Path) -> No
 
 
 def test_fewshot_run_produces_a_prompt_artifact(version: Any, django_capture_on_commit_callbacks: Any) -> None:
-    run = services.training_run_create(backend="fewshot", dataset_version=version, enqueue=False)
+    run = services.training_run_create(actor=TESTER, backend="fewshot", dataset_version=version, enqueue=False)
     with django_capture_on_commit_callbacks(execute=True):  # registration is a registry task sent on commit
         done = services.training_run_execute(run_id=run.pk, owner="w1")
     assert done is not None and done.status == RunStatus.SUCCEEDED, done.error if done else None

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from ftops.training import services
 from ftops.training.models import RunStatus, TrainingRun
-from tests.training.conftest import make_records
+from tests.training.conftest import TESTER, make_records
 
 pytestmark = pytest.mark.django_db
 
@@ -17,7 +17,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def run(make_dataset_version: Any) -> TrainingRun:
     version = make_dataset_version(train=make_records(6))
-    run = services.training_run_create(backend="fewshot", dataset_version=version, enqueue=False, name="wx-prompt")
+    run = services.training_run_create(actor=TESTER, backend="fewshot", dataset_version=version, enqueue=False,
+                                       name="wx-prompt")
     TrainingRun.objects.filter(pk=run.pk).update(
         status=RunStatus.RUNNING, lease_owner="w1", lease_expires_at=timezone.now() + timedelta(minutes=5),
         progress=40.0, step=4, total_steps=10, eta_seconds=12.0,

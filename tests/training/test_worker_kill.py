@@ -31,7 +31,7 @@ from ftops.core.ml.lora import latest_checkpoint
 from ftops.training import services
 from ftops.training.models import RunStatus, TrainingRun
 from tests.celery_fixtures import ROOT, START_TIMEOUT_S, WorkerHandle, _use_broker, shared_database_url
-from tests.training.conftest import FAST_LORA, make_records
+from tests.training.conftest import FAST_LORA, TESTER, make_records
 
 pytestmark = [pytest.mark.ml, pytest.mark.services, pytest.mark.celery_worker]
 
@@ -131,7 +131,7 @@ def test_sigkilled_worker_run_is_reaped_and_resumed_by_the_next_worker_to_the_sa
 
     def create() -> TrainingRun:
         return services.training_run_create(backend="lora", dataset_version=version, config=CONFIG,
-                                            base_model=str(micro_base), actor="test")
+                                            base_model=str(micro_base), actor=TESTER)
 
     first = training_workers("first")
     run = create()  # committed at once (no transaction here): the task goes through Redis

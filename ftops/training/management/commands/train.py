@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from ftops.common.actors import Actor
 from ftops.common.errors import FtopsError
 from ftops.training.models import Backend
 
@@ -38,7 +39,7 @@ class Command(BaseCommand):
             version = version_get(number=options["dataset_version"])
             run = training_run_create(backend=options["backend"], dataset_version=version, config=config,
                                       base_model=options["base_model"], service=options["service"],
-                                      name=options["name"], actor="cli", enqueue=options["enqueue"])
+                                      name=options["name"], actor=Actor.cli(), enqueue=options["enqueue"])
         except FtopsError as exc:
             detail = f" {exc.fields}" if exc.fields else ""
             raise CommandError(f"{exc.message}{detail}") from exc
