@@ -345,6 +345,31 @@ CELERY_BEAT_SCHEDULE["catalog-reap-import-jobs"] = {
     "task": "ftops.catalog.tasks.catalog_import_jobs_reap_task",
     "schedule": 60.0,
 }
+# Curation runs, dataset builds and evaluation runs on the job runtime: their leases (heartbeats
+# extend them) and the beat pass that re-queues what a dead worker left.
+FTOPS_CURATION_LEASE_S = env_int("FTOPS_CURATION_LEASE_S", 300, minimum=1)
+FTOPS_DATASET_BUILD_LEASE_S = env_int("FTOPS_DATASET_BUILD_LEASE_S", 300, minimum=1)
+FTOPS_EVALUATION_LEASE_S = env_int("FTOPS_EVALUATION_LEASE_S", 300, minimum=1)
+CELERY_BEAT_SCHEDULE["datasets-reap-jobs"] = {
+    "task": "ftops.datasets.tasks.dataset_jobs_reap_task",
+    "schedule": 60.0,
+}
+CELERY_BEAT_SCHEDULE["evaluation-reap-runs"] = {
+    "task": "ftops.evaluation.tasks.eval_runs_reap_task",
+    "schedule": 60.0,
+}
+# The embedded default has no beat: the served process (runserver, gunicorn, uvicorn) runs
+# these reapers from a daemon thread every FTOPS_JOBS_REAP_EVERY_S (ftops.common.jobs).
+# With a broker, the beat entries above send them instead.
+FTOPS_JOB_REAPER_TASKS = [
+    "ftops.interactions.tasks.ingest_batches_reap",
+    "ftops.catalog.tasks.catalog_import_jobs_reap_task",
+    "ftops.datasets.tasks.dataset_jobs_reap_task",
+    "ftops.training.tasks.training_reap_task",
+    "ftops.evaluation.tasks.eval_runs_reap_task",
+]
+FTOPS_JOBS_SCHEDULER = env_bool("FTOPS_JOBS_SCHEDULER", True)
+FTOPS_JOBS_REAP_EVERY_S = env_int("FTOPS_JOBS_REAP_EVERY_S", 30, minimum=1)
 
 # --- notifications (email + optional webhook) and the MLflow mirror ------------------------
 # Email goes through Django's mail backend: SMTP once EMAIL_HOST is set, the console (the

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from django.db import models
 
 from ftops.catalog.models import Service, Tool, ToolSchemaVersion
+from ftops.common.jobs import Job, text_error
 from ftops.common.models import TimeStampedModel
 
 
@@ -110,17 +113,42 @@ class RunStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class DatasetVersion(TimeStampedModel):
+class CurationJob(Job):
+    """What dataset builds and curation runs share as jobs (``ftops.common.jobs``).
+
+    They keep the words users know: "ready" when done, a percent in ``progress``, the error
+    as text. The runtime's lease, heartbeat, attempts and times come from ``Job``.
+    """
+
+    succeeded_status: ClassVar[str] = RunStatus.READY
+    progress_scale: ClassVar[float] = 100.0
+
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.PENDING, db_index=True)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent done")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def error_value(cls, error: dict[str, Any] | None) -> Any:
+        return text_error(error)
+
+
+class DatasetVersion(CurationJob):
     """An immutable, content-hashed snapshot of examples split for training and evaluation.
 
     Built once (status pending -> running -> ready); afterwards only read. Members keep a
-    snapshot of each record so later edits of an example never change a built version.
+    snapshot of each record so later edits of an example never change a built version. The
+    build is a job: claimed under a lease, heartbeated, and re-queued by the reaper when its
+    worker dies; the next worker builds it from the start (members are written only at the end).
     """
 
     Status = RunStatus
+    lease_setting: ClassVar[str] = "FTOPS_DATASET_BUILD_LEASE_S"
 
     number = models.PositiveIntegerField(unique=True)
-    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.PENDING, db_index=True)
     progress = models.PositiveSmallIntegerField(default=0, help_text="Percent done while building")
     progress_message = models.CharField(max_length=200, blank=True)
     seed = models.IntegerField(default=0)
@@ -129,12 +157,12 @@ class DatasetVersion(TimeStampedModel):
     source_mix = models.JSONField(default=dict, blank=True)
     counts = models.JSONField(default=dict, blank=True, help_text="Examples per split and dimension")
     quality_report = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
     created_by = models.CharField(max_length=200, blank=True)
     built_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-number"]
+        indexes = [models.Index(fields=["status", "lease_expires_at"], name="ix_dsversion_status_lease")]
 
     def __str__(self) -> str:
         return f"dataset v{self.number}"
@@ -172,7 +200,7 @@ class EmbeddingCache(models.Model):
         return self.key
 
 
-class CurationRun(TimeStampedModel):
+class CurationRun(CurationJob):
     """One curation pass run on the queue. Kinds ``triggers`` and ``scheduled`` hand the retraining
     triggers to the loop (``ftops.loop``) by task name once the pass committed."""
 
@@ -181,16 +209,15 @@ class CurationRun(TimeStampedModel):
         TRIGGERS = "triggers", "Evaluate triggers"
         SCHEDULED = "scheduled", "Collect, then evaluate triggers"
 
+    lease_setting: ClassVar[str] = "FTOPS_CURATION_LEASE_S"
+
     kind = models.CharField(max_length=10, choices=Kind.choices)
-    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.PENDING, db_index=True)
-    progress = models.PositiveSmallIntegerField(default=0)
     params = models.JSONField(default=dict, blank=True)
     result = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "lease_expires_at"], name="ix_curationrun_status_lease")]
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk} {self.status}"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from django.db import models
 
+from ftops.common.jobs import Job, text_error
 from ftops.common.models import TimeStampedModel
 
 
@@ -67,8 +70,12 @@ class RunStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
-class EvalRun(TimeStampedModel):
-    """One model scored on one suite.
+class EvalRun(Job):
+    """One model scored on one suite: a job of the shared runtime (``ftops.common.jobs``).
+
+    Claimed under a lease, heartbeated while the model answers, finished only by its owner; the
+    reaper re-queues a run whose worker died, and the next worker scores it from the start.
+    Users keep seeing "queued" and ``progress_done`` / ``progress_total``; ``error`` is text.
 
     The model is named by ``adapter_config`` (see ``ftops.core.adapters``) and, when
     it came from the registry, by ``model_version_id``. That is a plain id rather than a
@@ -77,6 +84,8 @@ class EvalRun(TimeStampedModel):
     """
 
     Status = RunStatus
+    lease_setting: ClassVar[str] = "FTOPS_EVALUATION_LEASE_S"
+    pending_status: ClassVar[str] = RunStatus.QUEUED
 
     name = models.CharField(max_length=200, blank=True)
     suite = models.ForeignKey(EvalSuite, on_delete=models.PROTECT, related_name="runs")
@@ -88,16 +97,20 @@ class EvalRun(TimeStampedModel):
     status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    max_attempts = models.PositiveSmallIntegerField(default=3)
     error = models.TextField(blank=True)
     exact = models.FloatField(null=True, blank=True, help_text="Exact-match accuracy in percent")
     metrics = models.JSONField(default=dict, blank=True)
     created_by = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "lease_expires_at"], name="ix_evalrun_status_lease")]
+
+    @classmethod
+    def error_value(cls, error: dict[str, Any] | None) -> Any:
+        return text_error(error)
 
     def __str__(self) -> str:
         return f"eval #{self.pk} {self.model_label or self.adapter_config.get('kind', '')} on {self.suite_id}"

@@ -9,21 +9,33 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from ftops.common.actors import Actor
 from ftops.common.credentials import upstream_credential_exists, upstream_credential_get_secret
 from ftops.common.errors import Conflict, NotFound, ValidationFailed
+from ftops.common.jobs import (
+    TRANSIENT_ERRORS,
+    JobHeartbeat,
+    error_dict,
+    job_claim,
+    job_fail,
+    job_finish,
+    job_heartbeat,
+    job_mark_enqueued,
+    job_release,
+    jobs_reap,
+    worker_identity,
+)
 from ftops.common.models import AuditAction
 from ftops.common.services import audit_record
 from ftops.core.adapters import (
@@ -49,6 +61,7 @@ __all__ = [
     "eval_run_create",
     "eval_run_execute",
     "eval_run_store_report",
+    "eval_runs_reap",
     "eval_suite_for_dataset",
     "evaluate_records",
 ]
@@ -56,13 +69,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 EVAL_SPLITS = ("train", "validation", "test", "holdout")
-# A running run whose heartbeat is older than this is presumed dead and may be claimed again.
-RUN_LEASE = timedelta(minutes=15)
 PROGRESS_EVERY = 64  # records per adapter call: the progress (and heartbeat) granularity
 
 
 class RunCancelled(Exception):
-    """Raised inside a run when its row was cancelled meanwhile."""
+    """Raised inside a run when its row was cancelled meanwhile, or its lease went to another worker."""
 
 
 # --------------------------------------------------------------------------- suites
@@ -259,11 +270,19 @@ def eval_run_create(
                                                credentials else "", "suite": suite.name,
                                                "model_version_id": model_version_id, "model_label": run.model_label})
         if enqueue:
-            from ftops.evaluation.tasks import eval_run_execute_task
-
             run_id = run.pk
-            transaction.on_commit(lambda: eval_run_execute_task.delay(run_id))
+            transaction.on_commit(lambda: _publish(run_id))
+        else:
+            # The caller runs it now: the reaper's sender leaves it alone unless it stays unclaimed.
+            EvalRun.objects.filter(pk=run.pk).update(enqueued_at=timezone.now())
     return run
+
+
+def _publish(run_id: int) -> None:
+    from ftops.evaluation.tasks import eval_run_execute_task
+
+    eval_run_execute_task.delay(run_id)
+    job_mark_enqueued(EvalRun, pk=run_id)
 
 
 def _credential_names(config: dict[str, Any]) -> list[str]:
@@ -298,50 +317,62 @@ def _adapter(config: dict[str, Any]) -> ModelAdapter:
     return adapter_from_config(config, credentials=_resolve_credential, files_root=Path(settings.ARTIFACTS_DIR))
 
 
-def _claim(run_id: int) -> bool:
-    """Queued -> running (or a running run whose worker stopped heart-beating)."""
-    now = timezone.now()
-    stale = now - RUN_LEASE
-    claimable = Q(status=RunStatus.QUEUED) | Q(status=RunStatus.RUNNING, heartbeat_at__lt=stale)
-    return EvalRun.objects.filter(claimable, pk=run_id).update(
-        status=RunStatus.RUNNING, started_at=now, heartbeat_at=now, error="", progress_done=0
-    ) == 1
+def eval_run_execute(*, run_id: int, adapter: ModelAdapter | None = None, owner: str | None = None) -> EvalRun:
+    """Claim a queued run under a lease, evaluate and store the results. Running it twice is
+    harmless: the second call finds the run claimed (or finished) and returns it unchanged.
 
-
-def eval_run_execute(*, run_id: int, adapter: ModelAdapter | None = None) -> EvalRun:
-    """Claim a queued run, evaluate and store the results. Running it twice is harmless:
-    the second call finds the run claimed (or finished) and returns it unchanged."""
+    A transient database error gives the run back and is raised for the task's retry; any
+    other error fails the run (the worker itself carries on).
+    """
     if not EvalRun.objects.filter(pk=run_id).exists():
         raise NotFound(f"evaluation run {run_id} does not exist")
-    if not _claim(run_id):
+    owner = owner or worker_identity()
+    if job_claim(EvalRun, pk=run_id, owner=owner, fields={"error": "", "progress_done": 0}) is None:
         return EvalRun.objects.get(pk=run_id)
     run = EvalRun.objects.select_related("suite", "suite__dataset_version").get(pk=run_id)
+    lock = threading.Lock()  # progress writes and the heartbeat thread never write the row at once
+
+    def beat(**fields: Any) -> None:
+        with lock:
+            held = job_heartbeat(EvalRun, pk=run_id, owner=owner, fields=fields)
+        if not held:
+            raise RunCancelled(run_id)
+
     try:
-        records = suite_records(run.suite, categories=run.category_filter, limit=run.case_limit)
-        EvalRun.objects.filter(pk=run_id).update(progress_total=len(records))
-        model = adapter or build_adapter(run.adapter_config)
+        with JobHeartbeat(EvalRun, pk=run_id, owner=owner, lock=lock):
+            records = suite_records(run.suite, categories=run.category_filter, limit=run.case_limit)
+            beat(progress_total=len(records))
+            model = adapter or build_adapter(run.adapter_config)
 
-        def progress(done: int, total: int) -> None:
-            still_running = EvalRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
-                progress_done=done, progress_total=total, heartbeat_at=timezone.now())
-            if not still_running:
-                raise RunCancelled(run_id)
+            def progress(done: int, total: int) -> None:
+                beat(progress_done=done, progress_total=total, progress=done / total if total else 0.0)
 
-        # Several adapter batches per call: the HF adapter sorts each call's prompts by length.
-        chunk = max(PROGRESS_EVERY, 4 * int(run.adapter_config.get("batch_size") or 0))
-        report = evaluate_records(adapter=model, records=records, batch_size=chunk, on_progress=progress)
-        if isinstance(model, FewShotAdapter):
-            report.meta["fewshot_prompt"] = model.prompt
+            # Several adapter batches per call: the HF adapter sorts each call's prompts by length.
+            chunk = max(PROGRESS_EVERY, 4 * int(run.adapter_config.get("batch_size") or 0))
+            report = evaluate_records(adapter=model, records=records, batch_size=chunk, on_progress=progress)
+            if isinstance(model, FewShotAdapter):
+                report.meta["fewshot_prompt"] = model.prompt
     except RunCancelled:
-        run.refresh_from_db()
-        return run
+        return EvalRun.objects.get(pk=run_id)
+    except TRANSIENT_ERRORS as exc:
+        job_release(EvalRun, pk=run_id, owner=owner, error=error_dict("transient", f"{type(exc).__name__}: {exc}"))
+        raise
     except Exception as exc:  # a run records why it failed; the worker itself carries on
         log.exception("evaluation run %s failed", run_id)
-        EvalRun.objects.filter(pk=run_id).update(status=RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:4000],
-                                                 finished_at=timezone.now())
-        run.refresh_from_db()
-        return run
-    return eval_run_store_report(run=run, report=report)
+        job_fail(EvalRun, pk=run_id, owner=owner, error=error_dict("failed", f"{type(exc).__name__}: {exc}"))
+        return EvalRun.objects.get(pk=run_id)
+    return eval_run_store_report(run=run, report=report, owner=owner)
+
+
+def eval_runs_reap() -> dict[str, Any]:
+    """Re-queue runs whose worker died (or fail them after ``max_attempts``) and publish queued
+    runs the broker never got; on beat, and in the embedded mode from the scheduler."""
+    def publish(pk: int) -> None:
+        from ftops.evaluation.tasks import eval_run_execute_task
+
+        eval_run_execute_task.delay(pk)
+
+    return jobs_reap(EvalRun, publish=publish, resend_after_s=900).as_dict()
 
 
 def build_adapter(config: dict[str, Any]) -> ModelAdapter:
@@ -375,28 +406,28 @@ def _failure_row(run: EvalRun, result: RecordResult) -> EvalFailure:
 
 
 @transaction.atomic
-def eval_run_store_report(*, run: EvalRun, report: EvalReport) -> EvalRun:
-    """Metrics and failures of a finished evaluation, stored once (replaces any earlier)."""
+def eval_run_store_report(*, run: EvalRun, report: EvalReport, owner: str) -> EvalRun:
+    """Metrics and failures of a finished evaluation, stored once (replaces any earlier), and
+    only while ``owner`` holds the run: a cancelled run, or one a new owner took, is left alone."""
     run = EvalRun.objects.select_for_update().get(pk=run.pk)
-    if run.status == RunStatus.CANCELLED:
+    if run.status != RunStatus.RUNNING or run.lease_owner != owner:
         return run
     run.failures.all().delete()
     EvalFailure.objects.bulk_create([_failure_row(run, r) for r in report.failures()], batch_size=500)
-    run.metrics = {**report.summary(), **report.meta}
-    run.exact = report.exact
-    run.status = RunStatus.SUCCEEDED
-    run.progress_done = run.progress_total = report.n
-    run.finished_at = timezone.now()
-    run.error = ""
-    run.save()
+    job_finish(EvalRun, pk=run.pk, owner=owner, fields={
+        "metrics": {**report.summary(), **report.meta}, "exact": report.exact,
+        "progress_done": report.n, "progress_total": report.n,
+    })
+    run.refresh_from_db()
     return run
 
 
 @transaction.atomic
 def eval_run_cancel(*, run: EvalRun) -> EvalRun:
     """Cancel a run that has not finished (a queued one never starts)."""
+    # Ends the lease too: the worker's next beat finds the run gone and stops.
     updated = EvalRun.objects.filter(pk=run.pk, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
-        status=RunStatus.CANCELLED, finished_at=timezone.now())
+        status=RunStatus.CANCELLED, finished_at=timezone.now(), lease_owner="", lease_expires_at=None)
     run.refresh_from_db()
     if not updated and run.status != RunStatus.CANCELLED:
         raise Conflict(f"run {run.pk} has already {run.status}")

@@ -156,10 +156,14 @@ def test_executing_twice_changes_nothing(tmp_path: Path, mini_suite: EvalSuite) 
 
 def test_a_live_claim_is_respected_and_a_stale_one_taken_over(tmp_path: Path, mini_suite: EvalSuite) -> None:
     run = eval_run_create(suite=mini_suite, adapter_config=bfcl_answers(tmp_path, second_right=True), enqueue=False)
-    EvalRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, heartbeat_at=timezone.now())
-    assert eval_run_execute(run_id=run.pk).status == RunStatus.RUNNING
-    EvalRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
-    assert eval_run_execute(run_id=run.pk).status == RunStatus.SUCCEEDED
+    EvalRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, lease_owner="w1", attempts=1,
+                                             lease_expires_at=timezone.now() + timedelta(minutes=5))
+    held = eval_run_execute(run_id=run.pk, owner="w2")
+    assert (held.status, held.lease_owner, held.attempts) == (RunStatus.RUNNING, "w1", 1)
+    # w1 died: its lease ran out, so the next delivery takes the run over and finishes it.
+    EvalRun.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    done = eval_run_execute(run_id=run.pk, owner="w2")
+    assert (done.status, done.attempts, done.lease_owner, done.error) == (RunStatus.SUCCEEDED, 2, "", "")
 
 
 def test_a_broken_model_marks_the_run_failed(mini_suite: EvalSuite, tmp_path: Path) -> None:

@@ -1,20 +1,42 @@
-"""Curation runs on the queue: a row per pass, claimed by a conditional UPDATE, progress on the row."""
+"""Curation runs on the queue: a row per pass, a job of the shared runtime (``ftops.common.jobs``).
+
+Claimed under a lease, heartbeated while it collects, finished only by its owner; the reaper
+re-queues a run whose worker died. Collection is idempotent (one production example per
+interaction), so the next worker simply runs the pass again. Database trouble releases the
+run for the task's retry; anything else fails it.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
 from ftops.common.errors import ValidationFailed
-from ftops.datasets.models import CurationRun, RunStatus
+from ftops.common.jobs import (
+    TRANSIENT_ERRORS,
+    JobHeartbeat,
+    error_dict,
+    job_claim,
+    job_fail,
+    job_finish,
+    job_heartbeat,
+    job_mark_enqueued,
+    job_release,
+    jobs_reap,
+    worker_identity,
+)
+from ftops.datasets.models import CurationRun
 from ftops.datasets.services.collection import examples_collect_production
 
 # Retraining triggers live in the loop (a higher floor): a run that asks for them hands over by
 # task name once its own work committed, and the loop writes its report back with
 # ``curation_run_note``. Until then the run's result says the triggers are queued.
 TRIGGERS_TASK = "ftops.loop.tasks.triggers_evaluate_task"
+
+log = logging.getLogger(__name__)
 
 
 def curation_run_start(*, kind: str, params: dict[str, Any] | None = None) -> CurationRun:
@@ -24,43 +46,65 @@ def curation_run_start(*, kind: str, params: dict[str, Any] | None = None) -> Cu
                                fields={"kind": [f"one of {list(CurationRun.Kind.values)}"]})
     with transaction.atomic():
         run = CurationRun.objects.create(kind=kind, params=params or {})
-        from ftops.datasets.tasks import curation_run_task
-
         pk = run.pk
-        transaction.on_commit(lambda: curation_run_task.delay(pk))
+        transaction.on_commit(lambda: _publish(pk))
     return run
 
 
-def curation_run_execute(*, run_id: int) -> CurationRun:
-    claimed = CurationRun.objects.filter(pk=run_id, status=RunStatus.PENDING).update(
-        status=RunStatus.RUNNING, progress=1, updated_at=timezone.now())
-    run = CurationRun.objects.get(pk=run_id)
-    if not claimed:
-        return run  # a redelivered task: the first delivery owns the run
+def _publish(run_id: int) -> None:
+    from ftops.datasets.tasks import curation_run_task
+
+    curation_run_task.delay(run_id)
+    job_mark_enqueued(CurationRun, pk=run_id)
+
+
+def curation_run_execute(*, run_id: int, owner: str | None = None) -> CurationRun:
+    """Claim the run under a lease and do the pass; a redelivered task (or a live owner) does nothing."""
+    owner = owner or worker_identity()
+    run = job_claim(CurationRun, pk=run_id, owner=owner, fields={"progress": 1, "error": ""})
+    if run is None:
+        return CurationRun.objects.get(pk=run_id)
+    lock = threading.Lock()  # progress writes and the heartbeat thread never write the row at once
 
     def progress(done: int, total: int) -> None:
         percent = max(1, min(99, int(100 * done / total))) if total else 50
-        CurationRun.objects.filter(pk=run_id).update(progress=percent, updated_at=timezone.now())
+        with lock:
+            job_heartbeat(CurationRun, pk=run_id, owner=owner, fields={"progress": percent})
 
     result: dict[str, Any] = {}
+    wants_triggers = run.kind in (CurationRun.Kind.TRIGGERS, CurationRun.Kind.SCHEDULED)
     try:
-        if run.kind in (CurationRun.Kind.COLLECT, CurationRun.Kind.SCHEDULED):
-            result["collect"] = examples_collect_production(on_progress=progress).as_dict()
-        wants_triggers = run.kind in (CurationRun.Kind.TRIGGERS, CurationRun.Kind.SCHEDULED)
-        if wants_triggers:
-            result["triggers"] = {"queued": TRIGGERS_TASK}
-    except Exception as exc:
-        CurationRun.objects.filter(pk=run_id).update(status=RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}",
-                                                     finished_at=timezone.now())
+        with JobHeartbeat(CurationRun, pk=run_id, owner=owner, lock=lock):
+            if run.kind in (CurationRun.Kind.COLLECT, CurationRun.Kind.SCHEDULED):
+                result["collect"] = examples_collect_production(on_progress=progress).as_dict()
+    except TRANSIENT_ERRORS as exc:
+        job_release(CurationRun, pk=run_id, owner=owner, error=error_dict("transient", f"{type(exc).__name__}: {exc}"))
         raise
-    CurationRun.objects.filter(pk=run_id).update(status=RunStatus.READY, progress=100, result=result,
-                                                 finished_at=timezone.now())
+    except Exception as exc:
+        job_fail(CurationRun, pk=run_id, owner=owner, error=error_dict("failed", f"{type(exc).__name__}: {exc}"))
+        raise
     if wants_triggers:
-        from celery import current_app
+        result["triggers"] = {"queued": TRIGGERS_TASK}
+    with transaction.atomic():
+        if not job_finish(CurationRun, pk=run_id, owner=owner, fields={"progress": 100, "result": result}):
+            log.warning("curation run %s: the lease went to another worker; it reports the pass", run_id)
+        elif wants_triggers:
+            from celery import current_app
 
-        transaction.on_commit(lambda: current_app.signature(TRIGGERS_TASK, kwargs={"curation_run_id": run_id}).delay())
-    run.refresh_from_db()
-    return run
+            transaction.on_commit(
+                lambda: current_app.signature(TRIGGERS_TASK, kwargs={"curation_run_id": run_id}).delay())
+    return CurationRun.objects.get(pk=run_id)
+
+
+def curation_runs_reap() -> dict[str, Any]:
+    """Re-queue runs whose worker died (or fail them after ``max_attempts``) and publish pending
+    runs the broker never got; on beat, and in the embedded mode from the scheduler."""
+    def publish(pk: int) -> None:
+        from ftops.datasets.tasks import curation_run_task
+
+        curation_run_task.delay(pk)
+
+    return jobs_reap(CurationRun, publish=publish, resend_after_s=600).as_dict()
 
 
 def curation_run_note(*, run_id: int, key: str, value: Any) -> None:

@@ -1,8 +1,12 @@
 """Dataset versions: curate (dedup, diversity), split three ways, check contamination, snapshot.
 
-A build is a ``DatasetVersion`` row that goes pending -> running -> ready (or failed); the
-queue task claims it with a conditional UPDATE so a redelivered task does nothing. Once
-ready, a version never changes: members hold a snapshot of each record, and its content
+A build is a ``DatasetVersion`` row that goes pending -> running -> ready (or failed), a job
+of the shared runtime (``ftops.common.jobs``): the queue task claims it under a lease, so a
+redelivered task does nothing; a heartbeat thread keeps the lease while it embeds; members
+and the "ready" are committed in one transaction only while the lease is still held, so a
+worker that dies half-way leaves nothing behind, and the reaper re-queues its build for the
+next worker. Database trouble releases the build for the task's retry; anything else fails
+it. Once ready, a version never changes: members hold a snapshot of each record, and its content
 hash covers the seed, the parameters and every (example content hash, split, dimension),
 so the same inputs built with the same seed give the same hash.
 """
@@ -10,8 +14,10 @@ so the same inputs built with the same seed give the same hash.
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 import re
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +31,19 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ftops.common.errors import Conflict, ValidationFailed
+from ftops.common.jobs import (
+    TRANSIENT_ERRORS,
+    JobHeartbeat,
+    error_dict,
+    job_claim,
+    job_fail,
+    job_finish,
+    job_heartbeat,
+    job_mark_enqueued,
+    job_release,
+    jobs_reap,
+    worker_identity,
+)
 from ftops.datasets.config import CurationConfig, load_config
 from ftops.datasets.dedup import components, diversity_score, greedy_select, nearest_similarity, similar_pairs
 from ftops.datasets.embeddings import Embedder
@@ -52,6 +71,8 @@ from ftops.datasets.splitting import (
     phrasing_template,
 )
 from ftops.datasets.validation import stable_json
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "dedup": True,  # drop near-duplicates (cosine >= dedup_threshold) with the same expected behaviour
@@ -392,58 +413,96 @@ def dataset_version_create(*, seed: int = 0, params: dict[str, Any] | None = Non
     for _attempt in range(5):
         try:
             with transaction.atomic():
+                # Not enqueued: the caller builds it now, so the reaper's sender leaves it alone.
                 version = DatasetVersion.objects.create(number=_next_number(), seed=seed, params=normalised,
-                                                        created_by=str(actor or "system"))
+                                                        created_by=str(actor or "system"),
+                                                        enqueued_at=None if enqueue else timezone.now())
                 if enqueue:
-                    from ftops.datasets.tasks import dataset_version_build_task
-
-                    transaction.on_commit(partial(dataset_version_build_task.delay, version.pk))
+                    transaction.on_commit(partial(_publish_build, version.pk))
                 return version
         except IntegrityError:
             continue  # another build took the number; take the next one
     raise Conflict("could not allocate a dataset version number; try again")
 
 
-def _set_progress(version_id: int, percent: int, message: str) -> None:
-    DatasetVersion.objects.filter(pk=version_id).update(progress=percent, progress_message=message[:200])
+def _publish_build(version_id: int) -> None:
+    from ftops.datasets.tasks import dataset_version_build_task
+
+    dataset_version_build_task.delay(version_id)
+    job_mark_enqueued(DatasetVersion, pk=version_id)
 
 
-def dataset_version_execute(*, version_id: int, embedder: Embedder | None = None) -> DatasetVersion:
-    """Build a pending version (claimed by a conditional UPDATE: running twice is harmless)."""
+class _LeaseLost(Exception):
+    """This worker no longer holds the build: its writes roll back, the new owner builds."""
+
+
+def dataset_version_execute(*, version_id: int, embedder: Embedder | None = None,
+                            owner: str | None = None) -> DatasetVersion:
+    """Claim the build under a lease and run it; a redelivered task (or a live owner) does nothing.
+
+    Raises what failed it (the error is on the row), and a transient database error after
+    giving the build back, for the task's retry.
+    """
     from ftops.datasets.embedding_store import db_embedder
 
-    claimed = DatasetVersion.objects.filter(pk=version_id, status=RunStatus.PENDING).update(
-        status=RunStatus.RUNNING, progress=1, progress_message="starting")
-    version = DatasetVersion.objects.get(pk=version_id)
-    if not claimed:
-        return version
+    owner = owner or worker_identity()
+    version = job_claim(DatasetVersion, pk=version_id, owner=owner,
+                        fields={"progress": 1, "progress_message": "starting", "error": ""})
+    if version is None:
+        return DatasetVersion.objects.get(pk=version_id)
     cfg = load_config().curation
+    lock = threading.Lock()  # progress writes and the heartbeat thread never write the row at once
+
+    def progress(percent: int, message: str) -> None:
+        with lock:
+            held = job_heartbeat(DatasetVersion, pk=version_id, owner=owner,
+                                 fields={"progress": percent, "progress_message": message[:200]})
+        if not held:
+            raise _LeaseLost
+
     try:
-        members, report = build_members(
-            seed=version.seed, params=version.params, cfg=cfg, embedder=embedder or db_embedder(),
-            progress=lambda p, m: _set_progress(version_id, p, m))
-        _set_progress(version_id, 85, f"saving {len(members)} members")
-        with transaction.atomic():
-            _write_members(version, members)
-            digest = version_hash(seed=version.seed, params=version.params, members=members)
-            twin = (DatasetVersion.objects.filter(content_hash=digest, status=RunStatus.READY)
-                    .exclude(pk=version.pk).order_by("number").first())
-            if twin is not None:
-                report["notes"] = [*report["notes"], f"identical content to version {twin.number}"]
-            version.content_hash = digest
-            version.quality_report = report
-            version.source_mix = report["source_mix"]
-            version.counts = _counts(members)
-            version.status = RunStatus.READY
-            version.progress = 100
-            version.progress_message = "ready"
-            version.built_at = timezone.now()
-            version.save()
-    except Exception as exc:
-        DatasetVersion.objects.filter(pk=version_id).update(
-            status=RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], progress_message="failed")
+        with JobHeartbeat(DatasetVersion, pk=version_id, owner=owner, lock=lock):
+            members, report = build_members(seed=version.seed, params=version.params, cfg=cfg,
+                                            embedder=embedder or db_embedder(), progress=progress)
+            progress(85, f"saving {len(members)} members")
+            with transaction.atomic():
+                _write_members(version, members)
+                digest = version_hash(seed=version.seed, params=version.params, members=members)
+                twin = (DatasetVersion.objects.filter(content_hash=digest, status=RunStatus.READY)
+                        .exclude(pk=version.pk).order_by("number").first())
+                if twin is not None:
+                    report["notes"] = [*report["notes"], f"identical content to version {twin.number}"]
+                finished = job_finish(DatasetVersion, pk=version_id, owner=owner, fields={
+                    "content_hash": digest, "quality_report": report, "source_mix": report["source_mix"],
+                    "counts": _counts(members), "progress": 100, "progress_message": "ready",
+                    "built_at": timezone.now(),
+                })
+                if not finished:
+                    raise _LeaseLost
+    except _LeaseLost:
+        log.warning("dataset version %s: the lease went to another worker; this build is dropped", version_id)
+    except TRANSIENT_ERRORS as exc:
+        job_release(DatasetVersion, pk=version_id, owner=owner,
+                    error=error_dict("transient", f"{type(exc).__name__}: {exc}"),
+                    fields={"progress_message": "waiting to retry"})
         raise
-    return version
+    except Exception as exc:
+        job_fail(DatasetVersion, pk=version_id, owner=owner,
+                 error=error_dict("build_failed", f"{type(exc).__name__}: {exc}"[:2000]),
+                 fields={"progress_message": "failed"})
+        raise
+    return DatasetVersion.objects.get(pk=version_id)
+
+
+def dataset_versions_reap() -> dict[str, Any]:
+    """Re-queue builds whose worker died (or fail them after ``max_attempts``) and publish
+    pending builds the broker never got; on beat, and in the embedded mode from the scheduler."""
+    def publish(pk: int) -> None:
+        from ftops.datasets.tasks import dataset_version_build_task
+
+        dataset_version_build_task.delay(pk)
+
+    return jobs_reap(DatasetVersion, publish=publish, resend_after_s=600).as_dict()
 
 
 def _counts(members: list[tuple[TrainingExample, str, str]]) -> dict[str, Any]:
