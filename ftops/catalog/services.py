@@ -310,8 +310,9 @@ def _examples_migrate(report: ImportReport, *, by: Actor, job: int | None) -> No
     """Curation moves the older examples of the tools whose schema changed (or flags them)."""
     if not report.changed_tools:
         return
+    # In-process the counts come back here (and into the job's result); a worker adds them to the job.
     counts = _curation_task(EXAMPLES_MIGRATE_TASK, {"tool_ids": report.changed_tools, "actor": by.label,
-                                                    "job_id": job})
+                                                    "job_id": None if _tasks_run_in_process() else job})
     if counts is None:
         report.notes.append("older examples of the changed tools are being moved to the new schemas by a worker"
                             + (f"; import job {job} will show how many" if job is not None else ""))

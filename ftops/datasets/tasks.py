@@ -62,12 +62,12 @@ def examples_migrate_schema_task(tool_ids: list[int], actor: str = "", job_id: i
     """Move the older examples of tools whose schema a catalog import changed (sent by name).
 
     With a broker this runs after the import committed, so the counts go onto the import's
-    job (when it has one) instead of the import's response.
+    job (the catalog passes ``job_id`` only then) instead of the import's response.
     """
     from ftops.datasets.services.schema_evolution import examples_migrate_tools
 
     counts = examples_migrate_tools(tool_ids=tool_ids, actor=actor)
-    if job_id is not None and not examples_migrate_schema_task.request.is_eager:
+    if job_id is not None:
         from ftops.catalog.services import catalog_import_job_record_migration
 
         catalog_import_job_record_migration(job_id=job_id, migrated=counts["migrated"], flagged=counts["flagged"])

@@ -1,0 +1,132 @@
+"""With a broker the catalog hands examples to curation's worker by task name; the job reports the counts.
+
+The embedded default (every other catalog test) runs those tasks in-process at once. Here
+``task_always_eager`` is off, the on-commit publish is captured instead of sent, and the
+worker's side is run the way its task would run it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from celery import current_app
+from rest_framework.test import APIClient
+
+from ftops.catalog.models import CatalogImportJob, ImportKind, Tool
+from ftops.catalog.services import catalog_import, catalog_import_documents
+from ftops.common.jobs import JobStatus
+from ftops.common.models import AuditEvent
+from ftops.datasets.models import ExampleStatus, TrainingExample
+from ftops.datasets.services.catalog_imports import catalog_import_examples_run
+from ftops.datasets.tasks import examples_migrate_schema_task
+from tests.catalog.factories import shipping_doc
+
+pytestmark = pytest.mark.django_db
+
+IMPORT = "/api/v1/catalog/import"
+MakeKey = Callable[..., tuple[APIClient, Any]]
+
+
+@pytest.fixture
+def broker_mode() -> Iterator[None]:
+    before = current_app.conf.task_always_eager
+    current_app.conf.task_always_eager = False
+    try:
+        yield
+    finally:
+        current_app.conf.task_always_eager = before
+
+
+def test_documents_become_a_job_that_curation_runs(broker_mode: None, make_key: MakeKey,
+                                                   django_capture_on_commit_callbacks: Any) -> None:
+    client, key = make_key("admin")
+
+    with django_capture_on_commit_callbacks(execute=False) as published:
+        response = client.post(IMPORT, {"content": [shipping_doc()], "source": "shipping-team"}, format="json")
+
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert (body["kind"], body["status"], body["result"]) == ("documents", "pending", None)
+    assert len(published) == 1  # the job's task, sent once the row is committed
+    assert (Tool.objects.count(), TrainingExample.objects.count()) == (0, 0)  # nothing written yet
+    job = CatalogImportJob.objects.get(pk=body["id"])
+    assert job.kind == ImportKind.DOCUMENTS and job.documents is not None
+
+    done = catalog_import_examples_run(job_id=job.pk)
+
+    assert done is not None and done.status == JobStatus.SUCCEEDED
+    assert catalog_import_examples_run(job_id=job.pk) is None  # a second delivery does nothing
+    status = client.get(body["status_url"]).json()
+    assert status["result"]["examples_created"] == 6
+    assert status["result"]["tools_created"] == ["shipping.create_label", "shipping.get_latest_order"]
+    assert TrainingExample.objects.filter(service__name="shipping").count() == 6
+    audit = AuditEvent.objects.get(action="catalog.imported")
+    assert (audit.api_key_id, audit.detail["job"], audit.detail["examples_created"]) == (key.pk, job.pk, 6)
+
+
+def test_a_job_with_an_invalid_example_writes_nothing_and_says_why(broker_mode: None,
+                                                                    django_capture_on_commit_callbacks: Any) -> None:
+    doc = shipping_doc()
+    doc["training_examples"][0]["correct_parameters"]["carrier"] = "pigeon"
+    with django_capture_on_commit_callbacks(execute=False):
+        report = catalog_import_documents(documents=[doc], source="bad.json")
+    assert report.pending and report.job is not None
+
+    job = catalog_import_examples_run(job_id=report.job)
+
+    assert job is not None and job.status == JobStatus.FAILED
+    assert job.error["code"] == "validation_failed"
+    assert list(job.error["fields"]) == ["documents[0].training_examples[0]"]
+    assert (Tool.objects.count(), TrainingExample.objects.count()) == (0, 0)
+    assert AuditEvent.objects.get(action="catalog.import_failed").detail["job"] == job.pk
+
+
+def test_a_schema_change_sends_the_example_migration_by_name(broker_mode: None,
+                                                             django_capture_on_commit_callbacks: Any) -> None:
+    current_app.conf.task_always_eager = True  # the first import in-process: examples exist
+    catalog_import_documents(documents=[shipping_doc()], source="v1.json")
+    current_app.conf.task_always_eager = False
+    tools = [{"type": "function", "function": {"name": "create_label", "description": "Create a label.",
+                                               "parameters": {"type": "object", "properties": {
+                                                   "order": {"type": "string"}}, "required": ["order"]}}}]
+
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        report = catalog_import(source="v2", content=tools, fmt="openai-tools", service="shipping")
+
+    assert len(sent) == 1
+    assert (report.examples_migrated, report.examples_flagged) == (0, 0)
+    assert report.notes[-1] == "older examples of the changed tools are being moved to the new schemas by a worker"
+    assert TrainingExample.objects.filter(status=ExampleStatus.FLAGGED).count() == 0
+
+    counts = examples_migrate_schema_task.apply(
+        kwargs={"tool_ids": [Tool.objects.get(name="create_label").pk], "actor": "system"}).get()
+
+    assert counts == {"migrated": 1, "flagged": 4}
+    assert TrainingExample.objects.filter(status=ExampleStatus.FLAGGED).count() == 4
+
+
+def test_a_url_jobs_migration_counts_land_on_the_job(broker_mode: None, make_key: MakeKey,
+                                                     django_capture_on_commit_callbacks: Any) -> None:
+    client, _ = make_key("admin")
+    current_app.conf.task_always_eager = True
+    catalog_import_documents(documents=[shipping_doc()], source="v1.json")
+    current_app.conf.task_always_eager = False
+    tools = [{"name": "create_label", "parameters": {"type": "object", "properties": {"order": {"type": "string"}},
+                                                     "required": ["order"]}}]
+    job = CatalogImportJob.objects.create(source="http://mcp.example/mcp", actor="admin")
+    # What the catalog worker does for a URL job: import, then finish the job with the report.
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        report = catalog_import(source="v2", content=tools, fmt="openai-tools", service="shipping", job=job.pk)
+    CatalogImportJob.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED, result=report.as_dict())
+    assert len(sent) == 1
+
+    # The curation worker, later: its task (sent by name) carries the job's id.
+    examples_migrate_schema_task.apply(kwargs={
+        "tool_ids": [Tool.objects.get(name="create_label").pk], "actor": "admin", "job_id": job.pk}).get()
+    body = client.get(f"/api/v1/catalog/imports/{job.pk}").json()
+
+    assert (body["result"]["examples_migrated"], body["result"]["examples_flagged"]) == (1, 4)
+    assert body["result"]["notes"][-1] == ("older examples of the changed tools are being moved to the new schemas "
+                                           f"by a worker; import job {job.pk} will show how many")
