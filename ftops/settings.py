@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "ftops.discovery",
     "review",
     "registry",
+    "ftops.gateway",
     # The top floor: the continuous loop and the home dashboard read every app above.
     "ftops.loop",
     "ftops.home",
@@ -423,3 +424,36 @@ FTOPS_NOTIFY_MAX_RETRIES = env_int("FTOPS_NOTIFY_MAX_RETRIES", 5, maximum=20)
 # (needs the `mlflow` extra). ftops stays the source of truth.
 MLFLOW_TRACKING_URI = env_url("MLFLOW_TRACKING_URI", "", schemes={"http", "https", "file", "sqlite", "databricks"},
                               example="http://mlflow.internal:5000")
+
+# --- gateway (ftops.gateway: the OpenAI-compatible endpoint, its own uvicorn process) -------
+FTOPS_GATEWAY_HOST = env_str("FTOPS_GATEWAY_HOST", "127.0.0.1")
+FTOPS_GATEWAY_PORT = env_int("FTOPS_GATEWAY_PORT", 8100, minimum=1, maximum=65535)
+FTOPS_GATEWAY_WORKERS = env_int("FTOPS_GATEWAY_WORKERS", 1, minimum=1, maximum=64)
+# Per upstream call: total time, connect time, and how many more tries after a connection
+# failure or a 5xx. FTOPS_GATEWAY_UPSTREAM_OPTIONS overrides them per credential name:
+# "vllm:120:0,openai-prod:30:2" (name:timeout_s:retries).
+FTOPS_GATEWAY_TIMEOUT_S = env_int("FTOPS_GATEWAY_TIMEOUT_S", 60, minimum=1, maximum=3600)
+FTOPS_GATEWAY_CONNECT_TIMEOUT_S = env_int("FTOPS_GATEWAY_CONNECT_TIMEOUT_S", 5, minimum=1, maximum=120)
+FTOPS_GATEWAY_RETRIES = env_int("FTOPS_GATEWAY_RETRIES", 1, maximum=10)
+FTOPS_GATEWAY_UPSTREAM_OPTIONS: dict[str, tuple[int, int]] = {}
+for _entry in env_list("FTOPS_GATEWAY_UPSTREAM_OPTIONS", []):
+    _parts = _entry.split(":")
+    if len(_parts) != 3 or not _parts[1].isdigit() or not _parts[2].isdigit() or int(_parts[1]) < 1:
+        raise SettingsError(f"FTOPS_GATEWAY_UPSTREAM_OPTIONS entry {_entry!r} is not name:timeout_s:retries, "
+                            "e.g. vllm:120:0")
+    FTOPS_GATEWAY_UPSTREAM_OPTIONS[_parts[0]] = (int(_parts[1]), int(_parts[2]))
+FTOPS_GATEWAY_MAX_CONNECTIONS = env_int("FTOPS_GATEWAY_MAX_CONNECTIONS", 200, minimum=1)
+# Model versions served from a local base model with LoRA adapters (serving kind hf_lora) go
+# to this OpenAI-compatible upstream (vLLM with --enable-lora, or ftops' model server), with
+# the version's name as the model id.
+FTOPS_GATEWAY_LORA_UPSTREAM = env_str("FTOPS_GATEWAY_LORA_UPSTREAM", "model-server")
+# A failing canary upstream answers from production instead (the failure still counts against the canary).
+FTOPS_GATEWAY_CANARY_FALLBACK = env_bool("FTOPS_GATEWAY_CANARY_FALLBACK", True)
+# How long routes and API keys are cached: a promotion, rollback or key revocation is seen within it.
+FTOPS_GATEWAY_CACHE_S = env_int("FTOPS_GATEWAY_CACHE_S", 5, minimum=0, maximum=300)
+# Call logging: buffered in memory, written every FLUSH_MS or BATCH calls, spooled to
+# SPOOL_DIR when the database is unreachable and replayed once it is back.
+FTOPS_GATEWAY_FLUSH_MS = env_int("FTOPS_GATEWAY_FLUSH_MS", 500, minimum=10, maximum=60_000)
+FTOPS_GATEWAY_BATCH = env_int("FTOPS_GATEWAY_BATCH", 500, minimum=1, maximum=1000)
+FTOPS_GATEWAY_SPOOL_DIR = Path(env_str("FTOPS_GATEWAY_SPOOL_DIR", str(VAR_DIR / "gateway" / "spool")))
+FTOPS_GATEWAY_MAX_BODY_MB = env_int("FTOPS_GATEWAY_MAX_BODY_MB", 8, minimum=1, maximum=256)

@@ -19,6 +19,7 @@ class Role(models.TextChoices):
     REVIEWER = "reviewer", "Reviewer"
     APPROVER = "approver", "Approver"
     ML_ORCHESTRATOR = "ml_orchestrator", "ML orchestrator"
+    GATEWAY = "gateway", "Gateway (calls models through the OpenAI-compatible endpoint)"
     ADMIN = "admin", "Admin"
 
 

@@ -402,7 +402,8 @@ class GuardedAsyncTransport(httpx2.AsyncHTTPTransport):
     exceptions (the MCP client does) can still tell a refusal from a dead server.
     """
 
-    def __init__(self, *, policy: OutboundPolicy | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, *, policy: OutboundPolicy | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
+                 max_connections: int = 20) -> None:
         super().__init__(trust_env=False)
         self.policy = policy or policy_from_settings()
         self.max_bytes = max_bytes
@@ -411,7 +412,7 @@ class GuardedAsyncTransport(httpx2.AsyncHTTPTransport):
         # backend (httpx exposes no other hook for it). No proxies: trust_env=False above.
         self._pool = httpcore2.AsyncConnectionPool(
             ssl_context=httpx2.create_ssl_context(trust_env=False),
-            max_connections=20, network_backend=_GuardedBackend(self.policy, self.errors),
+            max_connections=max_connections, network_backend=_GuardedBackend(self.policy, self.errors),
         )
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
@@ -436,14 +437,16 @@ class GuardedAsyncTransport(httpx2.AsyncHTTPTransport):
 
 def guarded_async_client(*, timeout_s: float, max_bytes: int = DEFAULT_MAX_BYTES,
                          policy: OutboundPolicy | None = None,
-                         headers: Mapping[str, str] | None = None) -> httpx2.AsyncClient:
+                         headers: Mapping[str, str] | None = None,
+                         max_connections: int = 20) -> httpx2.AsyncClient:
     """An ``httpx2.AsyncClient`` whose every connection is checked (for SDKs that take a client).
 
     ``timeout_s`` bounds each connect and read; the caller still owns the *total* deadline
     (``anyio.fail_after``), since a server can trickle bytes under any per-read timeout.
     Redirects are not followed here; ``guarded_get`` follows them hop by hop.
     """
-    return httpx2.AsyncClient(transport=GuardedAsyncTransport(policy=policy, max_bytes=max_bytes),
+    return httpx2.AsyncClient(transport=GuardedAsyncTransport(policy=policy, max_bytes=max_bytes,
+                                                              max_connections=max_connections),
                               timeout=httpx2.Timeout(timeout_s), follow_redirects=False, trust_env=False,
                               headers=dict(headers or {}))
 

@@ -1,0 +1,190 @@
+"""Where a request goes: the ``model`` field to a version, the canary split, cached reads.
+
+``model`` is one of
+  * ``ftops/<service>``: what serves the service (its own deployment, else the enterprise
+    one), split between production and the canary by a stable hash of the conversation;
+  * ``production`` or ``canary``: that arm of the service named by the ``x-ftops-service``
+    header or ``metadata.service``;
+  * a version's name (``acme-tiny-v1.2.0``): that version, if it is approved or live.
+
+Reads run in a worker thread and are cached for ``FTOPS_GATEWAY_CACHE_S``; when a refresh
+fails (the database is briefly away) the last answer keeps serving, so an outage of the
+database does not become an outage of the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from django.db import DatabaseError, close_old_connections, connection
+
+from ftops.common.models import ApiKey, Role
+from ftops.common.selectors import api_key_for_secret
+from ftops.gateway.models import Arm
+from ftops.gateway.selectors import ServiceRoutes, Target, service_names, service_routes, version_target
+from registry.models import ENTERPRISE_SCOPE
+
+logger = logging.getLogger(__name__)
+
+V = TypeVar("V")
+SERVICE_PREFIX = "ftops/"
+ALIASES = (Arm.PRODUCTION.value, Arm.CANARY.value)
+
+
+class RouteError(Exception):
+    """A request the gateway cannot route; ``status`` and ``code`` become the OpenAI error."""
+
+    def __init__(self, status: int, code: str, message: str, *, param: str | None = "model") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.param = param
+
+
+def _db_read(function: Callable[[], V]) -> V:
+    """Run an ORM read in this worker thread; a broken connection is closed so the next read reconnects."""
+    close_old_connections()
+    try:
+        return function()
+    except DatabaseError:
+        with contextlib.suppress(Exception):
+            connection.close()
+        raise
+
+
+class TTLCache(Generic[V]):
+    """Async read-through cache: one load per key at a time, stale values served when a load fails."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._values: dict[Any, tuple[float, V]] = {}
+        self._loading: dict[Any, asyncio.Future[V]] = {}
+
+    async def get(self, key: Any, load: Callable[[], V]) -> V:
+        now = time.monotonic()
+        cached = self._values.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        pending = self._loading.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            value = await asyncio.to_thread(_db_read, load)
+        except Exception as exc:
+            if cached is not None:
+                logger.warning("gateway: refreshing %r failed (%s); serving the cached answer", key, exc)
+                value = cached[1]
+                self._values[key] = (now + min(self.ttl_s, 1.0), value)
+            else:
+                future.set_exception(exc)
+                future.exception()  # retrieved: no "never retrieved" warning when nobody else waits
+                raise
+        else:
+            self._values[key] = (time.monotonic() + self.ttl_s, value)
+        finally:
+            self._loading.pop(key, None)
+        future.set_result(value)
+        return value
+
+    def clear(self) -> None:
+        self._values.clear()
+
+
+@dataclass(frozen=True)
+class Decision:
+    service: str
+    target: Target
+    fallback: Target | None  # production, when the target is the canary and fallback is on
+    sticky_key: str
+
+
+def canary_bucket(deployment_id: int, sticky_key: str) -> float:
+    """A stable number in [0, 1) per (canary deployment, conversation): the same conversation
+    stays on one arm for the whole canary, and a new canary draws its sample afresh."""
+    digest = hashlib.blake2b(f"{deployment_id}:{sticky_key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+class Router:
+    def __init__(self, *, ttl_s: float, canary_fallback: bool) -> None:
+        self.canary_fallback = canary_fallback
+        self._routes: TTLCache[ServiceRoutes] = TTLCache(ttl_s)
+        self._versions: TTLCache[Target | None] = TTLCache(ttl_s)
+        self._services: TTLCache[set[str]] = TTLCache(ttl_s)
+        self._keys: TTLCache[ApiKey | None] = TTLCache(ttl_s)
+
+    def clear(self) -> None:
+        for cache in (self._routes, self._versions, self._services, self._keys):
+            cache.clear()
+
+    async def api_key(self, secret: str) -> ApiKey | None:
+        """The active key for a secret (cached by its hash, so revocation takes effect within the TTL)."""
+        digest = hashlib.sha256(secret.encode()).hexdigest()
+        key = await self._keys.get(digest, lambda: api_key_for_secret(secret))
+        if key is None:
+            self._keys._values.pop(digest, None)  # an unknown key is not cached: a new key works at once
+        return key
+
+    @staticmethod
+    def may_call(key: ApiKey) -> bool:
+        return key.has_role(Role.GATEWAY)
+
+    async def decide(self, *, model: str, service_hint: str, sticky_key: str) -> Decision:
+        if model.startswith(SERVICE_PREFIX):
+            service = model[len(SERVICE_PREFIX):]
+            return await self._for_service(service, arm=None, sticky_key=sticky_key)
+        if model in ALIASES:
+            if not service_hint:
+                raise RouteError(400, "service_required",
+                                 f"model '{model}' needs a service: send the header x-ftops-service or "
+                                 "metadata.service, or use model 'ftops/<service>'")
+            return await self._for_service(service_hint, arm=model, sticky_key=sticky_key)
+        target = await self._versions.get(("version", model), lambda: version_target(name=model))
+        if target is None:
+            raise RouteError(404, "model_not_found",
+                             f"the model '{model}' does not exist or may not serve; use 'ftops/<service>', "
+                             "'production', 'canary' or an approved version's name (GET /v1/models lists them)")
+        service = service_hint or (target.scope if target.scope != ENTERPRISE_SCOPE else "")
+        if not service:
+            raise RouteError(400, "service_required",
+                             f"{target.name} serves every service: name the one this call is for with the header "
+                             "x-ftops-service or metadata.service")
+        await self._known_service(service)
+        return Decision(service=service, target=target, fallback=None, sticky_key=sticky_key)
+
+    async def _known_service(self, service: str) -> None:
+        if service not in await self._services.get("services", service_names):
+            raise RouteError(404, "model_not_found",
+                             f"no service named '{service}' in the catalog (GET /v1/models lists what is served)")
+
+    async def _for_service(self, service: str, *, arm: str | None, sticky_key: str) -> Decision:
+        await self._known_service(service)
+        routes = await self._routes.get(("service", service), lambda: service_routes(service=service))
+        production, canary = routes.production, routes.canary
+        if arm == Arm.CANARY:
+            if canary is None:
+                raise RouteError(404, "model_not_found", f"no canary is running for {service}")
+            return Decision(service=service, target=canary, fallback=self._fallback(production), sticky_key=sticky_key)
+        if arm is None and canary is not None and routes.canary_deployment_id is not None:
+            share = routes.canary_share
+            if production is None or (share > 0 and (canary_bucket(routes.canary_deployment_id, sticky_key)
+                                                     if sticky_key else random.random()) < share):
+                return Decision(service=service, target=canary, fallback=self._fallback(production),
+                                sticky_key=sticky_key)
+        if production is None:
+            raise RouteError(404, "model_not_found", f"no model version is in production for {service}")
+        return Decision(service=service, target=production, fallback=None, sticky_key=sticky_key)
+
+    def _fallback(self, production: Target | None) -> Target | None:
+        return production if self.canary_fallback else None
