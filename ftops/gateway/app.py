@@ -14,6 +14,7 @@ a 500 in that shape too, never a page.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import logging
@@ -26,12 +27,13 @@ from typing import Any
 
 import orjson
 from django.conf import settings
+from django.db import connection
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ftops.common.models import ApiKey
 from ftops.gateway import metrics
 from ftops.gateway.recorder import CallRecorder, record_summary
-from ftops.gateway.routing import Decision, RouteError, Router
+from ftops.gateway.routing import DatabaseThreads, Decision, RouteError, Router
 from ftops.gateway.selectors import Target, gateway_models
 from ftops.gateway.upstream import (
     OpenStream,
@@ -180,9 +182,10 @@ class Call:
 
 class GatewayApp:
     def __init__(self, *, recorder: CallRecorder | None = None) -> None:
+        self.threads = DatabaseThreads()
         self.router = Router(ttl_s=settings.FTOPS_GATEWAY_CACHE_S,
-                             canary_fallback=settings.FTOPS_GATEWAY_CANARY_FALLBACK)
-        self.upstreams = Upstreams(ttl_s=settings.FTOPS_GATEWAY_CACHE_S)
+                             canary_fallback=settings.FTOPS_GATEWAY_CANARY_FALLBACK, threads=self.threads)
+        self.upstreams = Upstreams(ttl_s=settings.FTOPS_GATEWAY_CACHE_S, threads=self.threads)
         self.recorder = recorder or CallRecorder(spool_dir=settings.FTOPS_GATEWAY_SPOOL_DIR,
                                                  flush_s=settings.FTOPS_GATEWAY_FLUSH_MS / 1000,
                                                  batch=settings.FTOPS_GATEWAY_BATCH)
@@ -236,6 +239,7 @@ class GatewayApp:
             elif message["type"] == "lifespan.shutdown":
                 await self.upstreams.aclose()
                 self.recorder.stop()
+                self.threads.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -258,10 +262,8 @@ class GatewayApp:
         return key
 
     async def models(self, scope: Scope, send: Send, one: str | None = None) -> None:
-        import asyncio
-
         await self.authenticate(scope)
-        rows = await asyncio.to_thread(gateway_models)
+        rows = await self.threads.run(gateway_models)
         data = [{"object": "model", **row} for row in rows]
         if one is not None:
             found = next((row for row in data if row["id"] == one), None)
@@ -272,19 +274,13 @@ class GatewayApp:
         await respond(send, 200, orjson.dumps({"object": "list", "data": data}))
 
     async def readyz(self, send: Send) -> None:
-        import asyncio
-
-        from ftops.gateway.routing import _db_read
-
         def ping() -> bool:
-            from django.db import connection
-
             with connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
             return True
 
         try:
-            database = await asyncio.wait_for(asyncio.to_thread(_db_read, ping), timeout=2)
+            database = await asyncio.wait_for(self.threads.run(ping), timeout=2)
         except Exception:
             database = False
         spool_ok = True

@@ -51,6 +51,7 @@ class CallRecorder:
         self._seq = 0
         self._spool_failing_since: float | None = None
         self.stored = 0  # calls stored for the first time by this process (tests and the bench read it)
+        self.spooled = 0  # records written to the spool by this process
         self.last_error = ""
 
     # --- request side (event loop) ---------------------------------------------------------
@@ -171,6 +172,7 @@ class CallRecorder:
             handle.flush()
             os.fsync(handle.fileno())
         if suffix == ".jsonl":
+            self.spooled += len(records)
             metrics.SPOOLED.inc(len(records))
 
     def _replay_spool(self) -> bool:

@@ -19,8 +19,10 @@ import contextlib
 import hashlib
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -61,11 +63,40 @@ def _db_read(function: Callable[[], V]) -> V:
         raise
 
 
+class DatabaseThreads:
+    """The few threads the gateway's ORM reads run in, each with its own connection.
+
+    Its own pool rather than asyncio's default one so that shutdown can close every thread's
+    connection (a connection left open keeps PostgreSQL from dropping or renaming the database).
+    """
+
+    def __init__(self, workers: int = 4) -> None:
+        self.workers = workers
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gateway-db")
+
+    async def run(self, function: Callable[[], V]) -> V:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, _db_read, function)
+
+    def close(self) -> None:
+        barrier = threading.Barrier(self.workers, timeout=5)
+
+        def close_here() -> None:
+            with contextlib.suppress(Exception):
+                connection.close()
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait()  # holds this thread so the next task lands on another one
+
+        for _ in range(self.workers):
+            self.executor.submit(close_here)
+        self.executor.shutdown(wait=True)
+
+
 class TTLCache(Generic[V]):
     """Async read-through cache: one load per key at a time, stale values served when a load fails."""
 
-    def __init__(self, ttl_s: float) -> None:
+    def __init__(self, ttl_s: float, threads: DatabaseThreads) -> None:
         self.ttl_s = ttl_s
+        self.threads = threads
         self._values: dict[Any, tuple[float, V]] = {}
         self._loading: dict[Any, asyncio.Future[V]] = {}
 
@@ -80,7 +111,7 @@ class TTLCache(Generic[V]):
         future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
         self._loading[key] = future
         try:
-            value = await asyncio.to_thread(_db_read, load)
+            value = await self.threads.run(load)
         except Exception as exc:
             if cached is not None:
                 logger.warning("gateway: refreshing %r failed (%s); serving the cached answer", key, exc)
@@ -117,12 +148,12 @@ def canary_bucket(deployment_id: int, sticky_key: str) -> float:
 
 
 class Router:
-    def __init__(self, *, ttl_s: float, canary_fallback: bool) -> None:
+    def __init__(self, *, ttl_s: float, canary_fallback: bool, threads: DatabaseThreads) -> None:
         self.canary_fallback = canary_fallback
-        self._routes: TTLCache[ServiceRoutes] = TTLCache(ttl_s)
-        self._versions: TTLCache[Target | None] = TTLCache(ttl_s)
-        self._services: TTLCache[set[str]] = TTLCache(ttl_s)
-        self._keys: TTLCache[ApiKey | None] = TTLCache(ttl_s)
+        self._routes: TTLCache[ServiceRoutes] = TTLCache(ttl_s, threads)
+        self._versions: TTLCache[Target | None] = TTLCache(ttl_s, threads)
+        self._services: TTLCache[set[str]] = TTLCache(ttl_s, threads)
+        self._keys: TTLCache[ApiKey | None] = TTLCache(ttl_s, threads)
 
     def clear(self) -> None:
         for cache in (self._routes, self._versions, self._services, self._keys):

@@ -6,6 +6,7 @@ results are cached by ``routing.RouteCache``; nothing here is on the hot path pe
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -13,9 +14,11 @@ from typing import Any
 from django.db.models import Q
 
 from ftops.catalog.models import Service
-from ftops.datasets.config import load_config
+from ftops.datasets.config import ConfigError, DeploymentConfig, load_config
 from ftops.gateway.models import LATENCY_BUCKETS_MS, Arm, ArmOutcome
 from registry.models import ENTERPRISE_SCOPE, Deployment, DeploymentState, ModelVersion, VersionStatus
+
+logger = logging.getLogger(__name__)
 
 # A version named directly may serve while it is being judged or after it was approved;
 # a rejected, rolled-back or never-approved version may not.
@@ -61,7 +64,12 @@ def _canary_share(deployment: Deployment) -> float:
     own = getattr(deployment, "traffic", None)
     if isinstance(own, int | float):
         return max(0.0, min(1.0, float(own)))
-    return float(load_config().deployment.canary_traffic)
+    try:
+        return float(load_config().deployment.canary_traffic)
+    except ConfigError as exc:
+        # A broken config file must not stop traffic: the documented default share serves.
+        logger.warning("gateway: %s; canary traffic share defaults to %s", exc, DeploymentConfig().canary_traffic)
+        return float(DeploymentConfig().canary_traffic)
 
 
 def service_routes(*, service: str) -> ServiceRoutes:

@@ -33,7 +33,7 @@ from django.conf import settings
 from ftops.common.credentials import ResolvedCredential, upstream_credential_get_secret
 from ftops.common.errors import NotFound
 from ftops.common.outbound import OutboundError, guarded_async_client
-from ftops.gateway.routing import TTLCache
+from ftops.gateway.routing import DatabaseThreads, TTLCache
 from ftops.gateway.selectors import Target
 
 RETRY_STATUSES = frozenset({500, 502, 503, 504, 429})
@@ -106,8 +106,8 @@ class Upstream:
 class Upstreams:
     """One pooled client per credential, rebuilt when an admin changes the URL or the value."""
 
-    def __init__(self, *, ttl_s: float) -> None:
-        self._credentials: TTLCache[ResolvedCredential | None] = TTLCache(max(ttl_s, 1.0))
+    def __init__(self, *, ttl_s: float, threads: DatabaseThreads) -> None:
+        self._credentials: TTLCache[ResolvedCredential | None] = TTLCache(max(ttl_s, 1.0), threads)
         self._clients: dict[str, Upstream] = {}
         self._stale: list[httpx2.AsyncClient] = []
 

@@ -20,7 +20,7 @@ from ftops.common.services import api_key_create
 from ftops.gateway.app import GatewayApp
 from ftops.gateway.recorder import CallRecorder
 from ftops.interactions.models import Interaction
-from registry.models import Deployment, DeploymentState, ModelVersion, VersionStatus
+from registry.models import Deployment, DeploymentState, ModelVersion
 from tests.gateway.fake_upstream import FakeUpstreamServer
 from tests.interactions.conftest import PAYMENT_SCHEMA, add_tool
 
