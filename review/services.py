@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
@@ -140,8 +140,9 @@ def _why_not(item: ReviewItem, actor: Actor, now: datetime, *, deciding: bool = 
 _ENQUEUE_COLUMNS = ("pk", "external_id", "service_id", "tool_calls", "failure_kind", "messages", "timestamp")
 
 
-def _create_items(rows: list[tuple[Any, ...]], percent: int) -> int:
-    """Review items for ``rows`` (``_ENQUEUE_COLUMNS`` of failed interactions); how many exist now.
+def _create_items(rows: list[tuple[Any, ...]], percent: int, *, count: bool = True) -> int:
+    """Review items for ``rows`` (``_ENQUEUE_COLUMNS`` of failed interactions); how many exist now
+    (``count=False``: ``len(rows)``, without the query that counts them).
 
     ``ignore_conflicts`` on the one-to-one makes a second or concurrent call create nothing more.
     """
@@ -154,6 +155,9 @@ def _create_items(rows: list[tuple[Any, ...]], percent: int) -> int:
         )
         for pk, external_id, service_id, calls, kind, messages, ts in rows
     ]
+    if not count:
+        ReviewItem.objects.bulk_create(items, ignore_conflicts=True)
+        return len(items)
     with transaction.atomic():
         ReviewItem.objects.bulk_create(items, ignore_conflicts=True)
         return ReviewItem.objects.filter(interaction_id__in=[r[0] for r in rows]).count()
@@ -161,7 +165,7 @@ def _create_items(rows: list[tuple[Any, ...]], percent: int) -> int:
 
 def review_items_enqueue_interactions(*, interaction_ids: Iterable[int]) -> int:
     """Queue the failed interactions among ``interaction_ids`` that have no item yet; returns how
-    many of them are queued now (new or already there).
+    many were found without one (and have one now).
 
     Called on the ingest transaction's commit (task ``review.tasks.enqueue_interactions``), so a
     failure reaches reviewers at once, with or without a broker. Ids that are not failures (any
@@ -170,15 +174,24 @@ def review_items_enqueue_interactions(*, interaction_ids: Iterable[int]) -> int:
     ids = sorted({int(i) for i in interaction_ids})
     percent = double_review_percent()
     queued = 0
-    for start in range(0, len(ids), ENQUEUE_BATCH):
-        chunk = ids[start:start + ENQUEUE_BATCH]
-        rows = list(
-            Interaction.objects.filter(pk__in=chunk, is_failure=True)
-            .filter(~Exists(ReviewItem.objects.filter(interaction_id=OuterRef("pk"))))
-            .values_list(*_ENQUEUE_COLUMNS)
-        )
-        if rows:
-            queued += _create_items(rows, percent)
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # This runs after every ingest batch that has failures. A crash that loses this
+            # commit loses nothing the sweep does not queue again, so it need not wait for
+            # the disk flush (which under load costs as much as the rest of the step).
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        for start in range(0, len(ids), ENQUEUE_BATCH):
+            chunk = ids[start:start + ENQUEUE_BATCH]
+            rows = list(
+                Interaction.objects.filter(pk__in=chunk, is_failure=True)
+                .filter(~Exists(ReviewItem.objects.filter(interaction_id=OuterRef("pk"))))
+                .values_list(*_ENQUEUE_COLUMNS)
+            )
+            if rows:
+                # No count query: the rows were just read without items (a concurrent sweep
+                # may have made some of them meanwhile; ignore_conflicts skips those).
+                queued += _create_items(rows, percent, count=False)
     return queued
 
 

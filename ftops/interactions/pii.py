@@ -92,6 +92,22 @@ _WORD = re.compile(r"[a-z]+|[0-9]+")
 
 Counts = dict[str, int]
 
+# What any redaction needs somewhere in a value's JSON text: a run of 7+ digits and separators
+# (every digit pattern, a number or a bare phone string under a key), an '@' (email), two colons
+# with only hex digits between (IPv6) or two letters then two digits (an IBAN's start). JSON
+# escapes none of these characters, so a value whose text holds none of them comes out of the
+# walk unchanged, and the walk (the costliest step of ingest) is skipped. Both digit cases start
+# at a digit (the IBAN one looks back for its letters), which the engine finds ~4x faster than
+# trying a letter-led alternative at every letter.
+_MAY_HOLD_DIGIT_PII = re.compile(rb"[0-9](?:[0-9 .()+\-]{5,}[0-9]|(?<=[A-Za-z][A-Za-z][0-9])[0-9])")
+_MAY_HOLD_IPV6 = re.compile(rb":[0-9A-Fa-f]{0,4}:")
+
+
+def may_hold_pii(json_text: bytes) -> bool:
+    """False when redacting the value serialised as ``json_text`` (UTF-8) cannot change it."""
+    return (b"@" in json_text or _MAY_HOLD_DIGIT_PII.search(json_text) is not None
+            or _MAY_HOLD_IPV6.search(json_text) is not None)
+
 # What a dict key says about the numbers under it (see the module docstring).
 PHONE_KEY, CARD_KEY, SAFE_KEY, PLAIN_KEY = "phone", "card", "safe", ""
 _PHONE_WORDS = frozenset({"tel", "telephone", "mobile", "cell", "fax", "msisdn", "whatsapp", "sms"})

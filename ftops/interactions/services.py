@@ -28,6 +28,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+import orjson
 from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, models, transaction
@@ -177,7 +178,31 @@ def _redactor() -> pii.Redactor | None:
 class _Prepared:
     rows: list[tuple[int, dict[str, Any]]]  # (batch index, Interaction field values), first occurrences
     duplicate_of: dict[int, int]  # batch index -> index of the identical earlier item
-    tools_json: dict[int, str] = field(default_factory=dict)  # batch index -> canonical JSON of "tools"
+    # batch index -> {JSON column: its JSON text}, where preparing already wrote it ("tools", and
+    # the columns redaction found nothing in), so the PostgreSQL COPY does not serialise again.
+    json_text: dict[int, dict[str, str]] = field(default_factory=dict)
+
+
+def _json_text(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # a value orjson cannot write (a Python caller's odd type, a huge integer)
+        return json.dumps(value)
+
+
+def _redact_value(value: Any, redactor: pii.Redactor, counts: dict[str, int],
+                  literals: dict[str, str] | None = None) -> tuple[Any, str | None]:
+    """(``value`` redacted, its JSON text when already known).
+
+    One serialisation serves twice: the pre-check that skips the walk when no PII can be in the
+    text (most values), and the COPY, which then writes that text as it is."""
+    try:
+        text = orjson.dumps(value)
+    except TypeError:
+        return redactor.value_into(value, counts, literals), None
+    if not pii.may_hold_pii(text):
+        return value, text.decode()
+    return redactor.value_into(value, counts, literals), None
 
 
 def _field_key(index: int, name: str, single: bool) -> str:
@@ -253,9 +278,9 @@ def _prepare(payloads: list[Any], *, single: bool) -> _Prepared:
     schemas = tool_schemas_by_service(service_ids.values())
     redactor = _redactor()
     rows: list[tuple[int, dict[str, Any]]] = []
-    tools_json: dict[int, str] = {}
+    json_text: dict[int, dict[str, str]] = {}
     for index, item in kept:
-        tools_json[index] = item.tools_json
+        texts = json_text[index] = {"tools": item.tools_json.decode()}
         service_id = service_ids[item.service]
         verdict = check_calls(item.tool_calls, schemas[service_id], item.unparsable_calls)
         is_failure, failure_kind = failure_marking(
@@ -266,10 +291,17 @@ def _prepare(payloads: list[Any], *, single: bool) -> _Prepared:
         response_text, reason = item.response_text, verdict.reason
         if redactor is not None:
             literals: dict[str, str] = {}
-            messages = redactor.value_into(messages, counts)
-            tool_calls = redactor.value_into(tool_calls, counts, literals)
+            messages, text = _redact_value(messages, redactor, counts)
+            if text is not None:
+                texts["messages"] = text
+            tool_calls, text = _redact_value(tool_calls, redactor, counts, literals)
+            if text is not None:
+                texts["tool_calls"] = text
+            if metadata:
+                metadata, text = _redact_value(metadata, redactor, counts)
+                if text is not None:
+                    texts["metadata"] = text
             response_text = redactor.text_into(response_text, counts) if response_text else ""
-            metadata = redactor.value_into(metadata, counts) if metadata else metadata
             # The reason quotes argument values already counted above; a phone sent as a
             # number ("15552013344 is not of type 'string'") only the literals can find.
             reason = redactor.text_into(reason, {}) if reason else ""
@@ -303,7 +335,7 @@ def _prepare(payloads: list[Any], *, single: bool) -> _Prepared:
                 },
             )
         )
-    return _Prepared(rows=rows, duplicate_of=duplicate_of, tools_json=tools_json)
+    return _Prepared(rows=rows, duplicate_of=duplicate_of, json_text=json_text)
 
 
 # --- storing ---------------------------------------------------------------------------------
@@ -338,42 +370,47 @@ def _copy_columns() -> list[tuple[str, str, bool]]:
 
 
 def _insert(
-    rows: list[dict[str, Any]], api_key: ApiKey | None, tools_json: list[str | None], scope: str
+    rows: list[dict[str, Any]], api_key: ApiKey | None, json_text: list[dict[str, str]], scope: str
 ) -> list[int]:
     """Insert prepared rows; returns their primary keys in order."""
     if not rows:
         return []
     if connection.vendor == "postgresql" and COPY_ON_POSTGRES:
-        return _insert_copy(rows, api_key, tools_json, scope)
+        return _insert_copy(rows, api_key, json_text, scope)
     objects = [Interaction(api_key=api_key, scope=scope, **row) for row in rows]
     Interaction.objects.bulk_create(objects, batch_size=1000)
     return [obj.pk for obj in objects]
 
 
 def _insert_copy(
-    rows: list[dict[str, Any]], api_key: ApiKey | None, tools_json: list[str | None], scope: str
+    rows: list[dict[str, Any]], api_key: ApiKey | None, json_text: list[dict[str, str]], scope: str
 ) -> list[int]:
     table = Interaction._meta.db_table
     columns = _copy_columns()
     qn = connection.ops.quote_name
     statement = f"COPY {qn(table)} ({', '.join(qn(c) for c, _, _ in columns)}) FROM STDIN"
     extra = {"api_key_id": api_key.pk if api_key else None, "created_at": timezone.now(), "scope": scope}
-    dumps = json.dumps
+    # Per column, once per batch: where each value comes from.
+    plan = [(attname, is_json, attname in extra) for _, attname, is_json in columns]
     with connection.cursor() as cursor:
         cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
                        [table, len(rows)])
         pks = [pk for (pk,) in cursor.fetchall()]
         with connection.wrap_database_errors, cursor.cursor.copy(statement) as copy:
-            for pk, row, tools in zip(pks, rows, tools_json, strict=True):
-                values = {**row, **extra, "id": pk}
-                copy.write_row(
-                    [
-                        (tools if attname == "tools" and tools is not None else dumps(values[attname]))
-                        if is_json
-                        else values[attname]
-                        for _, attname, is_json in columns
-                    ]
-                )
+            write_row = copy.write_row
+            for pk, row, texts in zip(pks, rows, json_text, strict=True):
+                values = []
+                for attname, is_json, fixed in plan:
+                    if attname == "id":
+                        values.append(pk)
+                    elif fixed:
+                        values.append(extra[attname])
+                    elif is_json:
+                        text = texts.get(attname)
+                        values.append(text if text is not None else _json_text(row[attname]))
+                    else:
+                        values.append(row[attname])
+                write_row(values)
     return pks
 
 
@@ -424,7 +461,8 @@ def _store(prepared: _Prepared, *, api_key: ApiKey | None, single: bool, scope: 
         )
         try:
             with transaction.atomic():
-                pks = _insert([row for _, row in new], api_key, [prepared.tools_json.get(i) for i, _ in new], scope)
+                pks = _insert([row for _, row in new], api_key, [prepared.json_text.get(i, {}) for i, _ in new],
+                              scope)
                 failed = [pk for (_, row), pk in zip(new, pks, strict=True) if row["is_failure"]]
                 if failed:
                     # Registered inside the insert's savepoint: a rolled-back try discards it,
