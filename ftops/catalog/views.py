@@ -9,8 +9,16 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from ftops.catalog.selectors import service_get, services_list, tool_get, tool_versions, tools_for_service
+from ftops.catalog.selectors import (
+    service_get,
+    service_vocabulary_of,
+    services_list,
+    tool_get,
+    tool_versions,
+    tools_for_service,
+)
 from ftops.common.errors import NotFound
+from ftops.core.vocabulary import vocabulary_rules
 
 PAGE_SIZE = 25
 
@@ -28,9 +36,12 @@ def service_detail(request: HttpRequest, service: str) -> HttpResponse:
     except NotFound as exc:
         raise Http404(exc.message) from exc
     page = Paginator(tools_for_service(service=svc), PAGE_SIZE).get_page(request.GET.get("page"))
-    vocabulary = json.dumps(svc.domain_vocabulary, indent=2, ensure_ascii=False) if svc.domain_vocabulary else ""
+    # The vocabulary few-shot prompts and training state: the service's and its tools' documents folded.
+    gathered = service_vocabulary_of(service=svc)
+    vocabulary = json.dumps(gathered, indent=2, ensure_ascii=False) if gathered else ""
     return render(request, "catalog/service_detail.html",
-                  {"service": svc, "page": page, "vocabulary_json": vocabulary, "nav_section": "catalog"})
+                  {"service": svc, "page": page, "vocabulary_json": vocabulary, "nav_section": "catalog",
+                   "vocabulary_rules": vocabulary_rules({svc.name: gathered})})
 
 
 @login_required

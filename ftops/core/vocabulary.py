@@ -52,7 +52,9 @@ def vocabulary_rules(vocabularies: Mapping[str, Mapping[str, Any] | None]) -> li
     rules: list[str] = []
     for service in sorted(named):
         for topic in sorted(named[service]):
-            label = str(topic).replace("_", " ")
+            # "payment_states" reads "payment states"; a tool's name in "amounts (create_payment)" stays exact.
+            head, bracket, tool = str(topic).partition(" (")
+            label = head.replace("_", " ") + bracket + tool
             if len(named) > 1:
                 label = f"{service} / {label}"
             rules += _entry_rules(label, named[service][topic])

@@ -48,6 +48,18 @@ def test_service_page_lists_its_tools(logged_in: Client) -> None:
     assert logged_in.get("/catalog/nope/").status_code == 404
 
 
+def test_service_page_states_its_and_its_tools_vocabulary(logged_in: Client) -> None:
+    from ftops.catalog.models import Service, Tool
+
+    catalog_import_documents(documents=[shipping_doc()], source="t")
+    Service.objects.filter(name="shipping").update(domain_vocabulary={"weights": {"rule": "in grams"}})
+    Tool.objects.filter(name="create_label").update(domain_vocabulary={
+        "carriers": {"our_values": ["ups", "dhl"]}, "weights": {"rule": "in kilograms for labels"}})
+    body = logged_in.get("/catalog/shipping/").content.decode()
+    assert "<li>weights: in grams</li>" in body and "<li>carriers: use only ups, dhl</li>" in body
+    assert "<li>weights (create_label): in kilograms for labels</li>" in body
+
+
 def test_tool_page_shows_versions_with_breaking_and_additive_badges(logged_in: Client) -> None:
     catalog_import_documents(documents=[shipping_doc()], source="t")
     removed = {**SHIPPING_PARAMS, "properties": {k: v for k, v in SHIPPING_PARAMS["properties"].items()
@@ -98,5 +110,6 @@ def test_catalog_pages_take_the_same_queries_whatever_the_rows(logged_in: Client
             tool.current_version = version
             tool.save(update_fields=["current_version"])
     get_within(logged_in, django_assert_max_num_queries, "/catalog/", 4)
-    get_within(logged_in, django_assert_max_num_queries, "/catalog/svc0/", 5)
+    # The sixth reads the tools' vocabulary documents (one query whatever their number).
+    get_within(logged_in, django_assert_max_num_queries, "/catalog/svc0/", 6)
     get_within(logged_in, django_assert_max_num_queries, "/catalog/svc0/tools/tool0/", 5)

@@ -39,13 +39,13 @@ def test_a_service_and_its_tools_fold_into_one_document() -> None:
     folded = service_vocabulary(
         {"amounts": {"rule": "in cents"}},
         {"refund": {"amounts": {"rule": "in cents"}, "reasons": {"our_values": ["fraud", "duplicate"]}},
-         "charge": {"amounts": {"rule": "in dollars for legacy charges"}},
+         "legacy_charge": {"amounts": {"rule": "in dollars for legacy charges"}},
          "ping": None},
     )
     # The service's own meaning stays; a tool repeating it adds nothing; a tool meaning
     # something else keeps its entry under its own name; tools are read in name order.
-    assert list(folded) == ["amounts", "amounts (charge)", "reasons"]
-    assert folded["amounts (charge)"] == {"rule": "in dollars for legacy charges"}
+    assert list(folded) == ["amounts", "amounts (legacy_charge)", "reasons"]
+    assert folded["amounts (legacy_charge)"] == {"rule": "in dollars for legacy charges"}
     assert vocabulary_rules({"payments": folded}) == [
-        "amounts: in cents", "amounts (charge): in dollars for legacy charges", "reasons: use only fraud, duplicate"]
+        "amounts: in cents", "amounts (legacy_charge): in dollars for legacy charges", "reasons: use only fraud, duplicate"]
     assert service_vocabulary(None) == {} and service_vocabulary({}, {"t": {"a": "b"}}) == {"a": "b"}
