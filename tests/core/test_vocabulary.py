@@ -47,5 +47,6 @@ def test_a_service_and_its_tools_fold_into_one_document() -> None:
     assert list(folded) == ["amounts", "amounts (legacy_charge)", "reasons"]
     assert folded["amounts (legacy_charge)"] == {"rule": "in dollars for legacy charges"}
     assert vocabulary_rules({"payments": folded}) == [
-        "amounts: in cents", "amounts (legacy_charge): in dollars for legacy charges", "reasons: use only fraud, duplicate"]
+        "amounts: in cents", "amounts (legacy_charge): in dollars for legacy charges",
+        "reasons: use only fraud, duplicate"]
     assert service_vocabulary(None) == {} and service_vocabulary({}, {"t": {"a": "b"}}) == {"a": "b"}
