@@ -46,11 +46,11 @@ ANSWER = json.dumps({
                          "name": "create_payment", "arguments": "{\"amount_cents\": 700, \"currency\": \"EUR\"}"}}]}}],
     "usage": {"prompt_tokens": 50, "completion_tokens": 20, "total_tokens": 70},
 }).encode()
-TOOLS = [{"type": "function", "function": {"name": "create_payment", "description": "Charge a customer",
-                                            "parameters": {"type": "object", "properties": {
-                                                "amount_cents": {"type": "integer", "minimum": 1},
-                                                "currency": {"type": "string", "enum": ["USD", "EUR", "GBP"]}},
-                                                "required": ["amount_cents", "currency"]}}}]
+TOOLS: list[dict[str, Any]] = [{"type": "function", "function": {
+    "name": "create_payment", "description": "Charge a customer",
+    "parameters": {"type": "object", "properties": {"amount_cents": {"type": "integer", "minimum": 1},
+                                                    "currency": {"type": "string", "enum": ["USD", "EUR", "GBP"]}},
+                   "required": ["amount_cents", "currency"]}}}]
 
 
 async def upstream_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
