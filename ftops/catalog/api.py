@@ -4,9 +4,11 @@ Imports over the API take an MCP server URL or the content inline. Local file pa
 stdio commands are refused on purpose: they would let an API caller read the server's
 files or run programs on it; those stay with ``manage.py catalog_import``.
 
-Inline content is imported in the request (201/200 with the report). A URL import is a job
-(202 with its status URL): contacting a server can take up to the outbound time limit, and
-that must not hold a web worker. The job's error for an unusable URL is one message whatever
+Inline content is imported in the request (201/200 with the report); with a broker
+configured, per-tool documents that carry examples are a job as well (202), because curation's
+worker writes their examples. A URL import is always a job (202 with its status URL):
+contacting a server can take up to the outbound time limit, and that must not hold a web
+worker. The job's error for an unusable URL is one message whatever
 the reason (refused, unreachable, timed out, not MCP); the reason is in the audit log.
 """
 

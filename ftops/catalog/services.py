@@ -368,7 +368,8 @@ def _documents_import(parsed: Parsed, *, source: str, by: Actor, skip_invalid: b
         return ImportReport.from_dict(job.result or {}, job=job.pk)
     error = job.error or {}
     if error.get("code") == "internal_error":
-        raise FtopsError(str(error.get("message") or "the import failed unexpectedly"))
+        # A bug, not the caller's input: a server error, as if the import had run here.
+        raise RuntimeError(f"catalog import job {job.pk} failed unexpectedly; the server log has the details")
     raise ImportFailed(str(error.get("message") or f"import job {job.pk} did not finish ({job.status})"),
                        fields=error.get("fields") or {})
 

@@ -130,3 +130,21 @@ def test_a_url_jobs_migration_counts_land_on_the_job(broker_mode: None, make_key
     assert (body["result"]["examples_migrated"], body["result"]["examples_flagged"]) == (1, 4)
     assert body["result"]["notes"][-1] == ("older examples of the changed tools are being moved to the new schemas "
                                            f"by a worker; import job {job.pk} will show how many")
+
+
+def test_a_bug_in_the_documents_job_is_a_server_error_not_the_callers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process too: the job fails as internal, the audit row has the reason, the caller gets no 4xx."""
+    from ftops.datasets.services import catalog_imports
+
+    def broken(**_: Any) -> None:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(catalog_imports, "examples_import_documents", broken)
+
+    with pytest.raises(RuntimeError, match="failed unexpectedly"):
+        catalog_import_documents(documents=[shipping_doc()], source="s.json")
+
+    job = CatalogImportJob.objects.get()
+    assert (job.status, job.error["code"]) == (JobStatus.FAILED, "internal_error")
+    assert AuditEvent.objects.get(action="catalog.import_failed").detail["kind"] == "internal"
+    assert (Tool.objects.count(), TrainingExample.objects.count()) == (0, 0)
