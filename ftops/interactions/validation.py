@@ -76,10 +76,13 @@ def canonical_json(payload: Any) -> str:
 # values that are not JSON types (``default=str`` gives their str(); orjson its own form), and
 # what it cannot write at all (a lone surrogate, an integer past 64 bits, deep nesting). The
 # first shows in the output (below); the other two make it raise. Either way the standard
-# encoder writes the text, so a body hashes as it always did. (NaN and Infinity cannot arrive:
-# the API parses strictly, and PostgreSQL's jsonb refuses them.)
-_ORJSON_CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS \
-    | orjson.OPT_PASSTHROUGH_DATACLASS
+# encoder writes the text, so a body hashes as it always did. (NaN, Infinity and plain Enum
+# members are written differently too, but only a Python caller can send them: the API parses
+# strictly, and PostgreSQL's jsonb refuses NaN anyway.)
+_ORJSON_PASSTHROUGH = (
+    orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+_ORJSON_CANONICAL = orjson.OPT_SORT_KEYS | _ORJSON_PASSTHROUGH
 # A digit before "e-" and one exponent digit: a number, not text such as "acme-7".
 _FLOAT_FORM_DIFFERS = re.compile(rb"0\.0000|[0-9]e-[0-9](?![0-9])")
 
@@ -151,7 +154,9 @@ class ToolsMemo:
     def canonical_bytes(self, tools: list[Any]) -> bytes:
         """Raises TooDeep for a list nested past ``MAX_DEPTH`` and UnicodeEncodeError for a lone surrogate."""
         try:
-            key = orjson.dumps(tools)
+            # Unsorted, but refusing what the canonical text writes differently (a datetime and
+            # its ISO string must not share a key).
+            key = orjson.dumps(tools, default=_not_json, option=_ORJSON_PASSTHROUGH)
         except TypeError:  # not writable by orjson (see canonical_bytes): no memo
             key = b""
         found = self._cache.get(key) if key else None
