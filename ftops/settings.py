@@ -368,7 +368,10 @@ FTOPS_JOB_REAPER_TASKS = [
     "ftops.datasets.tasks.dataset_jobs_reap_task",
     "ftops.training.tasks.training_reap_task",
     "ftops.evaluation.tasks.eval_runs_reap_task",
+    "ftops.loop.tasks.cycles_tick_task",  # improvement cycles: stage reaper, weekly schedule, triggers
 ]
+CELERY_BEAT_SCHEDULE["loop-cycles-tick"] = {"task": "ftops.loop.tasks.cycles_tick_task", "schedule": 60.0}
+FTOPS_LOOP_POLL_S = env_int("FTOPS_LOOP_POLL_S", 30, minimum=1)
 FTOPS_JOBS_SCHEDULER = env_bool("FTOPS_JOBS_SCHEDULER", True)
 FTOPS_JOBS_REAP_EVERY_S = env_int("FTOPS_JOBS_REAP_EVERY_S", 30, minimum=1)
 

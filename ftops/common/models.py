@@ -100,6 +100,8 @@ class AuditAction(models.TextChoices):
     NOTIFICATION_SENT = "notification.sent"
     NOTIFICATION_FAILED = "notification.failed"
     RETRAINING_TRIGGER_FIRED = "retraining_trigger.fired"
+    CYCLE_STARTED = "cycle.started"
+    CYCLE_FINISHED = "cycle.finished"
 
 
 class AuditEvent(models.Model):

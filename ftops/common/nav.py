@@ -15,6 +15,7 @@ NAV = [
     ("training", "Training", "training:runs"),
     ("evaluation", "Evaluation", "evaluation:runs"),
     ("registry", "Registry", "registry:models"),
+    ("loop", "Cycles", "loop:cycles"),
 ]
 
 

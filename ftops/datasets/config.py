@@ -118,11 +118,29 @@ class DeploymentConfig:
 
 
 @dataclass(frozen=True)
+class LoopConfig:
+    """Improvement cycles (``ftops.loop``): when they run and how the train stage picks a backend."""
+
+    schedule_enabled: bool = True
+    schedule_day: str = field(default="sunday", metadata={"choices": (
+        "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "daily")})
+    schedule_time: str = "02:00"  # HH:MM in the server's time zone
+    # A flapping trigger starts at most one cycle per scope in this window.
+    cooldown_hours: float = field(default=6, metadata=_range(0))
+    backend: str = field(default="auto", metadata={"choices": ("auto", "lora", "openai", "fewshot")})
+    privacy_sensitive: bool = True  # data may not leave the enterprise (rules out OpenAI fine-tuning)
+    monthly_budget_usd: float = field(default=0, metadata=_range(0))  # 0: no budget for a hosted fine-tune
+    max_latency_ms: float = field(default=500, metadata=_range(1))  # what callers tolerate per request
+    min_finetune_examples: int = field(default=50, metadata=_range(1))  # fewer: a few-shot prompt
+
+
+@dataclass(frozen=True)
 class FtopsConfig:
     curation: CurationConfig = field(default_factory=CurationConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     deployment: DeploymentConfig = field(default_factory=DeploymentConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
     path: str = ""
 
 
