@@ -179,6 +179,15 @@ async def run_side(url: str, headers: dict[str, str], model: str, n: int, concur
     return wall, latencies, failures
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (Linux /proc): what a request costs, whatever the load."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -216,9 +225,12 @@ def main() -> None:
             asyncio.run(run_side(*side, args.warmup, args.concurrency, 0))
         sent_through += args.warmup
         best: dict[str, tuple[float, list[float], int]] = {}
+        cpu = {"direct": 0.0, "gateway": 0.0}
         for round_no in range(args.rounds):
             for name, side in (("direct", direct), ("gateway", through)):
+                before = cpu_seconds(gateway.pid)
                 result = asyncio.run(run_side(*side, args.n, args.concurrency, (round_no + 1) * args.n))
+                cpu[name] += cpu_seconds(gateway.pid) - before
                 if name == "gateway":
                     sent_through += args.n
                 if name not in best or pct(result[1], 0.5) < pct(best[name][1], 0.5):
@@ -232,6 +244,11 @@ def main() -> None:
         added_p95 = pct(best["gateway"][1], 0.95) - pct(best["direct"][1], 0.95)
         print(f"added latency: p50 {added_p50:.2f} ms   p95 {added_p95:.2f} ms   "
               f"(concurrency {args.concurrency}, {args.n} requests per side, best of {args.rounds})")
+        # The gateway's own CPU per request (event loop and call writer, both included): what it
+        # costs on an idle machine too; on a saturated one latency grows with it.
+        per_request = cpu["gateway"] / (args.n * args.rounds) * 1000
+        print(f"gateway CPU: {per_request:.2f} ms per request; load average {os.getloadavg()[0]:.1f} "
+              f"on {os.cpu_count()} CPUs")
 
         from ftops.interactions.models import Interaction
 

@@ -163,8 +163,11 @@ class Router:
         """The active key for a secret (cached by its hash, so revocation takes effect within the TTL)."""
         digest = hashlib.sha256(secret.encode()).hexdigest()
         key = await self._keys.get(digest, lambda: api_key_for_secret(secret))
-        if key is None:
-            self._keys._values.pop(digest, None)  # an unknown key is not cached: a new key works at once
+        entry = self._keys._values.get(digest)
+        if key is None and entry is not None:
+            # An unknown key is remembered for a second only: enough that a flood of bad keys
+            # costs one query per key per second, short enough that a new key works at once.
+            self._keys._values[digest] = (min(entry[0], time.monotonic() + 1.0), None)
         return key
 
     @staticmethod
