@@ -103,8 +103,13 @@ def celery_worker(transactional_db: Any, redis_url: str, tmp_path: Path) -> Iter
             process.wait(timeout=10)
 
 
-def start_worker(*, redis_url: str, tmp_path: Path, extra_env: dict[str, str] | None = None) -> WorkerHandle:
-    """Start one more worker process against this run's test database and ``redis_url``."""
+def start_worker(*, redis_url: str, tmp_path: Path, extra_env: dict[str, str] | None = None,
+                 queues: str = QUEUES, label: str = "test") -> WorkerHandle:
+    """Start one more worker process against this run's test database and ``redis_url``.
+
+    ``queues`` is the worker's ``-Q`` list ("training", "curation", ...); ``label`` names it in
+    the worker's hostname and in failure messages.
+    """
     database_url = shared_database_url()
     env = {
         **os.environ,
@@ -116,9 +121,9 @@ def start_worker(*, redis_url: str, tmp_path: Path, extra_env: dict[str, str] | 
         **(extra_env or {}),
     }
     env.pop("REDIS_URL", None)
-    name = f"ftops-test-{uuid.uuid4().hex[:8]}@%h"
+    name = f"ftops-{label}-{uuid.uuid4().hex[:8]}@%h"
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "ftops", "worker", "-Q", QUEUES, "--concurrency=1", "--pool=solo",
+        [sys.executable, "-m", "celery", "-A", "ftops", "worker", "-Q", queues, "--concurrency=1", "--pool=solo",
          "--loglevel=INFO", "-n", name, "--without-gossip", "--without-mingle", "--without-heartbeat"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
@@ -132,7 +137,7 @@ def start_worker(*, redis_url: str, tmp_path: Path, extra_env: dict[str, str] | 
 
     threading.Thread(target=pump, daemon=True).start()
     handle.wait_for(lambda: any(" ready." in line for line in handle.output), timeout=START_TIMEOUT_S,
-                    what="the worker to report ready")
+                    what=f"worker {label} ({queues}) to report ready")
     return handle
 
 

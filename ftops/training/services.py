@@ -18,7 +18,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
 from datetime import UTC
 from pathlib import Path
@@ -216,6 +216,11 @@ class RunContext:
         self.fields.update(step=step, total_steps=total_steps, progress=round(pct, 2), eta_seconds=eta_s)
         self._flush(force=force)
 
+    def replace_series(self, *, losses: Sequence[Sequence[float]], val_losses: Sequence[Sequence[float]]) -> None:
+        """Take the trainer's complete loss curves (written with the run's end)."""
+        self.loss_series = _thinned([[int(p[0]), round(float(p[1]), 6)] for p in losses])
+        self.val_series = _thinned([[int(p[0]), round(float(p[1]), 6)] for p in val_losses])
+
     def set_external_ids(self, **ids: str) -> None:
         with self.db_lock, transaction.atomic():
             run = TrainingRun.objects.select_for_update().get(pk=self.run_id)
@@ -254,7 +259,11 @@ class RunContext:
 def _append_point(series: list[list[float]], step: int, value: float) -> list[list[float]]:
     series = [p for p in series if p[0] < step]  # a resumed run replays steps after its checkpoint
     series.append([step, round(float(value), 6)])
-    if len(series) > MAX_SERIES_POINTS:
+    return _thinned(series)
+
+
+def _thinned(series: list[list[float]]) -> list[list[float]]:
+    while len(series) > MAX_SERIES_POINTS:
         series = series[::2]
     return series
 

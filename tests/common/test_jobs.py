@@ -176,3 +176,61 @@ def test_heartbeat_thread_beats_until_the_lease_is_lost(transactional_db: Any) -
 
 def test_worker_identity_is_unique_per_call() -> None:
     assert jobs.worker_identity() != jobs.worker_identity()
+
+
+# --- models with their own words, and the embedded scheduler -----------------------------
+
+
+def test_a_model_keeps_its_own_status_words_progress_scale_and_text_error(db: Any) -> None:
+    from ftops.datasets.models import CurationRun
+
+    run = CurationRun.objects.create(kind="collect")
+    assert jobs.job_claim(CurationRun, pk=run.pk, owner="a") is not None
+    assert jobs.job_release(CurationRun, pk=run.pk, owner="a",
+                            error=jobs.error_dict("transient", "database restarting")) == "pending"
+    run.refresh_from_db()
+    assert (run.status, run.error, run.lease_owner) == ("pending", "database restarting", "")
+    assert jobs.job_claim(CurationRun, pk=run.pk, owner="b") is not None
+    assert jobs.job_finish(CurationRun, pk=run.pk, owner="b") is True
+    run.refresh_from_db()
+    assert (run.status, run.progress, run.error, run.attempts) == ("ready", 100, "", 2)
+    with pytest.raises(ValueError, match="not a final status"):
+        jobs.job_finish(CurationRun, pk=run.pk, owner="b", status="succeeded")
+
+
+@pytest.mark.django_db(transaction=True)  # the reapers close their connections after each pass
+def test_scheduler_pass_requeues_and_runs_what_a_dead_process_left(settings: Any) -> None:
+    from ftops.datasets.models import CurationRun
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True  # the embedded default: a published job runs here
+    run = CurationRun.objects.create(kind="collect")
+    jobs.job_claim(CurationRun, pk=run.pk, owner="dead-process")
+    CurationRun.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    scheduler = jobs.JobsScheduler(tasks=list(settings.FTOPS_JOB_REAPER_TASKS), interval_s=3600)
+    results = scheduler.run_once()
+    assert set(results) == set(settings.FTOPS_JOB_REAPER_TASKS)
+    assert not [name for name, result in results.items() if isinstance(result, dict) and "error" in result]
+    assert results["ftops.datasets.tasks.dataset_jobs_reap_task"]["curation_runs"]["requeued"] == [run.pk]
+    run.refresh_from_db()
+    assert (run.status, run.attempts, run.lease_owner) == ("ready", 2, "")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_scheduler_starts_only_in_the_embedded_default_and_runs_a_pass_at_once(settings: Any) -> None:
+    settings.FTOPS_JOB_REAPER_TASKS = ["ftops.training.tasks.training_reap_task"]
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # a broker: beat runs the reapers
+    assert jobs.jobs_scheduler_start() is None
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.FTOPS_JOBS_SCHEDULER = False
+    assert jobs.jobs_scheduler_start() is None
+    settings.FTOPS_JOBS_SCHEDULER = True
+    scheduler = jobs.jobs_scheduler_start()
+    try:
+        assert scheduler is not None and jobs.jobs_scheduler_start() is scheduler  # one per process
+        deadline = time.monotonic() + 30
+        while scheduler.passes < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert scheduler.passes >= 1 and scheduler.running
+    finally:
+        jobs.jobs_scheduler_stop()
+    assert not scheduler.running

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +10,7 @@ from typing import Any
 import pytest
 
 from ftops.datasets.models import CurationRun, DatasetVersion, TrainingExample
-from tests.celery_fixtures import ROOT, START_TIMEOUT_S, WorkerHandle, _use_broker, shared_database_url
+from tests.celery_fixtures import WorkerHandle, _use_broker, start_worker
 from tests.datasets.factories import build_shop
 
 pytestmark = [pytest.mark.services, pytest.mark.celery_worker]
@@ -28,39 +24,18 @@ def curation_worker(transactional_db: Any, redis_url: str, tmp_path: Path) -> It
 
     if connection.vendor != "postgresql":
         pytest.skip("the real-worker test shares the test database: run it on PostgreSQL (DATABASE_URL=postgres://…)")
-    database_url = shared_database_url()
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "ftops.settings", "DATABASE_URL": database_url,
-           "CELERY_BROKER_URL": redis_url, "FTOPS_VAR_DIR": str(tmp_path / "var"), "PYTHONUNBUFFERED": "1"}
-    env.pop("REDIS_URL", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "ftops", "worker", "-Q", "curation", "--concurrency=1",
-         "--pool=solo", "--loglevel=INFO", "-n", f"ftops-curation-{uuid.uuid4().hex[:8]}@%h", "--without-gossip",
-         "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    assert process.stdout is not None
-    handle = WorkerHandle(process=process, broker_url=redis_url, database_url=database_url)
-    stream = process.stdout
-
-    def pump() -> None:
-        for line in stream:
-            handle.output.append(line)
-
-    threading.Thread(target=pump, daemon=True).start()
+    handle = start_worker(redis_url=redis_url, tmp_path=tmp_path, queues="curation", label="curation")
     saved = (app.conf.broker_url, app.conf.task_always_eager)
     try:
-        handle.wait_for(lambda: any(" ready." in line for line in handle.output), timeout=START_TIMEOUT_S,
-                        what="the worker to report ready")
         _use_broker(app, redis_url, eager=False)
         yield handle
     finally:
         _use_broker(app, saved[0], eager=saved[1])
-        process.terminate()
+        handle.process.terminate()
         try:
-            process.wait(timeout=20)
+            handle.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+            handle.kill()
 
 
 def test_build_and_curation_run_on_the_curation_queue(curation_worker: WorkerHandle, make_key: Any) -> None:

@@ -17,9 +17,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import threading
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +27,7 @@ from django.utils import timezone
 from ftops.core.ml.lora import latest_checkpoint
 from ftops.training import services
 from ftops.training.models import RunStatus, TrainingRun
-from tests.celery_fixtures import ROOT, START_TIMEOUT_S, WorkerHandle, _use_broker, shared_database_url
+from tests.celery_fixtures import WorkerHandle, _use_broker, start_worker
 from tests.training.conftest import FAST_LORA, TESTER, make_records
 
 pytestmark = [pytest.mark.ml, pytest.mark.services, pytest.mark.celery_worker]
@@ -65,38 +62,13 @@ def training_workers(transactional_db: Any, redis_url: str, tmp_path: Path,
     # A message left by an earlier, aborted run of this test would reach these workers with a
     # run id that this fresh test database hands out again.
     _redis(redis_url).delete("training", *UNACKED_KEYS)
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "ftops.settings",
-        "DATABASE_URL": shared_database_url(),
-        "CELERY_BROKER_URL": redis_url,
-        "FTOPS_VAR_DIR": str(tmp_path / "var"),
-        "FTOPS_ARTIFACTS_DIR": str(artifacts),
-        "FTOPS_TRAINING_LEASE_S": str(LEASE_S),
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("REDIS_URL", None)
+    extra_env = {"FTOPS_ARTIFACTS_DIR": str(artifacts), "FTOPS_TRAINING_LEASE_S": str(LEASE_S)}
     started: list[WorkerHandle] = []
 
     def start(label: str) -> WorkerHandle:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "ftops", "worker", "-Q", "training", "--concurrency=1",
-             "--pool=solo", "--loglevel=INFO", "-n", f"ftops-{label}-{uuid.uuid4().hex[:8]}@%h",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        assert process.stdout is not None
-        handle = WorkerHandle(process=process, broker_url=redis_url, database_url=env["DATABASE_URL"])
-        stream = process.stdout
-
-        def pump() -> None:
-            for line in stream:
-                handle.output.append(line)
-
-        threading.Thread(target=pump, daemon=True).start()
+        handle = start_worker(redis_url=redis_url, tmp_path=tmp_path, extra_env=extra_env, queues="training",
+                              label=label)
         started.append(handle)
-        handle.wait_for(lambda: any(" ready." in line for line in handle.output), timeout=START_TIMEOUT_S,
-                        what=f"worker {label} to report ready")
         return handle
 
     saved = (app.conf.broker_url, app.conf.task_always_eager)
@@ -111,8 +83,7 @@ def training_workers(transactional_db: Any, redis_url: str, tmp_path: Path,
                 try:
                     handle.process.wait(timeout=20)
                 except subprocess.TimeoutExpired:
-                    handle.process.kill()
-                    handle.process.wait(timeout=10)
+                    handle.kill()
         # The killed worker's task stays unacknowledged in Redis; a later session would
         # otherwise get it back after the visibility timeout.
         _redis(redis_url).delete("training", *UNACKED_KEYS)

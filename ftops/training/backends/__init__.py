@@ -7,6 +7,7 @@ records; it never writes the run row itself, so the claim/lease rules stay in on
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -42,6 +43,8 @@ class Context(Protocol):
     def check(self) -> None: ...
 
     def set_external_ids(self, **ids: str) -> None: ...
+
+    def replace_series(self, *, losses: Sequence[Sequence[float]], val_losses: Sequence[Sequence[float]]) -> None: ...
 
 
 class Backend(Protocol):

@@ -53,6 +53,10 @@ class LoraBackend:
 
         result = train_lora(cfg, train, val, Path(ctx.artifact_dir), on_progress=on_progress, resume=True,
                             on_log=ctx.log, identity=ctx.identity)
+        # The curve the run keeps is the trainer's own history (restored from the checkpoint on a
+        # resume), not what earlier workers flushed: a worker killed between writing a checkpoint
+        # and flushing that step's progress left the row a few points short.
+        ctx.replace_series(losses=result.losses, val_losses=result.val_losses)
         card = json.loads((Path(result.adapter_dir) / CARD_JSON).read_text())
         metrics = {k: v for k, v in result.to_dict().items() if k not in ("losses", "val_losses", "adapter_dir")}
         return BackendResult(artifact_path=result.adapter_dir, artifact_bytes=result.adapter_bytes,
