@@ -22,6 +22,7 @@ from ftops.datasets.models import ExampleStatus, TrainingExample
 from ftops.datasets.services.catalog_imports import catalog_import_examples_run
 from ftops.datasets.tasks import examples_migrate_schema_task
 from tests.catalog.factories import shipping_doc
+from tests.celery_fixtures import _use_broker
 
 pytestmark = pytest.mark.django_db
 
@@ -148,3 +149,38 @@ def test_a_bug_in_the_documents_job_is_a_server_error_not_the_callers(monkeypatc
     assert (job.status, job.error["code"]) == (JobStatus.FAILED, "internal_error")
     assert AuditEvent.objects.get(action="catalog.import_failed").detail["kind"] == "internal"
     assert (Tool.objects.count(), TrainingExample.objects.count()) == (0, 0)
+
+
+def test_documents_and_a_schema_change_run_on_a_real_curation_worker(
+        transactional_db: Any, redis_url: str, tmp_path: Any, make_key: MakeKey) -> None:
+    """Through Redis: the catalog names curation's tasks, a worker on the curation queue runs them."""
+    from django.db import connection
+
+    from ftops.celery import app
+    from tests.celery_fixtures import start_worker
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the real-worker test shares the test database: run it on PostgreSQL (DATABASE_URL=postgres://…)")
+    handle = start_worker(redis_url=redis_url, tmp_path=tmp_path, queues="default,curation", label="catalog")
+    saved = (app.conf.broker_url, app.conf.task_always_eager)
+    _use_broker(app, redis_url, eager=False)
+    try:
+        client, _ = make_key("admin")
+        response = client.post(IMPORT, {"content": [shipping_doc()], "source": "shipping-team"}, format="json")
+        assert response.status_code == 202, response.json()
+        job_id = response.json()["id"]
+        handle.wait_for(lambda: CatalogImportJob.objects.filter(pk=job_id, status=JobStatus.SUCCEEDED).exists(),
+                        timeout=90, what="the documents job to succeed")
+        assert client.get(response.json()["status_url"]).json()["result"]["examples_created"] == 6
+
+        tools = [{"name": "create_label", "parameters": {"type": "object", "properties": {
+            "order": {"type": "string"}}, "required": ["order"]}}]
+        changed = client.post(IMPORT, {"content": tools, "format": "openai-tools", "service": "shipping"},
+                              format="json")
+        assert changed.status_code == 201, changed.json()
+        handle.wait_for(lambda: TrainingExample.objects.filter(status=ExampleStatus.FLAGGED).count() == 4,
+                        timeout=90, what="the worker to flag the examples the new schema breaks")
+    finally:
+        _use_broker(app, saved[0], eager=saved[1])
+        handle.process.terminate()
+        handle.process.wait(timeout=20)
