@@ -460,3 +460,28 @@ FTOPS_GATEWAY_FLUSH_MS = env_int("FTOPS_GATEWAY_FLUSH_MS", 500, minimum=10, maxi
 FTOPS_GATEWAY_BATCH = env_int("FTOPS_GATEWAY_BATCH", 500, minimum=1, maximum=1000)
 FTOPS_GATEWAY_SPOOL_DIR = Path(env_str("FTOPS_GATEWAY_SPOOL_DIR", str(VAR_DIR / "gateway" / "spool")))
 FTOPS_GATEWAY_MAX_BODY_MB = env_int("FTOPS_GATEWAY_MAX_BODY_MB", 8, minimum=1, maximum=256)
+
+# --- canaries (ftops.gateway.canary) ------------------------------------------------------
+# Checked every minute on beat, and by the embedded scheduler with the reapers. A canary moves
+# through FTOPS_CANARY_STAGES (shares of traffic; reaching 1.0 promotes it) when, with at least
+# FTOPS_CANARY_MIN_SAMPLES requests on each arm, a one-sided non-inferiority test at
+# FTOPS_CANARY_ALPHA says its error rate is below production's + FTOPS_CANARY_MARGIN; it is
+# rolled back once FTOPS_CANARY_ROLLBACK_MIN_SAMPLES requests show its error rate surely over
+# max_error_rate (ft_ops_config.yaml) or p95 over FTOPS_CANARY_MAX_P95_MS.
+FTOPS_CANARY_STAGES = [float(s) for s in env_list("FTOPS_CANARY_STAGES", ["0.1", "0.5", "1.0"])]
+if not FTOPS_CANARY_STAGES or any(not 0 < s <= 1 for s in FTOPS_CANARY_STAGES) or FTOPS_CANARY_STAGES != sorted(
+        FTOPS_CANARY_STAGES):
+    raise SettingsError(f"FTOPS_CANARY_STAGES must be increasing shares in (0, 1], not {FTOPS_CANARY_STAGES}")
+FTOPS_CANARY_MIN_SAMPLES = env_int("FTOPS_CANARY_MIN_SAMPLES", 200, minimum=1)
+FTOPS_CANARY_ROLLBACK_MIN_SAMPLES = env_int("FTOPS_CANARY_ROLLBACK_MIN_SAMPLES", 20, minimum=1)
+try:
+    FTOPS_CANARY_ALPHA = float(env_str("FTOPS_CANARY_ALPHA", "0.05"))
+    FTOPS_CANARY_MARGIN = float(env_str("FTOPS_CANARY_MARGIN", "0.02"))
+except ValueError as _exc:
+    raise SettingsError(f"FTOPS_CANARY_ALPHA / FTOPS_CANARY_MARGIN must be numbers: {_exc}") from None
+if not 0 < FTOPS_CANARY_ALPHA < 0.5 or not 0 <= FTOPS_CANARY_MARGIN < 1:
+    raise SettingsError("FTOPS_CANARY_ALPHA must lie in (0, 0.5) and FTOPS_CANARY_MARGIN in [0, 1)")
+FTOPS_CANARY_MAX_P95_MS = env_int("FTOPS_CANARY_MAX_P95_MS", 2000, minimum=1)
+FTOPS_CANARY_AUTO_PROMOTE = env_bool("FTOPS_CANARY_AUTO_PROMOTE", True)
+FTOPS_JOB_REAPER_TASKS.append("ftops.gateway.tasks.canaries_check")
+CELERY_BEAT_SCHEDULE["gateway-canaries-check"] = {"task": "ftops.gateway.tasks.canaries_check", "schedule": 60.0}

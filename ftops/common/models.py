@@ -95,6 +95,9 @@ class AuditAction(models.TextChoices):
     MODEL_VERSION_CANARY_STARTED = "model_version.canary_started"
     MODEL_VERSION_CANARY_PROMOTED = "model_version.canary_promoted"
     MODEL_VERSION_CANARY_ROLLED_BACK = "model_version.canary_rolled_back"
+    CANARY_DECIDED = "canary.decided"  # every canary decision (gateway.canary), automatic or manual
+    SHADOW_STARTED = "shadow.started"
+    SHADOW_ENDED = "shadow.ended"
     CRITICAL_SCENARIO_SET = "critical_scenario.set"
     CRITICAL_SCENARIO_CLEARED = "critical_scenario.cleared"
     NOTIFICATION_SENT = "notification.sent"

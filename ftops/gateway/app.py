@@ -35,6 +35,7 @@ from ftops.gateway import metrics
 from ftops.gateway.recorder import CallRecorder, record_summary
 from ftops.gateway.routing import DatabaseThreads, Decision, RouteError, Router
 from ftops.gateway.selectors import Target, gateway_models
+from ftops.gateway.shadow import ShadowRunner
 from ftops.gateway.upstream import (
     OpenStream,
     Plan,
@@ -190,6 +191,7 @@ class GatewayApp:
                                                  flush_s=settings.FTOPS_GATEWAY_FLUSH_MS / 1000,
                                                  batch=settings.FTOPS_GATEWAY_BATCH)
         self.max_body = settings.FTOPS_GATEWAY_MAX_BODY_MB * 1024 * 1024
+        self.shadow = ShadowRunner(self)  # copies production calls to shadow versions, off the request path
 
     # --- ASGI ---------------------------------------------------------------------------------
 
@@ -516,6 +518,7 @@ class GatewayApp:
                            "version": target.name, "scope": target.scope, "arm": target.arm,
                            "finished_at": time.time(), "latency_ms": latency_ms, "payload": payload,
                            "fallback": False})
+        self.shadow.after_production(call, target, message)
 
 
 class StreamCollector:

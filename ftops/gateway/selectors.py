@@ -15,7 +15,7 @@ from django.db.models import Q
 
 from ftops.catalog.models import Service
 from ftops.datasets.config import ConfigError, DeploymentConfig, load_config
-from ftops.gateway.models import LATENCY_BUCKETS_MS, Arm, ArmOutcome
+from ftops.gateway.models import LATENCY_BUCKETS_MS, Arm, ArmOutcome, CanaryTraffic
 from registry.models import ENTERPRISE_SCOPE, Deployment, DeploymentState, ModelVersion, VersionStatus
 
 logger = logging.getLogger(__name__)
@@ -61,9 +61,10 @@ def _deployment(service: str, state: str) -> Deployment | None:
 
 def _canary_share(deployment: Deployment) -> float:
     # A deployment that carries its own share (a staged promotion) wins over the configured default.
-    own = getattr(deployment, "traffic", None)
-    if isinstance(own, int | float):
-        return max(0.0, min(1.0, float(own)))
+    # The canary checker's stage (gateway.canary) lives in CanaryTraffic; paused means no traffic.
+    staged = CanaryTraffic.objects.filter(deployment=deployment).values_list("share", "paused").first()
+    if staged is not None:
+        return 0.0 if staged[1] else max(0.0, min(1.0, float(staged[0])))
     try:
         return float(load_config().deployment.canary_traffic)
     except ConfigError as exc:
