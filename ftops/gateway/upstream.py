@@ -26,13 +26,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpcore2
 import httpx2
 import orjson
 from django.conf import settings
 
 from ftops.common.credentials import ResolvedCredential, upstream_credential_get_secret
 from ftops.common.errors import NotFound
-from ftops.common.outbound import OutboundError, guarded_async_client
+from ftops.common.outbound import GuardedAsyncTransport, OutboundError, guarded_async_client
 from ftops.gateway.routing import DatabaseThreads, TTLCache
 from ftops.gateway.selectors import Target
 
@@ -101,6 +102,10 @@ class Upstream:
     timeout_s: float
     retries: int
     fingerprint: str = field(repr=False)
+    # The guarded connection pool under ``client``: non-streamed calls use it directly, which
+    # skips httpx's request/response layers (a third of the gateway's CPU per call).
+    pool: httpcore2.AsyncConnectionPool | None = None
+    authorization: bytes = field(default=b"", repr=False)
 
 
 class Upstreams:
@@ -137,8 +142,12 @@ class Upstreams:
         client.timeout = httpx2.Timeout(float(timeout_s), connect=float(settings.FTOPS_GATEWAY_CONNECT_TIMEOUT_S))
         if current is not None:
             self._stale.append(current.client)  # requests in flight may still use it; closed at shutdown
+        transport = getattr(client, "_transport", None)
+        pool = getattr(transport, "_pool", None) if isinstance(transport, GuardedAsyncTransport) else None
         upstream = Upstream(name=name, base_url=credential.base_url.rstrip("/"), client=client,
-                            timeout_s=float(timeout_s), retries=int(retries), fingerprint=fingerprint)
+                            timeout_s=float(timeout_s), retries=int(retries), fingerprint=fingerprint,
+                            pool=pool if isinstance(pool, httpcore2.AsyncConnectionPool) else None,
+                            authorization=f"Bearer {credential.value}".encode())
         self._clients[name] = upstream
         return upstream
 
@@ -177,7 +186,7 @@ def _status_failure(upstream: Upstream, status: int, content: bytes) -> Upstream
 
 
 def _transport_failure(upstream: Upstream, exc: Exception) -> UpstreamFailure:
-    if isinstance(exc, httpx2.TimeoutException | TimeoutError):
+    if isinstance(exc, httpx2.TimeoutException | httpcore2.TimeoutException | TimeoutError):
         return UpstreamFailure("timeout", f"upstream {upstream.name} did not answer within {upstream.timeout_s:g}s",
                                status=504)
     if isinstance(exc, OutboundError):
@@ -188,7 +197,33 @@ def _transport_failure(upstream: Upstream, exc: Exception) -> UpstreamFailure:
 
 def _retryable(exc: Exception) -> bool:
     return isinstance(exc, httpx2.ConnectError | httpx2.RemoteProtocolError | httpx2.ConnectTimeout
-                      | httpx2.ReadError | httpx2.WriteError)
+                      | httpx2.ReadError | httpx2.WriteError | httpcore2.ConnectError | httpcore2.ConnectTimeout
+                      | httpcore2.RemoteProtocolError | httpcore2.ReadError | httpcore2.WriteError)
+
+
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+
+
+async def _post(upstream: Upstream, url: str, content: bytes) -> tuple[int, bytes]:
+    """One POST through the guarded pool (or the client when there is none); (status, body)."""
+    if upstream.pool is None:
+        response = await upstream.client.post(url, content=content, headers={"content-type": "application/json"})
+        return response.status_code, response.content
+    connect = float(settings.FTOPS_GATEWAY_CONNECT_TIMEOUT_S)
+    timeouts = {"connect": connect, "read": upstream.timeout_s, "write": upstream.timeout_s,
+                "pool": upstream.timeout_s}
+    headers = [(b"authorization", upstream.authorization), (b"content-type", b"application/json"),
+               (b"accept", b"application/json")]
+    async with upstream.pool.stream("POST", url, headers=headers, content=content,
+                                    extensions={"timeout": timeouts}) as raw:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in raw.aiter_stream():
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                raise OutboundError(f"the answer is over {MAX_ANSWER_BYTES} bytes", url=url, kind="too_large")
+            chunks.append(chunk)
+        return raw.status, b"".join(chunks)
 
 
 async def _backoff(attempt: int) -> None:
@@ -199,26 +234,25 @@ async def complete(upstream: Upstream, body: dict[str, Any]) -> dict[str, Any]:
     """A non-streamed chat completion: the upstream's JSON answer, or UpstreamFailure."""
     url = f"{upstream.base_url}/chat/completions"
     content = orjson.dumps(body)
-    headers = {"content-type": "application/json"}
     for attempt in range(upstream.retries + 1):
         last = attempt == upstream.retries
         try:
             async with asyncio.timeout(upstream.timeout_s):
-                response = await upstream.client.post(url, content=content, headers=headers)
+                status, answer_bytes = await _post(upstream, url, content)
         except Exception as exc:
             if not last and _retryable(exc):
                 await _backoff(attempt)
                 continue
             raise _transport_failure(upstream, exc) from exc
-        if response.status_code == 200:
-            answer = _error_body(response.content)
+        if status == 200:
+            answer = _error_body(answer_bytes)
             if answer is None or not isinstance(answer.get("choices"), list):
                 raise UpstreamFailure("upstream_error", f"upstream {upstream.name} answered with no chat completion")
             return answer
-        if not last and response.status_code in RETRY_STATUSES:
+        if not last and status in RETRY_STATUSES:
             await _backoff(attempt)
             continue
-        raise _status_failure(upstream, response.status_code, response.content)
+        raise _status_failure(upstream, status, answer_bytes)
     raise AssertionError("unreachable")
 
 
