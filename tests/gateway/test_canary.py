@@ -171,7 +171,7 @@ def test_staged_promotion_with_enough_samples(canary_pair: tuple[Deployment, Dep
 
 
 def test_pause_stops_traffic_and_decisions_then_resume(canary_pair: tuple[Deployment, Deployment]) -> None:
-    prod, canary = canary_pair
+    _prod, canary = canary_pair
     person = Actor.system("alice")
     canary_act(deployment_id=canary.pk, action="pause", by=person, now=NOW)
     assert service_routes(service="payments").canary_share == 0.0
