@@ -59,7 +59,6 @@ from ftops.loop.models import (
 
 log = logging.getLogger(__name__)
 
-STAGE_TASK = "ftops.loop.tasks.cycle_stage_task"
 # The aggregator lives in the discovery app once it exists; until then the stage says so.
 AGGREGATE_FUNCTION = "ftops.discovery.services.aggregate_for_cycle"
 
@@ -182,10 +181,10 @@ def backend_choose(*, cfg: LoopConfig, train_examples: int) -> BackendChoice:
 
 
 def _send_stage(stage_id: int, countdown: float | None = None) -> None:
-    from celery import current_app
+    from ftops.loop.tasks import cycle_stage_task  # the loop's own task: imported, so eager mode runs it
 
     options: dict[str, Any] = {"countdown": countdown} if countdown else {}
-    current_app.signature(STAGE_TASK, kwargs={"stage_id": stage_id}).apply_async(**options)
+    cycle_stage_task.apply_async(kwargs={"stage_id": stage_id}, **options)
     CycleStage.objects.filter(pk=stage_id, status=JobStatus.PENDING).update(enqueued_at=timezone.now())
 
 
@@ -368,7 +367,7 @@ def _stage_collect(cycle: Cycle, stage: CycleStage) -> StageOutcome:
     if run_id is None:
         run_id = curation_run_start(kind=CurationRun.Kind.COLLECT, params={"cycle": cycle.pk}).pk
         _save_links(stage, curation_run=run_id)
-    finished, failure = _child_state(CurationRun, run_id, ok=(JobStatus.SUCCEEDED,))
+    finished, failure = _child_state(CurationRun, run_id, ok=(CurationRun.succeeded_status,))
     if not finished:
         return StageOutcome(done=False)
     if failure:
