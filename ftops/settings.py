@@ -334,6 +334,8 @@ CELERY_BEAT_SCHEDULE["interactions-reap-and-send-batches"] = {
 from ftops.common.outbound import parse_allow_list as _parse_outbound_allow  # noqa: E402
 
 FTOPS_OUTBOUND_ALLOW = env_list("FTOPS_OUTBOUND_ALLOW", [])
+# /mcp/training-dataset and /mcp/test-dataset: requests per ML-orchestrator key per hour.
+FTOPS_MCP_RATE_PER_HOUR = env_int("FTOPS_MCP_RATE_PER_HOUR", 100, minimum=1)
 _parse_outbound_allow(FTOPS_OUTBOUND_ALLOW)  # a typo stops start-up here, not on the first import
 # Total time for one fetch (resolve, connect, headers, whole body): well under gunicorn's 30 s.
 FTOPS_OUTBOUND_TIMEOUT_S = env_int("FTOPS_OUTBOUND_TIMEOUT_S", 10, minimum=1, maximum=25)

@@ -105,6 +105,11 @@ class AuditAction(models.TextChoices):
     RETRAINING_TRIGGER_FIRED = "retraining_trigger.fired"
     CYCLE_STARTED = "cycle.started"
     CYCLE_FINISHED = "cycle.finished"
+    DISCOVERY_PUBLISHING_UPDATED = "discovery.publishing_updated"
+    DISCOVERY_DATASET_READ = "discovery.dataset_read"
+    DISCOVERY_DATASET_DENIED = "discovery.dataset_denied"
+    DISCOVERY_SOURCE_SAVED = "discovery.source_saved"
+    DISCOVERY_AGGREGATED = "discovery.aggregated"
 
 
 class AuditEvent(models.Model):
