@@ -33,6 +33,7 @@ urlpatterns = [
     path("review/", include("review.urls")),
     path("registry/", include("registry.urls")),
     path("loop/", include("ftops.loop.urls")),
+    path("gateway/", include("ftops.gateway.urls")),
     path("", include("ftops.home.urls")),
     path("", include("ftops.common.urls")),
 ]

@@ -9,9 +9,10 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from ftops.catalog.selectors import catalog_summary
+from ftops.gateway.page_selectors import canaries_in_flight
 from ftops.interactions.selectors import interactions_summary
-from ftops.loop.selectors import LoopSummary, loop_summary
-from registry.selectors import RegistrySummary, registry_summary
+from ftops.loop.selectors import loop_summary
+from registry.selectors import registry_summary
 from review.selectors import review_summary
 
 DASHBOARD_WINDOWS = (7, 30, 120)
@@ -66,7 +67,7 @@ def _home_dashboard(*, days: int, now: datetime | None) -> dict[str, Any]:
     }
 
 
-def home_live_cards() -> dict[str, RegistrySummary | LoopSummary]:
+def home_live_cards() -> dict[str, Any]:
     """Cards read fresh on every visit (small tables): an approver who just approved a version,
     or a trigger that just fired, shows at once rather than after the figures' minute of cache."""
-    return {"registry": registry_summary(), "loop": loop_summary()}
+    return {"registry": registry_summary(), "loop": loop_summary(), "canaries": canaries_in_flight()}

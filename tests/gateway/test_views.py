@@ -1,0 +1,98 @@
+"""The deployments page and its canary buttons: who may see, who may act, what a refusal shows."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from ftops.catalog.models import Service
+from ftops.gateway.models import CanaryDecision, CanaryTraffic
+from ftops.gateway.services import arm_outcomes_record
+from registry.models import Deployment, DeploymentState
+from tests.gateway.conftest import deploy, make_version
+
+
+def user_client(django_user_model: Any, username: str, *roles: str) -> Client:
+    user = django_user_model.objects.create_user(username, f"{username}@example.com", "pw-12345678")
+    for role in roles:
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def canary(db: Any) -> Deployment:
+    Service.objects.create(name="payments", display_name="Payments")
+    prod = deploy(make_version("acme-gpt-v1.0.0"))
+    dep = deploy(make_version("acme-gpt-v1.1.0", status="canary"), scope="payments", state=DeploymentState.CANARY)
+    Deployment.objects.filter(pk=dep.pk).update(created_at=timezone.now() - timedelta(minutes=10))
+    dep.refresh_from_db()
+    at = (timezone.now() - timedelta(minutes=1)).timestamp()
+    arm_outcomes_record(records=[{"kind": "call", "id": f"p{i}", "model_version_id": prod.model_version_id,
+                                  "scope": "enterprise", "arm": "production", "finished_at": at, "latency_ms": 40.0}
+                                 for i in range(30)])
+    arm_outcomes_record(records=[{"kind": "error" if i < 2 else "call", "id": f"c{i}",
+                                  "model_version_id": dep.model_version_id, "scope": "payments", "arm": "canary",
+                                  "finished_at": at, "latency_ms": 90.0, "error": "upstream_error"}
+                                 for i in range(10)])
+    return dep
+
+
+def test_page_shows_what_is_live_the_split_and_per_arm_numbers(django_user_model: Any, canary: Deployment) -> None:
+    client = user_client(django_user_model, "rita", "reviewer")
+    page = client.get(reverse("gateway:deployments", args=["payments"]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "acme-gpt-v1.0.0" in html and "acme-gpt-v1.1.0" in html
+    assert "production 90% &middot; canary 10%" in html
+    assert page.context["canary"].numbers["canary"]["requests"] == 10
+    assert page.context["canary"].numbers["canary"]["errors"] == 2
+    assert 20.0 in page.context["charts"]["canary"]["error_rate"]  # 2 of 10 failed in that minute
+    assert "Roll back now" not in html  # a reviewer reads; only an approver acts
+    assert client.get(reverse("gateway:deployments", args=["nope"])).status_code == 404
+
+
+def test_pages_need_login_and_a_role(client: Client, django_user_model: Any, canary: Deployment) -> None:
+    url = reverse("gateway:deployments", args=["payments"])
+    assert client.get(url).status_code == 302
+    assert user_client(django_user_model, "nobody").get(url).status_code == 403
+    act = reverse("gateway:canary-action", args=[canary.pk, "pause"])
+    reviewer = user_client(django_user_model, "rita", "reviewer")
+    assert reviewer.post(act).status_code == 403
+    assert not CanaryDecision.objects.exists()
+
+
+def test_approver_pauses_and_rolls_back_with_htmx(django_user_model: Any, canary: Deployment) -> None:
+    alice = user_client(django_user_model, "alice", "approver")
+    pause = alice.post(reverse("gateway:canary-action", args=[canary.pk, "pause"]), {"service": "payments"},
+                       HTTP_HX_REQUEST="true")
+    assert pause.status_code == 200
+    assert "canary 0%" in pause.content.decode()
+    assert CanaryTraffic.objects.get(deployment=canary).paused is True
+    again = alice.post(reverse("gateway:canary-action", args=[canary.pk, "pause"]), HTTP_HX_REQUEST="true")
+    assert again.status_code == 409
+    assert "already paused" in again.content.decode()
+    no_reason = alice.post(reverse("gateway:canary-action", args=[canary.pk, "rollback"]), {"reason": ""})
+    assert no_reason.status_code == 422
+    rolled = alice.post(reverse("gateway:canary-action", args=[canary.pk, "rollback"]),
+                        {"reason": "support tickets", "service": "payments"}, HTTP_HX_REQUEST="true")
+    assert rolled.status_code == 200
+    canary.refresh_from_db()
+    assert canary.state == DeploymentState.ROLLED_BACK
+    assert list(CanaryDecision.objects.order_by("id").values_list("action", "decided_by")) == [
+        ("pause", "alice"), ("rollback", "alice")]
+    assert alice.post(reverse("gateway:canary-action", args=[canary.pk, "explode"])).status_code == 404
+
+
+def test_home_dashboard_shows_canaries_in_flight(django_user_model: Any, canary: Deployment) -> None:
+    client = user_client(django_user_model, "alice", "approver")
+    html = client.get("/").content.decode()
+    assert "Canaries in flight" in html
+    assert "acme-gpt-v1.1.0</a> in payments: 10% of traffic" in html
