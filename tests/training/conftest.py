@@ -75,6 +75,7 @@ def make_records(n: int = 24, *, service: str = "weather", seed: int = 0) -> lis
         city = CITIES[(i + seed) % len(CITIES)]
         room = ROOMS[(i + seed) % len(ROOMS)]
         kind = i % 6
+        expected: dict[str, Any]
         if kind in (0, 1, 2):
             messages = [{"role": "user", "content": f"Weather in {city}?"}]
             expected = {"calls": [{"name": "get_weather", "arguments": {"city": [city]}}]}
