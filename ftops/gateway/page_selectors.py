@@ -105,13 +105,13 @@ def service_deployments(*, service: str, now: datetime | None = None) -> dict[st
 
 def canaries_in_flight() -> list[dict[str, Any]]:
     """The home dashboard's card: every running canary with its share."""
-    rows = list(Deployment.objects.filter(state=DeploymentState.CANARY).select_related("model_version")
-                .order_by("scope"))
-    shares = {t.deployment_id: t for t in CanaryTraffic.objects.filter(deployment__in=rows)}
+    # One query: the share row rides along (reverse one-to-one), so the dashboard's count stays fixed.
+    rows = list(Deployment.objects.filter(state=DeploymentState.CANARY)
+                .select_related("model_version", "traffic_share").order_by("scope"))
     default = CanaryPolicy.current().initial_share
     out = []
     for d in rows:
-        t = shares.get(d.pk)
+        t: CanaryTraffic | None = getattr(d, "traffic_share", None)
         out.append({"deployment": d, "share": (t.share if t else default), "paused": bool(t and t.paused),
                     "since": d.created_at})
     return out

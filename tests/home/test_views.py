@@ -113,8 +113,8 @@ def test_home_query_count_is_constant(logged_in: Client, extra: int, django_asse
         make_interaction(service, calls=[])
         make_interaction(payments, failure_kind="missing_required")
     # session, user; figures: services, tools, rolling counts, grouped window, review;
-    # live cards: registry (awaiting, canaries, production) and loop (recent, last week)
-    with django_assert_max_num_queries(12):
+    # live cards: registry (awaiting, canaries, production), loop (recent, last week), gateway (canaries)
+    with django_assert_max_num_queries(13):
         assert logged_in.get("/").status_code == 200
 
 
