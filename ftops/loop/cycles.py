@@ -238,7 +238,7 @@ def cycle_start(
             running = cycle_in_flight(scope)
             raise Conflict(f"cycle {running.pk if running else '?'} for {scope} is still in flight; "
                            "one cycle per scope at a time", fields={"scope": [scope]}) from None
-        folded = list(pending_triggers(scope).select_for_update().order_by("created_at", "id"))
+        folded = list(pending_triggers(scope).select_for_update(of=("self",)).order_by("created_at", "id"))
         CycleTrigger.objects.bulk_create([CycleTrigger(cycle=cycle, trigger=t) for t in folded],
                                          ignore_conflicts=True)
         if folded and origin != CycleOrigin.TRIGGER:

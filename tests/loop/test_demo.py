@@ -20,6 +20,13 @@ def test_demo_stage_logs_firings_and_skips(payments: Service) -> None:
     lines: list[str] = []
     ctx = DemoContext(out=lines.append)
     demo.run(ctx)
-    assert ctx.summary == {"triggers_fired": 1}
+    assert ctx.summary["triggers_fired"] == 1
+    # The firing starts one triggered cycle for its scope; in this test's transaction its stages
+    # never commit, so none ran (test_cycles runs them); the demo still prints its line.
+    from ftops.loop.models import Cycle
+
+    cycle = Cycle.objects.get()
+    assert (cycle.scope, cycle.origin, cycle.folded.count()) == ("payments", "trigger", 1)
+    assert "cycle: 0/10" in lines
     assert any(line.startswith("trigger fired: 100 new high-quality examples for payments") for line in lines)
     assert "trigger stale_accuracy skipped: no evaluation run older than 30 days to compare with" in lines
