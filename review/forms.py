@@ -29,6 +29,9 @@ from review.schema_form import (
 )
 
 MAX_CALLS = 8
+# The tool filter's value for "calls that name no tool" (stored as an empty name, which as a
+# filter value would mean "all tools").
+NO_TOOL = "__none__"
 STATUS_FILTERS = [
     ("open", "Open (to review)"),
     ("mine", "Claimed by me"),
@@ -70,7 +73,8 @@ class SkipForm(forms.Form):
 
 class BulkForm(forms.Form):
     action = forms.ChoiceField(choices=[("reject", "Reject selected"), ("skip", "Skip selected"),
-                                        ("accept", "Accept the suggested fix of selected")])
+                                        ("accept", "Accept the suggested fix of selected")],
+                               error_messages={"required": "choose what to do with the selected items"})
     items = forms.TypedMultipleChoiceField(coerce=int, choices=[], error_messages={
         "required": "select at least one item first"})
     reason = forms.CharField(required=False, max_length=500)

@@ -19,7 +19,7 @@ from ftops.common.errors import Forbidden, NotFound
 from ftops.core.toolcalls import parse_tool_call
 from ftops.interactions.models import Interaction
 from review.diagnosis import Diagnosis, SuggestedFix, chain_renames, diagnose_calls, suggest_fix
-from review.forms import ToolInfo
+from review.forms import NO_TOOL, ToolInfo
 from review.models import ReviewAction, ReviewEvent, ReviewItem, ReviewStatus, ReviewSubmission, open_q
 from review.schema_form import as_dict
 
@@ -52,12 +52,17 @@ def review_queue(
     if service:
         qs = qs.filter(service__name=service)
     if tool:
-        qs = qs.filter(tool_name=tool)
+        # Calls that name no tool are stored with an empty name; the filter spells them NO_TOOL.
+        qs = qs.filter(tool_name="" if tool == NO_TOOL else tool)
     if kind:
         qs = qs.filter(failure_kind=kind)
     if q:
-        qs = qs.filter(Q(user_query__icontains=q) | Q(tool_name__icontains=q))
+        qs = qs.filter(_search_q(q))
     return qs.order_by("-occurred_at", "-id")
+
+
+def _search_q(q: str) -> Q:
+    return Q(user_query__icontains=q) | Q(tool_name__icontains=q)
 
 
 @dataclass
@@ -71,7 +76,7 @@ class Facets:
 class QueueSummary:
     counts: dict[str, int]  # open, claimed, mine, corrected, rejected, skipped, all
     facets: Facets  # by service, tool and failure kind among the items of the status filter
-    total: int | None  # items matching all filters, when the summary can tell (no text search)
+    total: int  # items matching all filters and the search
 
 
 def _share(status_filter: str, status: str, n: int, expired: int) -> int:
@@ -91,29 +96,50 @@ def queue_summary(*, filters: dict[str, Any], actor: Actor | None = None,
                   now: datetime | None = None) -> QueueSummary:
     """Status counts, facets and the filtered total from one grouped pass over the queue.
 
+    Every number follows the active filters and search, so a tab or an option says how many
+    rows it would list: a status tab counts the items matching service, tool, kind and search;
+    each dropdown counts its options under the status and the *other* dropdowns (so a reviewer
+    can still see what switching service would give).
+
     The grouped rows (status x service x tool x kind: hundreds, not the 100,000 items) come
-    from the ``ix_review_summary`` covering index; "claimed by me" adds one indexed count.
+    from the ``ix_review_summary`` covering index (a search narrows them first); "claimed by
+    me" adds one grouped, indexed query.
     """
     now = now or timezone.now()
+    search = filters.get("q") or ""
+    base = ReviewItem.objects.all()
+    if search:
+        base = base.filter(_search_q(search))
     rows = list(
-        ReviewItem.objects.values_list("status", "service_id", "tool_name", "failure_kind")
+        base.values_list("status", "service_id", "tool_name", "failure_kind")
         .annotate(n=Count("*"), expired=Count("lease_expires_at", filter=Q(lease_expires_at__lt=now))).order_by()
     )
     names = dict(Service.objects.filter(pk__in={r[1] for r in rows}).values_list("pk", "name")) if rows else {}
     label = actor.label if actor else ""
-    counts = {key: sum(_share(key, r[0], r[4], r[5]) for r in rows)
-              for key in ("open", "claimed", "corrected", "rejected", "skipped", "all")}
-    status = filters.get("status") or "open"
-    if status == "mine":
+    mine_rows: list[tuple[int, str, str, int]] = []
+    if label:
         mine_rows = list(
-            ReviewItem.objects.filter(_status_q("mine", actor, now))
+            base.filter(_status_q("mine", actor, now))
             .values_list("service_id", "tool_name", "failure_kind").annotate(n=Count("*")).order_by()
         )
-        grouped = [(sid, tool, kind, n) for sid, tool, kind, n in mine_rows]
-        counts["mine"] = sum(r[3] for r in grouped)
-    else:
-        grouped = [(r[1], r[2], r[3], _share(status, r[0], r[4], r[5])) for r in rows]
-        counts["mine"] = ReviewItem.objects.filter(_status_q("mine", actor, now)).count() if label else 0
+    want_service = filters.get("service") or ""
+    want_tool = filters.get("tool") or ""
+    want_kind = filters.get("kind") or ""
+
+    def matches(service_name: str, tool: str, kind: str, *, ignore: str = "") -> bool:
+        return ((ignore == "service" or not want_service or want_service == service_name)
+                and (ignore == "tool" or not want_tool or (NO_TOOL if tool == "" else tool) == want_tool)
+                and (ignore == "kind" or not want_kind or want_kind == kind))
+
+    def name_of(service_id: int) -> str:
+        return names.get(service_id, str(service_id))
+
+    counts = {key: sum(_share(key, r[0], r[4], r[5]) for r in rows if matches(name_of(r[1]), r[2], r[3]))
+              for key in ("open", "claimed", "corrected", "rejected", "skipped", "all")}
+    counts["mine"] = sum(r[3] for r in mine_rows if matches(name_of(r[0]), r[1], r[2]))
+    status = filters.get("status") or "open"
+    grouped = mine_rows if status == "mine" else [
+        (r[1], r[2], r[3], _share(status, r[0], r[4], r[5])) for r in rows]
     by_service: dict[str, int] = defaultdict(int)
     by_tool: dict[str, int] = defaultdict(int)
     by_kind: dict[str, int] = defaultdict(int)
@@ -121,14 +147,22 @@ def queue_summary(*, filters: dict[str, Any], actor: Actor | None = None,
     for service_id, tool, kind, n in grouped:
         if not n:
             continue
-        service_name = names.get(service_id, str(service_id))
-        by_service[service_name] += n
-        by_tool[tool] += n
-        by_kind[kind] += n
-        if ((not filters.get("service") or filters["service"] == service_name)
-                and (not filters.get("tool") or filters["tool"] == tool)
-                and (not filters.get("kind") or filters["kind"] == kind)):
+        service_name = name_of(service_id)
+        if matches(service_name, tool, kind, ignore="service"):
+            by_service[service_name] += n
+        if matches(service_name, tool, kind, ignore="tool"):
+            by_tool[tool] += n
+        if matches(service_name, tool, kind, ignore="kind"):
+            by_kind[kind] += n
+        if matches(service_name, tool, kind):
             total += n
+    # The chosen option stays in its dropdown (with 0) so the form still shows what is filtered on.
+    if want_service:
+        by_service.setdefault(want_service, 0)
+    if want_tool:
+        by_tool.setdefault("" if want_tool == NO_TOOL else want_tool, 0)
+    if want_kind:
+        by_kind.setdefault(want_kind, 0)
 
     def ranked(values: dict[str, int]) -> list[tuple[str, int]]:
         return sorted(values.items(), key=lambda p: (-p[1], p[0]))
@@ -136,7 +170,7 @@ def queue_summary(*, filters: dict[str, Any], actor: Actor | None = None,
     return QueueSummary(
         counts=counts,
         facets=Facets(services=ranked(by_service), tools=ranked(by_tool), kinds=ranked(by_kind)),
-        total=None if filters.get("q") else total,
+        total=total,
     )
 
 

@@ -268,8 +268,13 @@ def _claim(*, item_id: int, actor: Actor, now: datetime) -> ReviewItem:
 
 
 def review_item_claim_next(*, actor: Actor, filters: dict[str, Any] | None = None,
-                           now: datetime | None = None) -> ReviewItem | None:
-    """The reviewer's current item if they hold one, else claim the newest open item they may take."""
+                           after: ReviewItem | None = None, now: datetime | None = None) -> ReviewItem | None:
+    """The reviewer's current item if they hold one, else claim the next open item they may take.
+
+    "Next" is in the queue's order (newest first): the first one below ``after`` (the item the
+    reviewer just decided on, so they keep working down the list they were reading), or the
+    newest one when there is no ``after`` or nothing is left below it.
+    """
     from review.selectors import review_queue  # selectors import services' helpers; avoid a cycle
 
     now = now or timezone.now()
@@ -283,11 +288,16 @@ def review_item_claim_next(*, actor: Actor, filters: dict[str, Any] | None = Non
         .filter(~Exists(ReviewEvent.objects.filter(item_id=OuterRef("pk"), actor=actor.label,
                                                     action=ReviewAction.SKIPPED)))
     )
-    for candidate in candidates.values_list("pk", flat=True)[:5]:
-        try:
-            return review_item_claim(item_id=candidate, actor=actor, now=now, record_refusal=False)
-        except Conflict:
-            continue  # someone was faster; try the next one
+    ordered = [candidates]
+    if after is not None:
+        below = Q(occurred_at__lt=after.occurred_at) | Q(occurred_at=after.occurred_at, id__lt=after.pk)
+        ordered = [candidates.filter(below), candidates]
+    for group in ordered:
+        for candidate in group.values_list("pk", flat=True)[:5]:
+            try:
+                return review_item_claim(item_id=candidate, actor=actor, now=now, record_refusal=False)
+            except Conflict:
+                continue  # someone was faster; try the next one
     return None
 
 

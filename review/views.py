@@ -139,6 +139,14 @@ def bulk(request: HttpRequest) -> HttpResponse:
                                     + " ".join(str(e) for e in errors))
         return redirect(back)
     action = form.cleaned_data["action"]
+    item_ids = form.cleaned_data["items"]
+    if action == "reject" and request.POST.get("confirmed") != str(len(item_ids)):
+        # Rejecting closes items for good: ask first, with the count. review.js asks in a dialog
+        # and sends the count along; without JavaScript this page asks instead.
+        return render(request, "review/bulk_confirm.html", {
+            "nav_section": "review", "item_ids": item_ids, "count": len(item_ids),
+            "reason": form.cleaned_data["reason"], "back": request.POST.get("back") or "", "back_url": back,
+        })
     try:
         if action == "accept":
             result = services.review_items_accept_suggested(item_ids=form.cleaned_data["items"], actor=actor)
@@ -254,7 +262,7 @@ def item_detail(request: HttpRequest, item_id: int) -> HttpResponse:
     else:
         text = f"Saved your review of #{item.pk}; a second reviewer will give the other review."
     messages.success(request, text)
-    return _after_decision(request, actor)
+    return _after_decision(request, actor, item)
 
 
 def _flatten(fields: dict[str, Any]) -> list[str]:
@@ -275,12 +283,14 @@ def _render_form(request: HttpRequest, item: ReviewItem, actor: Actor, form: Cor
     return render(request, "review/item.html", context, status=status)
 
 
-def _after_decision(request: HttpRequest, actor: Actor) -> HttpResponse:
+def _after_decision(request: HttpRequest, actor: Actor, decided: ReviewItem) -> HttpResponse:
     filters = _filters(request)
     if request.POST.get("then") == "queue":
         target = reverse("review:queue")
     else:
-        item = services.review_item_claim_next(actor=actor,
+        # The item page carries the list's filters in its query string; the next item is the
+        # one below the decided item in that list, not the newest under the filters.
+        item = services.review_item_claim_next(actor=actor, after=decided,
                                                filters={k: v for k, v in filters.items() if k != "status"})
         target = _item_url(item.pk, filters) if item else reverse("review:queue")
     if request.htmx:  # type: ignore[attr-defined]
@@ -343,13 +353,13 @@ def reject(request: HttpRequest, item_id: int) -> HttpResponse:
         messages.error(request, "The reject form is missing the item's version; reload the page.")
         return HttpResponseRedirect(_item_url(item_id, _filters(request)))
     try:
-        services.review_item_reject(item_id=item_id, actor=actor, version=form.cleaned_data["version"],
-                                    reason=form.cleaned_data["reason"])
+        decided = services.review_item_reject(item_id=item_id, actor=actor, version=form.cleaned_data["version"],
+                                              reason=form.cleaned_data["reason"])
     except FtopsError as exc:
         messages.error(request, f"Not rejected: {exc.message}.")
         return HttpResponseRedirect(_item_url(item_id, _filters(request)))
     messages.success(request, f"Rejected #{item_id}.")
-    return _after_decision(request, actor)
+    return _after_decision(request, actor, decided)
 
 
 @require_POST
@@ -361,12 +371,12 @@ def skip(request: HttpRequest, item_id: int) -> HttpResponse:
         messages.error(request, "The skip form is missing the item's version; reload the page.")
         return HttpResponseRedirect(_item_url(item_id, _filters(request)))
     try:
-        services.review_item_skip(item_id=item_id, actor=actor, version=form.cleaned_data["version"])
+        decided = services.review_item_skip(item_id=item_id, actor=actor, version=form.cleaned_data["version"])
     except FtopsError as exc:
         messages.error(request, f"Not skipped: {exc.message}.")
         return HttpResponseRedirect(_item_url(item_id, _filters(request)))
     messages.info(request, f"Skipped #{item_id}; it stays in the queue for others.")
-    return _after_decision(request, actor)
+    return _after_decision(request, actor, decided)
 
 
 @require_GET

@@ -83,6 +83,25 @@
     if (toggle) toggleHelp();
   });
 
+  // Queue: bulk "Reject" asks first, with the count; the server sees the confirmed count and
+  // skips its own confirmation page (which is what a browser without JavaScript gets).
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form || form.id !== "bulk-form") return;
+    var action = form.querySelector("select[name=action]");
+    var confirmed = form.querySelector("[data-bulk-confirmed]");
+    if (!action || !confirmed) return;
+    confirmed.value = "";
+    if (action.value !== "reject") return;
+    var n = form.querySelectorAll("input[type=checkbox][name=items]:checked").length;
+    if (!n) return;  // the server says "select at least one item first"
+    if (window.confirm("Reject " + n + " selected item" + (n === 1 ? "" : "s") + "? They are closed without a training example.")) {
+      confirmed.value = String(n);
+    } else {
+      event.preventDefault();
+    }
+  });
+
   // Queue: the header checkbox selects every row of the page; it shows "mixed" when only some are.
   document.addEventListener("change", function (event) {
     var target = event.target;

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from review.forms import NO_TOOL
 from review.models import ReviewItem
 from review.selectors import neighbours, queue_summary, review_queue, reviewer_stats
 from review.services import review_item_claim, review_item_reject, review_item_skip, review_items_enqueue_failures
@@ -35,13 +36,48 @@ def test_summary_counts_expired_claims_as_open_and_totals_follow_the_filters(pay
     assert queue_summary(filters={"status": "open", "kind": "value_error"}, actor=alice_actor).total == 2
     assert queue_summary(filters={"status": "open", "tool": "get_order", "kind": "type_error"},
                          actor=alice_actor).total == 0
-    assert queue_summary(filters={"status": "open", "q": "refund"}, actor=alice_actor).total is None
+    searched = queue_summary(filters={"status": "open", "q": "refund"}, actor=alice_actor)
+    assert searched.total == review_queue(status="open", q="refund", actor=alice_actor).count()
     mine = queue_summary(filters={"status": "mine"}, actor=alice_actor)
     assert (mine.total, mine.facets.tools) == (1, [("refund_payment", 1)])
     # The summary's totals agree with the listing itself.
     for status in ("open", "claimed", "rejected", "skipped", "all", "mine"):
         listed = review_queue(status=status, actor=alice_actor).count()
         assert queue_summary(filters={"status": status}, actor=alice_actor).total == listed, status
+
+
+def test_tabs_and_dropdowns_count_what_the_active_filters_and_search_would_list(payments, alice_actor) -> None:
+    order_call = [{"name": "get_order", "arguments": {"order_id": "1"}}]
+    make_interaction(payments, external_id="t-1", query="refund twice", failure_kind="type_error")
+    make_interaction(payments, external_id="t-2", query="refund late", failure_kind="value_error")
+    make_interaction(payments, external_id="t-3", query="where is my order", calls=order_call,
+                     failure_kind="value_error")
+    make_interaction(payments, external_id="t-4", query="said nothing useful", calls=[], failure_kind="no_call")
+    review_items_enqueue_failures()
+    rejected = ReviewItem.objects.get(interaction__external_id="t-2")
+    review_item_reject(item_id=rejected.pk, actor=alice_actor, version=None)
+
+    by_kind = queue_summary(filters={"status": "open", "kind": "value_error"}, actor=alice_actor)
+    assert (by_kind.counts["open"], by_kind.counts["rejected"], by_kind.counts["all"]) == (1, 1, 2)
+    # A dropdown counts its own options under the other filters, so switching stays informed.
+    assert by_kind.facets.kinds == [("no_call", 1), ("type_error", 1), ("value_error", 1)]
+    assert by_kind.facets.tools == [("get_order", 1)]
+    searched = queue_summary(filters={"status": "all", "q": "refund"}, actor=alice_actor)
+    assert (searched.counts["open"], searched.counts["all"], searched.total) == (1, 2, 2)
+    assert searched.facets.tools == [("refund_payment", 2)]
+    # Calls without a tool have their own filter value, distinct from "all tools".
+    no_tool = queue_summary(filters={"status": "open", "tool": NO_TOOL}, actor=alice_actor)
+    assert (no_tool.total, no_tool.counts["open"]) == (1, 1)
+    assert [i.interaction.external_id for i in review_queue(tool=NO_TOOL, actor=alice_actor)] == ["t-4"]
+    # Every tab's count is what that tab lists under the same filters.
+    cases: list[dict[str, str]] = [{"kind": "value_error"}, {"q": "refund"}, {"tool": NO_TOOL},
+                                   {"tool": "get_order", "q": "order"}]
+    for filters in cases:
+        summary = queue_summary(filters={"status": "open", **filters}, actor=alice_actor)
+        for status in ("open", "claimed", "rejected", "skipped", "all", "mine"):
+            listed = review_queue(status=status, actor=alice_actor, kind=filters.get("kind", ""),
+                                  q=filters.get("q", ""), tool=filters.get("tool", "")).count()
+            assert summary.counts[status] == listed, (filters, status)
 
 
 def test_queue_order_and_neighbours(payments, alice_actor) -> None:

@@ -310,14 +310,82 @@ def test_bulk_reject_from_the_queue(alice_client: Client, payments, bob) -> None
     review_items_enqueue_failures()
     a, b, c = ReviewItem.objects.order_by("pk")
     claimed(b, bob)
+    asked = alice_client.post(reverse("review:bulk"), {"action": "reject", "items": [a.pk, b.pk, c.pk],
+                                                       "reason": "load test", "back": "kind=type_error"})
+    # Rejecting closes items for good: without a confirmed count the reviewer is asked first.
+    assert asked.status_code == 200
+    page = asked.content.decode()
+    assert "Reject 3 items?" in page and 'name="confirmed" value="3"' in page and "?kind=type_error" in page
+    assert ReviewItem.objects.filter(status="rejected").count() == 0
     response = alice_client.post(reverse("review:bulk"), {"action": "reject", "items": [a.pk, b.pk, c.pk],
-                                                          "reason": "load test"}, follow=True)
+                                                          "reason": "load test", "confirmed": "3"}, follow=True)
     body = response.content.decode()
     assert f"Rejected 2 item(s). 1 not changed (held by someone else or already decided): #{b.pk}" in body
     assert dict(ReviewItem.objects.values_list("pk", "status")) == {a.pk: "rejected", b.pk: "claimed",
                                                                     c.pk: "rejected"}
     nothing = alice_client.post(reverse("review:bulk"), {"action": "reject"}, follow=True).content.decode()
     assert "select at least one item first" in nothing
+    no_action = alice_client.post(reverse("review:bulk"), {"items": [a.pk]}, follow=True).content.decode()
+    assert "choose what to do with the selected items" in no_action
+
+
+def test_bulk_reject_is_not_the_default_action(alice_client: Client, item) -> None:
+    page = alice_client.get(reverse("review:queue")).content.decode()
+    select = page[page.index('id="bulk-action"'):]
+    select = select[:select.index("</select>")]
+    assert re.search(r'<option value="" selected>', select)
+    assert not re.search(r'<option value="reject"[^>]*selected', select)
+
+
+def test_tool_filter_has_its_own_value_for_calls_without_a_tool(alice_client: Client, payments) -> None:
+    make_interaction(payments, external_id="with-tool", query="refund my payment")
+    make_interaction(payments, external_id="no-tool", query="nothing was called", calls=[], failure_kind="no_call")
+    review_items_enqueue_failures()
+    page = alice_client.get(reverse("review:queue")).content.decode()
+    assert '<option value="__none__" >(no tool called) (1)</option>' in page
+    assert 'value="__none__" selected' not in page
+    filtered = alice_client.get(reverse("review:queue"), {"tool": "__none__"}).content.decode()
+    assert '<option value="__none__" selected>' in filtered
+    assert "nothing was called" in filtered and "refund my payment" not in filtered
+
+
+def test_tab_and_dropdown_counts_follow_the_filters_and_search(alice_client: Client, payments) -> None:
+    make_interaction(payments, external_id="c-1", query="parcel twice", failure_kind="type_error")
+    make_interaction(payments, external_id="c-2", query="parcel late", failure_kind="value_error")
+    make_interaction(payments, external_id="c-3", query="unrelated", failure_kind="value_error")
+    review_items_enqueue_failures()
+    page = alice_client.get(reverse("review:queue"), {"q": "parcel"}).content.decode()
+    assert re.search(r"Open \(to review\) <span class=\"count\">2</span>", page)
+    assert re.search(r"All <span class=\"count\">2</span>", page)
+    assert "Wrong type (1)" in page and "Value not allowed (1)" in page
+    page = alice_client.get(reverse("review:queue"), {"q": "parcel", "kind": "value_error"}).content.decode()
+    assert re.search(r"Open \(to review\) <span class=\"count\">1</span>", page)
+    assert "refund_payment (1)" in page and "1 item," in page
+
+
+def test_rows_use_the_tabs_word_for_an_undecided_item(alice_client: Client, item) -> None:
+    page = alice_client.get(reverse("review:queue")).content.decode()
+    assert '<span class="badge">Open</span>' in page and "Pending" not in page
+    assert "Pending" not in alice_client.get(reverse("review:item", args=[item.pk])).content.decode()
+
+
+def test_after_a_decision_the_next_item_is_the_one_below_in_the_list(alice_client: Client, payments) -> None:
+    now = timezone.now()
+    for n in range(4):
+        make_interaction(payments, external_id=f"n-{n}", when=now - timedelta(hours=n),
+                         failure_kind="value_error" if n != 2 else "type_error")
+    review_items_enqueue_failures()
+    items = {i.interaction.external_id: i for i in ReviewItem.objects.select_related("interaction")}
+    # Working down the value_error list from its second row: the next is n-3, not the newest (n-0).
+    second = items["n-1"]
+    response = alice_client.post(reverse("review:skip", args=[second.pk]) + "?kind=value_error",
+                                 {"version": second.version})
+    assert response["Location"] == reverse("review:item", args=[items["n-3"].pk]) + "?kind=value_error"
+    # At the end of the list it starts again from the top (the skipped item is not offered back).
+    last = ReviewItem.objects.get(pk=items["n-3"].pk)
+    response = alice_client.post(reverse("review:skip", args=[last.pk]) + "?kind=value_error",
+                                 {"version": last.version})
+    assert response["Location"] == reverse("review:item", args=[items["n-0"].pk]) + "?kind=value_error"
 
 
 def test_review_next_claims_the_newest_open_item(alice_client: Client, payments) -> None:
