@@ -149,10 +149,13 @@ class ShadowRunner:
     """Schedules shadow copies from the gateway's request path; holds the tasks so none is lost to GC."""
 
     def __init__(self, app: GatewayApp) -> None:
+        from django.conf import settings
+
         from ftops.gateway.routing import TTLCache
 
         self.app = app
-        self._shadows: TTLCache[list[ShadowTarget]] = TTLCache(app.router._routes.ttl_s, app.threads)
+        # Cached like the routes: a shadow started or stopped is seen within the same TTL.
+        self._shadows: TTLCache[list[ShadowTarget]] = TTLCache(settings.FTOPS_GATEWAY_CACHE_S, app.threads)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def after_production(self, call: Call, target: Target, message: dict[str, Any]) -> None:
