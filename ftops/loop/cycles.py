@@ -428,7 +428,7 @@ def _stage_build(cycle: Cycle, stage: CycleStage) -> StageOutcome:
 
 
 def _train_examples(version: Any) -> int:
-    return int(version.memberships.filter(split="train").count())
+    return int(version.members.filter(split="train").count())
 
 
 def _stage_train(cycle: Cycle, stage: CycleStage) -> StageOutcome:
