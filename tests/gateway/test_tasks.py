@@ -22,7 +22,8 @@ def test_scheduled_on_beat_and_in_the_embedded_default() -> None:
     assert TASK in settings.FTOPS_JOB_REAPER_TASKS
 
 
-def test_embedded_scheduler_pass_rolls_a_bad_canary_back(db: Any) -> None:
+def test_embedded_scheduler_pass_rolls_a_bad_canary_back(transactional_db: Any) -> None:
+    # transactional: the scheduler closes every connection after a task, as it must in a server thread
     deploy(make_version("acme-gpt-v1.0.0"))
     canary = deploy(make_version("acme-gpt-v1.1.0", status="canary"), state=DeploymentState.CANARY)
     Deployment.objects.filter(pk=canary.pk).update(created_at=timezone.now() - timedelta(minutes=5))
