@@ -96,3 +96,13 @@ def test_home_dashboard_shows_canaries_in_flight(django_user_model: Any, canary:
     html = client.get("/").content.decode()
     assert "Canaries in flight" in html
     assert "acme-gpt-v1.1.0</a> in payments: 10% of traffic" in html
+
+
+def test_page_of_a_service_with_nothing_live_and_of_the_enterprise_scope(django_user_model: Any, db: Any) -> None:
+    Service.objects.create(name="shipping", display_name="Shipping")
+    client = user_client(django_user_model, "alice", "approver")
+    empty = client.get(reverse("gateway:deployments", args=["shipping"]))
+    assert empty.status_code == 200
+    assert empty.context["canary"] is None and empty.context["production"] is None
+    assert "No canary decision yet." in empty.content.decode()
+    assert client.get(reverse("gateway:deployments", args=["enterprise"])).status_code == 200
