@@ -37,6 +37,7 @@ from ftops.common.actors import Actor
 from ftops.common.errors import Conflict, NotFound, ValidationFailed
 from ftops.common.jobs import (
     FINAL_STATUSES,
+    JobHeartbeat,
     JobStatus,
     error_dict,
     job_claim,
@@ -553,6 +554,35 @@ def _log(stage: CycleStage, line: str) -> None:
     CycleStage.objects.filter(pk=stage.pk).update(log=stage.log)
 
 
+def _stage_run_until_done(cycle: Cycle, stage: CycleStage, *, owner: str, eager: bool,
+                          poll_s: float) -> StageOutcome | None:
+    """Run the stage function until it is done or failed; None when it gave its lease back to wait."""
+    while True:
+        try:
+            outcome = STAGE_FUNCTIONS[stage.name](cycle, stage)
+        except Exception as exc:  # a stage's error fails the stage and the cycle, with the reason shown
+            log.exception("cycle %s stage %s failed", cycle.pk, stage.name)
+            outcome = StageOutcome(failed=f"{type(exc).__name__}: {exc}")
+        if outcome.done or outcome.failed:
+            break
+        stage.polls += 1
+        CycleStage.objects.filter(pk=stage.pk).update(polls=F("polls") + 1, heartbeat_at=timezone.now())
+        # Embedded: the child normally ran in this process already; one held by another process
+        # is waited for here, up to FTOPS_LOOP_EAGER_WAIT_S, then handed to the sender like on a broker.
+        waited_out = eager and stage.polls * min(poll_s, 2.0) > float(
+            getattr(settings, "FTOPS_LOOP_EAGER_WAIT_S", 6 * 3600))
+        if not eager or waited_out:
+            # Give the lease back without spending an attempt; the task returns after poll_s.
+            CycleStage.objects.filter(pk=stage.pk, lease_owner=owner).update(
+                status=JobStatus.PENDING, lease_owner="", lease_expires_at=None, attempts=F("attempts") - 1,
+                enqueued_at=None)
+            if not eager:  # embedded: the scheduler thread's sender (cycles_tick) takes it on its next pass
+                _send_stage(stage.pk, countdown=poll_s)
+            return None
+        time.sleep(min(poll_s, 2.0))
+    return outcome
+
+
 def cycle_stage_execute(*, stage_id: int, owner: str | None = None) -> CycleStage | None:
     """Claim the stage and run it; when it is done, finish it and create the next in one transaction.
 
@@ -570,24 +600,12 @@ def cycle_stage_execute(*, stage_id: int, owner: str | None = None) -> CycleStag
         job_finish(CycleStage, pk=stage.pk, owner=owner, status=JobStatus.CANCELLED)
         return stage
     _log(stage, f"started (attempt {stage.attempts})")
-    while True:
-        try:
-            outcome = STAGE_FUNCTIONS[stage.name](cycle, stage)
-        except Exception as exc:  # a stage's error fails the stage and the cycle, with the reason shown
-            log.exception("cycle %s stage %s failed", cycle.pk, stage.name)
-            outcome = StageOutcome(failed=f"{type(exc).__name__}: {exc}")
-        if outcome.done or outcome.failed:
-            break
-        stage.polls += 1
-        CycleStage.objects.filter(pk=stage.pk).update(polls=F("polls") + 1, heartbeat_at=timezone.now())
-        if not eager:
-            # Give the lease back without spending an attempt; the task returns after poll_s.
-            CycleStage.objects.filter(pk=stage.pk, lease_owner=owner).update(
-                status=JobStatus.PENDING, lease_owner="", lease_expires_at=None, attempts=F("attempts") - 1)
-            _send_stage(stage.pk, countdown=poll_s)
-            return stage
-        # Embedded: child work runs in this process; a child held elsewhere is waited for here.
-        time.sleep(min(poll_s, 2.0))
+    # A stage may run its child in this process for a long time (embedded training or evaluation):
+    # beat so the reaper does not hand a live stage to a second worker.
+    with JobHeartbeat(CycleStage, pk=stage.pk, owner=owner):
+        outcome = _stage_run_until_done(cycle, stage, owner=owner, eager=eager, poll_s=poll_s)
+    if outcome is None:
+        return stage
     with transaction.atomic():
         if outcome.failed:
             _log(stage, f"failed: {outcome.failed}")
