@@ -471,8 +471,8 @@ FTOPS_GATEWAY_MAX_BODY_MB = env_int("FTOPS_GATEWAY_MAX_BODY_MB", 8, minimum=1, m
 # rolled back once FTOPS_CANARY_ROLLBACK_MIN_SAMPLES requests show its error rate surely over
 # max_error_rate (ft_ops_config.yaml) or p95 over FTOPS_CANARY_MAX_P95_MS.
 FTOPS_CANARY_STAGES = [float(s) for s in env_list("FTOPS_CANARY_STAGES", ["0.1", "0.5", "1.0"])]
-if not FTOPS_CANARY_STAGES or any(not 0 < s <= 1 for s in FTOPS_CANARY_STAGES) or FTOPS_CANARY_STAGES != sorted(
-        FTOPS_CANARY_STAGES):
+if not FTOPS_CANARY_STAGES or any(not 0 < s <= 1 for s in FTOPS_CANARY_STAGES) or sorted(
+        FTOPS_CANARY_STAGES) != FTOPS_CANARY_STAGES:
     raise SettingsError(f"FTOPS_CANARY_STAGES must be increasing shares in (0, 1], not {FTOPS_CANARY_STAGES}")
 FTOPS_CANARY_MIN_SAMPLES = env_int("FTOPS_CANARY_MIN_SAMPLES", 200, minimum=1)
 FTOPS_CANARY_ROLLBACK_MIN_SAMPLES = env_int("FTOPS_CANARY_ROLLBACK_MIN_SAMPLES", 20, minimum=1)
