@@ -154,8 +154,8 @@ def main() -> None:
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(name='curator', roles=['admin']).secret}")
     bodies = [json.dumps(body) for body in examples]
     started = time.perf_counter()
-    for body in bodies:
-        answer = api.post("/api/v1/examples", body, content_type="application/json")
+    for raw in bodies:
+        answer = api.post("/api/v1/examples", raw, content_type="application/json")
         assert answer.status_code == 201, answer.content[:300]
     api_s = time.perf_counter() - started
     api_rate = args.n / api_s

@@ -233,11 +233,18 @@ def _import_tools(client: _Client, name: str, outcome: SourceOutcome) -> Service
 def _store_page(source: AggregationSource, service: Service, items: list[Any], outcome: SourceOutcome) -> None:
     """Validate and store one page in one transaction, so a crash never leaves half a page."""
     schemas = current_schemas(service)
+    # The remote's hash is of its original, unredacted example: when we hold that very example
+    # (another route to the same data, or pulling from ourselves) the redacted copy is a duplicate.
+    remote_hashes = {str(i["content_hash"]) for i in items if isinstance(i, dict) and i.get("content_hash")}
+    held = set(TrainingExample.objects.filter(content_hash__in=remote_hashes).values_list("content_hash", flat=True))
     prepared: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for item in items:
         native = item.get("native") if isinstance(item, dict) else None
         if not isinstance(native, dict):
             outcome.invalid += 1
+            continue
+        if item.get("content_hash") in held:
+            outcome.duplicates += 1
             continue
         try:
             values = example_validate_and_prepare(
@@ -266,7 +273,8 @@ def _store_page(source: AggregationSource, service: Service, items: list[Any], o
             service=service, source=Source.DISCOVERED, quality=quality,
             provenance={"source": Source.DISCOVERED, "origin": source.name, "base_url": source.base_url,
                         "service": service.name, "remote_id": str(item.get("id", "")),
-                        "remote_source": str(item.get("source", ""))},
+                        "remote_source": str(item.get("source", "")),
+                        "remote_hash": str(item.get("content_hash", ""))},
             **values))
     TrainingExample.objects.bulk_create(rows, batch_size=500)
     outcome.created += len(rows)
