@@ -13,6 +13,8 @@ import hashlib
 import json
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
@@ -22,6 +24,7 @@ from rest_framework.views import APIView
 from ftops.common.actors import actor_for
 from ftops.common.errors import FtopsError
 from ftops.common.models import ApiKey, Role
+from ftops.common.schema import ApiSchema
 from ftops.discovery import selectors, services
 
 
@@ -30,6 +33,15 @@ class JsonOnly(DefaultContentNegotiation):
 
     def select_renderer(self, request: Request, renderers: Any, format_suffix: Any = None) -> Any:
         return renderers[0], renderers[0].media_type
+
+
+PAGE_PARAMETERS = [
+    OpenApiParameter("service", str, required=True, description="The service's name"),
+    OpenApiParameter("format", str, enum=list(selectors.FORMATS), description="Training line format"),
+    OpenApiParameter("cursor", str, description="next_cursor (or resume_cursor) of an earlier page"),
+    OpenApiParameter("since", OpenApiTypes.DATETIME, description="Only examples changed since then"),
+    OpenApiParameter("limit", int, description=f"1 to {selectors.MAX_LIMIT}"),
+]
 
 
 def _etag(body: dict[str, Any]) -> str:
@@ -46,7 +58,15 @@ def _refuse(request: Request, *, code: int, service: str, what: str, reason: str
     return Response({"error": {"code": slug, "message": reason}}, status=code, headers=headers)
 
 
+class _DatasetSchema(ApiSchema):
+    """The checks run inside the view (so refusals are audited with their service): document them."""
+
+    def _error_codes(self, operation: dict[str, Any]) -> list[str]:
+        return sorted({*super()._error_codes(operation), "401", "403", "404", "429"})
+
+
 class _DatasetView(APIView):
+    schema = _DatasetSchema()
     permission_classes = [permissions.AllowAny]  # checked below, so a refusal is audited with its service
     content_negotiation_class = JsonOnly
     throttle_classes: list[Any] = []  # the hourly per-key budget below replaces the global rate
@@ -94,12 +114,22 @@ class _DatasetView(APIView):
 class TrainingDatasetApi(_DatasetView):
     what = "training-dataset"
 
+    @extend_schema(operation_id="mcp_training_dataset", parameters=PAGE_PARAMETERS,
+                   responses={200: OpenApiTypes.OBJECT, 304: None})
+    def get(self, request: Request) -> Response:
+        return super().get(request)
+
     def page(self, service: Any, page: selectors.PageRequest) -> dict[str, Any]:
         return selectors.training_page(service, page)
 
 
 class TestDatasetApi(_DatasetView):
     what = "test-dataset"
+
+    @extend_schema(operation_id="mcp_test_dataset", parameters=PAGE_PARAMETERS,
+                   responses={200: OpenApiTypes.OBJECT, 304: None})
+    def get(self, request: Request) -> Response:
+        return super().get(request)
 
     def page(self, service: Any, page: selectors.PageRequest) -> dict[str, Any]:
         return selectors.test_page(service, page)
@@ -111,6 +141,8 @@ class SchemaApi(APIView):
     permission_classes = [permissions.AllowAny]
     authentication_classes: list[Any] = []
 
+    # Public and unauthenticated like the .well-known document; the API schema lists authenticated operations.
+    @extend_schema(exclude=True)
     def get(self, request: Request) -> Response:
         name = str(request.query_params.get("service") or "")
         if not name:
