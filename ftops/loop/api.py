@@ -15,6 +15,7 @@ from ftops.common.actors import actor_for
 from ftops.common.auth import has_role
 from ftops.common.errors import NotFound
 from ftops.common.models import Role
+from ftops.common.schema import api_paginator, paginated
 from ftops.loop import selectors
 from ftops.loop.cycles import cycle_start, runs_in_background
 from ftops.loop.models import ENTERPRISE_SCOPE, Cycle, CycleOrigin, CycleStage, TriggerEvent
@@ -76,9 +77,11 @@ class CyclesApi(APIView):
     def get_permissions(self) -> list[Any]:
         return [CanStartCycles()] if self.request.method == "POST" else [CanReadCycles()]
 
-    @extend_schema(operation_id="loop_cycles_list", responses={200: CycleOutSerializer(many=True)})
+    @extend_schema(operation_id="loop_cycles_list", responses={200: paginated(CycleOutSerializer)})
     def get(self, request: Request) -> Response:
-        return Response(CycleOutSerializer(_cycles()[:100], many=True).data)
+        paginator = api_paginator()
+        page: list[Cycle] | None = paginator.paginate_queryset(_cycles(), request, view=self)
+        return paginator.get_paginated_response(CycleOutSerializer(page, many=True).data)
 
     @extend_schema(operation_id="loop_cycles_start", request=CycleStartSerializer,
                    responses={201: CycleOutSerializer})

@@ -59,7 +59,7 @@ def test_start_needs_a_post_with_csrf_and_an_orchestrator(client: Client, django
 
 def test_api_lists_starts_and_shows_cycles(client: Client, admin_user: Any, payments: Service) -> None:
     client.force_login(admin_user)
-    assert client.get("/api/v1/loop/cycles").json() == []
+    assert client.get("/api/v1/loop/cycles").json()["results"] == []
     created = client.post("/api/v1/loop/cycles", {"service": "payments", "reason": "api"},
                           content_type="application/json")
     assert created.status_code == 201, created.content
@@ -67,7 +67,8 @@ def test_api_lists_starts_and_shows_cycles(client: Client, admin_user: Any, paym
     assert (body["scope"], body["origin"], body["reason"], body["status"]) == ("payments", "manual", "api", "running")
     assert [s["name"] for s in body["stages"]] == ["collect"]
     assert client.get(f"/api/v1/loop/cycles/{body['id']}").json()["id"] == body["id"]
-    assert [c["id"] for c in client.get("/api/v1/loop/cycles").json()] == [body["id"]]
+    listed = client.get("/api/v1/loop/cycles").json()
+    assert [c["id"] for c in listed["results"]] == [body["id"]] and listed["count"] == 1
     conflict = client.post("/api/v1/loop/cycles", {"service": "payments"}, content_type="application/json")
     assert conflict.status_code == 409 and "still in flight" in conflict.content.decode()
     bad = client.post("/api/v1/loop/cycles", {"service": "nope"}, content_type="application/json")
