@@ -107,14 +107,10 @@ class OpenAIFineTuneConfig:
 
 
 def _client(cfg: OpenAIFineTuneConfig) -> Any:
-    from openai import DefaultHttpxClient, OpenAI
+    from ftops.common.credentials import openai_client_for_credential
 
-    from ftops.common.credentials import upstream_credential_get_secret
-
-    credential = upstream_credential_get_secret(cfg.credential_name)
-    # The key goes to the credential's base URL only: no redirects to another host.
-    return OpenAI(api_key=credential.value, base_url=credential.base_url, max_retries=2, timeout=120,
-                  http_client=DefaultHttpxClient(follow_redirects=False))
+    # The key goes to the credential's base URL only (no redirects to another host).
+    return openai_client_for_credential(cfg.credential_name, timeout=120, max_retries=2)
 
 
 def _explain(exc: Exception) -> str:
