@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import DatabaseError, OperationalError, close_old_connections, connection
 
 from ftops.common.models import ApiKey, Role
 from ftops.common.selectors import api_key_for_secret
@@ -52,15 +52,35 @@ class RouteError(Exception):
         self.param = param
 
 
+# SQLite (the embedded default) lets one writer in at a time and answers "database table is
+# locked" / "database is locked" to the others instead of waiting; a short backoff lets a
+# shadow comparison or a recorder batch land behind the writer that holds the lock.
+LOCKED_RETRIES = 8
+LOCKED_BACKOFF_S = 0.05
+
+
+def _is_locked(error: DatabaseError) -> bool:
+    return connection.vendor == "sqlite" and "locked" in str(error).lower()
+
+
 def _db_read(function: Callable[[], V]) -> V:
-    """Run an ORM read in this worker thread; a broken connection is closed so the next read reconnects."""
+    """Run an ORM call in this worker thread; a broken connection is closed so the next call reconnects."""
     close_old_connections()
-    try:
-        return function()
-    except DatabaseError:
-        with contextlib.suppress(Exception):
-            connection.close()
-        raise
+    for attempt in range(LOCKED_RETRIES + 1):
+        try:
+            return function()
+        except OperationalError as error:
+            if attempt < LOCKED_RETRIES and _is_locked(error):
+                time.sleep(LOCKED_BACKOFF_S * (attempt + 1))
+                continue
+            with contextlib.suppress(Exception):
+                connection.close()
+            raise
+        except DatabaseError:
+            with contextlib.suppress(Exception):
+                connection.close()
+            raise
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 class DatabaseThreads:
