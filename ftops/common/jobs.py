@@ -366,8 +366,14 @@ class ReapResult:
                 "publish_error": self.publish_error}
 
 
+# ``publish(pk)`` sends the job's task. It returns False when it ran the job inline (the embedded
+# default) and the row is already as it should be: a job that gave its lease back to wait is
+# then left unmarked, so the next pass of the sender sends it again.
+Publish = Callable[[int], bool | None]
+
+
 def jobs_reap(
-    model: type[Job], *, publish: Callable[[int], None] | None = None, now: datetime | None = None,
+    model: type[Job], *, publish: Publish | None = None, now: datetime | None = None,
     resend_after_s: float | None = None, limit: int = 500,
 ) -> ReapResult:
     """Re-queue running jobs whose lease expired; fail those out of attempts; then publish.
@@ -406,7 +412,7 @@ def jobs_reap(
 
 
 def jobs_publish_pending(
-    model: type[Job], *, publish: Callable[[int], None], now: datetime | None = None,
+    model: type[Job], *, publish: Publish, now: datetime | None = None,
     resend_after_s: float | None = None, limit: int = 500,
 ) -> ReapResult:
     """The outbox sender: publish pending jobs never published, or published long ago.
@@ -414,6 +420,8 @@ def jobs_publish_pending(
     ``publish(pk)`` sends the task and raises when the broker is unreachable; the first
     failure stops the pass (the broker is down for the rest too) and the rows stay pending
     for the next pass. A job published twice is harmless: only one delivery claims it.
+    When ``publish`` returns False it ran the job inline and the row is not marked: one that
+    is still pending (it gave its lease back to wait) is due again on the next pass.
     ``resend_after_s`` covers a message lost with its worker (a prefetched, unacknowledged
     task waits for the broker's visibility timeout, hours); None never re-sends.
     """
@@ -428,12 +436,13 @@ def jobs_publish_pending(
     result = ReapResult()
     for pk in pks:
         try:
-            publish(pk)
+            sent = publish(pk)
         except Exception as exc:  # any broker trouble: the row stays pending for the next pass
             result.publish_error = f"{type(exc).__name__}: {exc}"
             log.warning("%s sender: publishing %s failed (%s); will retry", model.__name__, pk, result.publish_error)
             break
-        job_mark_enqueued(model, pk=pk, now=now)
+        if sent is not False:
+            job_mark_enqueued(model, pk=pk, now=now)
         result.published.append(pk)
     return result
 

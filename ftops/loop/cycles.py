@@ -181,12 +181,22 @@ def backend_choose(*, cfg: LoopConfig, train_examples: int) -> BackendChoice:
 # --------------------------------------------------------------------------- start
 
 
-def _send_stage(stage_id: int, countdown: float | None = None) -> None:
+def _send_stage(stage_id: int, countdown: float | None = None) -> bool:
+    """Send the stage's task; False when it ran inline (embedded) and so is not marked as sent.
+
+    In the embedded default the task has run by the time ``apply_async`` returns. A stage that
+    is still pending then gave its lease back to wait (``FTOPS_LOOP_EAGER_WAIT_S``) and cleared
+    ``enqueued_at`` so that the scheduler thread's sender sends it again on its next pass:
+    marking it here would hide it from that sender.
+    """
     from ftops.loop.tasks import cycle_stage_task  # the loop's own task: imported, so eager mode runs it
 
     options: dict[str, Any] = {"countdown": countdown} if countdown else {}
     cycle_stage_task.apply_async(kwargs={"stage_id": stage_id}, **options)
+    if not runs_in_background():
+        return False
     CycleStage.objects.filter(pk=stage_id, status=JobStatus.PENDING).update(enqueued_at=timezone.now())
+    return True
 
 
 def _create_stage(cycle: Cycle, name: str, *, send: bool = True) -> CycleStage:

@@ -131,6 +131,46 @@ def test_with_a_broker_a_waiting_stage_gives_its_lease_back_and_comes_back_later
     assert sent[-1] == (stage.pk, 45)
 
 
+@pytest.fixture
+def no_schedule(settings: Any, tmp_path: Any) -> None:
+    """A configuration whose weekly schedule is off, so a tick starts nothing of its own."""
+    path = tmp_path / "ft_ops_config.yaml"
+    path.write_text("loop:\n  schedule_enabled: false\n", encoding="utf-8")
+    settings.FTOPS_CONFIG_FILE = str(path)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_embedded_a_stage_that_waited_too_long_is_resent_by_the_scheduler_and_advances(
+        payments: Service, fake_ml_stages: Counter[str], monkeypatch: pytest.MonkeyPatch, settings: Any,
+        no_schedule: None) -> None:
+    from ftops.common.jobs import JobsScheduler
+
+    settings.FTOPS_LOOP_POLL_S = 0.01
+    settings.FTOPS_LOOP_EAGER_WAIT_S = 0  # the child is held elsewhere: hand the stage back at once
+    child_done = threading.Event()
+    monkeypatch.setitem(cycles.STAGE_FUNCTIONS, "collect", lambda cycle, stage: (
+        StageOutcome(note="collected") if child_done.is_set() else StageOutcome(done=False)))
+    examples(payments)
+    cycle = cycle_start(actor=ME, scope="payments")
+    stage = CycleStage.objects.get(cycle=cycle, name="collect")
+    # Waited out inline: pending again, attempt given back, and due for the scheduler's sender.
+    assert (stage.status, stage.attempts, stage.enqueued_at) == ("pending", 0, None)
+
+    scheduler = JobsScheduler(tasks=["ftops.loop.tasks.cycles_tick_task"], interval_s=60)
+    first = scheduler.run_once()["ftops.loop.tasks.cycles_tick_task"]
+    assert first["reap"]["published"] == [stage.pk]  # re-sent; the child is still busy
+    stage.refresh_from_db()
+    assert (stage.status, stage.polls, stage.enqueued_at) == ("pending", 2, None)
+
+    child_done.set()
+    scheduler.run_once()
+    cycle.refresh_from_db()
+    stage.refresh_from_db()
+    assert (stage.status, stage.note, stage.attempts) == ("succeeded", "collected", 1)
+    assert cycle.status == CycleStatus.SUCCEEDED
+    assert [s.name for s in cycle.stages.order_by("position")] == STAGE_NAMES
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_stage_whose_worker_died_is_requeued_by_the_reaper(payments: Service, monkeypatch: pytest.MonkeyPatch,
                                                             settings: Any) -> None:
