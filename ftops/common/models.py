@@ -102,6 +102,8 @@ class AuditAction(models.TextChoices):
     CRITICAL_SCENARIO_CLEARED = "critical_scenario.cleared"
     NOTIFICATION_SENT = "notification.sent"
     NOTIFICATION_FAILED = "notification.failed"
+    NOTIFICATION_PREFERENCES_UPDATED = "notification.preferences_updated"
+    NOTIFICATION_TEAM_WEBHOOK_UPDATED = "notification.team_webhook_updated"
     RETRAINING_TRIGGER_FIRED = "retraining_trigger.fired"
     CYCLE_STARTED = "cycle.started"
     CYCLE_FINISHED = "cycle.finished"
@@ -151,3 +153,97 @@ class UpstreamCredential(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.name} -> {self.base_url}"
+
+
+# --- notifications: what each user receives, and every send (ftops.common.notifications) ----
+
+
+class NotificationKind(models.TextChoices):
+    """What a notification is about; users choose per kind whether they get an email."""
+
+    CYCLE_STAGE_FAILED = "cycle_stage_failed", "Failed improvement-cycle stage"
+    GATE_FAILED = "gate_failed", "Release gates failed"
+    CANARY_ROLLBACK = "canary_rollback", "Canary rolled back"
+    CANARY_STEP = "canary_step", "Canary promoted or paused"
+    SCHEMA_BREAKING = "schema_breaking", "Breaking tool-schema change on import"
+    REVIEW_QUEUE_STALE = "review_queue_stale", "Stale review queue"
+    DAILY_DIGEST = "daily_digest", "Daily review digest"
+    MONTHLY_REPORT = "monthly_report", "Monthly production-vs-offline report"
+    APPROVAL_REQUESTED = "approval_requested", "A version awaits approval"
+    GATE_OVERRIDE = "gate_override", "Gate override"
+    AGGREGATION_FAILED = "aggregation_failed", "Aggregation from a service failed"
+    OTHER = "other", "Other"
+
+
+class NotificationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENT = "sent", "Sent"
+    RETRYING = "retrying", "Retrying"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Nobody to tell"
+
+
+class NotificationPreference(models.Model):
+    """One user's choice for one kind; no row means the kind's default
+    (``ftops.common.notifications.EMAIL_DEFAULTS``)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="notification_preferences")
+    kind = models.CharField(max_length=32, choices=NotificationKind.choices)
+    email = models.BooleanField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "kind"], name="notification_pref_user_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.kind}: {'on' if self.email else 'off'}"
+
+
+class TeamWebhookSetting(models.Model):
+    """Whether the team's webhook (``FTOPS_NOTIFY_WEBHOOK_URL``) gets a kind; no row means yes.
+    Admins edit it: the webhook is the team's channel, not one user's."""
+
+    kind = models.CharField(max_length=32, choices=NotificationKind.choices, unique=True)
+    webhook = models.BooleanField()
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.CharField(max_length=200, blank=True)
+
+    def __str__(self) -> str:
+        return f"webhook {self.kind}: {'on' if self.webhook else 'off'}"
+
+
+class Notification(TimeStampedModel):
+    """One ``notify()`` call and what became of it, channel by channel."""
+
+    kind = models.CharField(max_length=32, choices=NotificationKind.choices, db_index=True)
+    audience = models.CharField(max_length=32)
+    service = models.CharField(max_length=100, blank=True)
+    subject = models.CharField(max_length=200)
+    text = models.TextField(blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    recipients = models.JSONField(default=list, blank=True, help_text="Email addresses told")
+    users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="notifications_received")
+    channels = models.JSONField(default=dict, blank=True, help_text="{channel: {status, error, attempts}}")
+    status = models.CharField(max_length=10, choices=NotificationStatus.choices, default=NotificationStatus.PENDING,
+                              db_index=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.subject} ({self.status})"
+
+
+class AlertMark(models.Model):
+    """A periodic alert already sent for its period (``daily_digest:2026-12-04``): the unique key
+    makes "once per day" hold across beat, several scheduler threads and restarts."""
+
+    key = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return self.key
