@@ -252,6 +252,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("FTOPS_MAX_REQUEST_MB", 32, minimum=1) * 1
 # Feedback is 1-5: 0 means a score never marks a failure, 5 that every scored interaction is one.
 FTOPS_FAILURE_FEEDBACK_MAX = env_int("FTOPS_FAILURE_FEEDBACK_MAX", 2, maximum=5)
 FTOPS_BASE_MODEL = env_str("FTOPS_BASE_MODEL", str(VAR_DIR / "models" / "ftops-tiny-base"))
+# Folders an API caller may point at for a base model or adapter, besides the artifacts folder
+# and the base model's own folder (ftops.common.paths; rule 15). Comma-separated.
+FTOPS_MODEL_ROOTS = env_list("FTOPS_MODEL_ROOTS", [])
 
 LOGGING = {
     "version": 1,

@@ -15,6 +15,7 @@ from ftops.common.actors import actor_for
 from ftops.common.auth import has_role
 from ftops.common.errors import ValidationFailed
 from ftops.common.models import Role
+from ftops.common.paths import confine_adapter_config
 from ftops.common.schema import DB_INT_MAX, paginated
 from ftops.evaluation import selectors, services
 from ftops.evaluation.models import EvalFailure, EvalRun, EvalSuite, RunStatus
@@ -165,6 +166,7 @@ class RunsApi(APIView):
         config = values.get("adapter_config")
         if config is not None and not isinstance(config, dict):
             raise ValidationFailed("adapter_config must be an object", fields={"adapter_config": ["an object"]})
+        confine_adapter_config(config)
         actor = actor_for(request)
         run = services.eval_run_create(
             suite=suite, adapter_config=config, model_version_id=values.get("model_version_id"),

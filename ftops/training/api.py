@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from ftops.common.actors import actor_for
 from ftops.common.auth import has_role
 from ftops.common.models import Role
+from ftops.common.paths import confined_model_location
 from ftops.common.schema import paginated
 from ftops.training.models import Backend, RunStatus, TrainingRun
 from ftops.training.selectors import training_run_get, training_runs_list
@@ -56,6 +57,12 @@ class TrainingRunDetailOutSerializer(TrainingRunOutSerializer):
                   "artifact", "lease_owner", "lease_expires_at"]
 
 
+def _base_model(values: dict[str, Any]) -> str:
+    """OpenAI names a model; the local backends read one from disk, so theirs is confined (rule 15)."""
+    base = str(values.get("base_model", ""))
+    return base if values["backend"] == Backend.OPENAI else confined_model_location(base, field="base_model")
+
+
 class TrainingRunsApi(APIView):
     """GET lists runs (newest first); POST queues a run on the training queue."""
 
@@ -81,7 +88,8 @@ class TrainingRunsApi(APIView):
         values = data.validated_data
         run = training_run_create(
             backend=values["backend"], dataset_version=version_get(number=values["dataset_version"]),
-            config=dict(values.get("config") or {}), base_model=values.get("base_model", ""),
+            config=dict(values.get("config") or {}),
+            base_model=_base_model(values),
             service=values.get("service", ""), name=values.get("name", ""), actor=actor_for(request),
         )
         run.refresh_from_db()

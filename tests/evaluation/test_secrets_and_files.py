@@ -264,3 +264,33 @@ def test_the_adapter_refuses_paths_outside_its_root(artifacts: Path, tmp_path: P
         adapter_from_config({"kind": "replay", "path": str(artifacts / "replays" / "good.jsonl")})
     built = adapter_from_config({"kind": "replay", "path": "replays/good.jsonl"}, files_root=artifacts)
     assert built.name == "replay:good.jsonl"
+
+
+# --------------------------------------------------------------------------- model folders (rule 15)
+
+
+@pytest.mark.parametrize(("adapter_config", "field"), [
+    ({"kind": "hf_local", "model_path": "/etc"}, "model_path"),
+    ({"kind": "hf_local", "model_path": "ARTIFACTS/../../.."}, "model_path"),
+    ({"kind": "hf_local", "model_path": "ARTIFACTS/base", "adapter_path": "/root"}, "adapter_path"),
+    ({"kind": "fewshot", "prompt": "p", "inner": {"kind": "hf_local", "model_path": "/usr/lib"}}, "inner.model_path"),
+])
+def test_a_model_folder_outside_the_model_roots_is_refused(
+        make_key: Any, suite: EvalSuite, adapter_config: dict[str, Any], field: str) -> None:
+    config = json.loads(json.dumps(adapter_config).replace("ARTIFACTS", str(settings.ARTIFACTS_DIR)))
+    client, _ = make_key("ml_orchestrator")
+    response = client.post(RUNS, {"suite": "mini", "adapter_config": config}, format="json")
+    assert response.status_code == 422
+    assert "FTOPS_MODEL_ROOTS" in response.json()["error"]["fields"][f"adapter_config.{field}"][0]
+    assert not EvalRun.objects.exists()
+
+
+def test_a_model_folder_inside_the_artifacts_folder_or_a_hub_id_is_accepted(make_key: Any, suite: EvalSuite) -> None:
+    client, _ = make_key("ml_orchestrator")
+    inside = Path(settings.ARTIFACTS_DIR) / "runs" / "7" / "adapter"
+    for config in ({"kind": "hf_local", "model_path": "org/base-model"},
+                   {"kind": "hf_local", "model_path": str(Path(settings.FTOPS_BASE_MODEL)),
+                    "adapter_path": str(inside)}):
+        response = client.post(RUNS, {"suite": "mini", "adapter_config": config}, format="json")
+        assert response.status_code == 201, response.json()
+

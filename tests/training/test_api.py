@@ -26,7 +26,8 @@ def _create(client: Any, version: Any, **body: Any) -> Any:
 
 def test_ml_orchestrator_creates_a_queued_run(make_key: Any, version: Any, base_path: Path,
                                               django_capture_on_commit_callbacks: Any,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+                                              monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
+    settings.FTOPS_MODEL_ROOTS = [str(base_path.parent)]  # an operator listed the folder the model lives in
     client, key = make_key("ml_orchestrator")
     sent: list[int] = []
     monkeypatch.setattr("ftops.training.tasks.training_run_task.delay", lambda run_id: sent.append(run_id))
@@ -39,6 +40,16 @@ def test_ml_orchestrator_creates_a_queued_run(make_key: Any, version: Any, base_
     assert sent == [body["id"]]
     assert AuditEvent.objects.filter(action="training_run.created", object_id=str(body["id"])).count() == 1
     assert TrainingRun.objects.get(pk=body["id"]).created_by == f"key:{key.prefix}"
+
+
+def test_a_local_base_model_outside_the_model_roots_is_refused(make_key: Any, version: Any,
+                                                              base_path: Path) -> None:
+    client, _ = make_key("ml_orchestrator")
+    for where in ("/etc", str(base_path), "../../../../../usr"):
+        response = _create(client, version, base_model=where)
+        assert response.status_code == 422
+        assert "FTOPS_MODEL_ROOTS" in response.json()["error"]["fields"]["base_model"][0]
+    assert not TrainingRun.objects.exists()
 
 
 @pytest.mark.parametrize("role", ["reviewer", "approver", "ingest"])
