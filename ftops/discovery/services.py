@@ -357,3 +357,24 @@ def aggregate_all(*, by: Actor, sources: list[str] | None = None) -> AggregateRe
                  detail={"pulled": report.pulled, "created": report.created,
                          "sources": {o.source: o.status for o in report.outcomes}})
     return report
+
+
+def aggregate_for_cycle(*, cycle_id: int, scope: str) -> dict[str, Any]:
+    """The aggregate stage of an improvement cycle (``ftops.loop``): pull from every enabled source.
+
+    Partial failure is normal: a failed source is recorded and alerted by ``aggregate_source``
+    and the cycle goes on with what landed. ``scope`` (the enterprise or a service) only labels
+    the run: a source's services land under their own names and the build stage picks the
+    cycle's. Returns a short summary with a one-line ``note`` for the stage.
+    """
+    if not AggregationSource.objects.filter(enabled=True).exists():
+        return {"run_id": "", "sources": 0, "pulled": 0, "created": 0, "services": 0, "failed": {},
+                "note": "no aggregation sources configured (manage.py aggregate --add NAME --url URL)"}
+    report = aggregate_all(by=Actor.system(f"cycle {cycle_id} ({scope})"))
+    failed = {o.source: o.status for o in report.failed}
+    note = (f"{report.created} new examples of {report.pulled} pulled from {len(report.outcomes)} source(s), "
+            f"{report.services} service(s)")
+    if failed:
+        note += "; failed: " + ", ".join(f"{name} ({status})" for name, status in sorted(failed.items()))
+    return {"run_id": report.run_id, "sources": len(report.outcomes), "pulled": report.pulled,
+            "created": report.created, "services": report.services, "failed": failed, "note": note}

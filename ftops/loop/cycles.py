@@ -18,7 +18,6 @@ inside the cooldown, stays unfolded and joins the scope's next cycle.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
 import time
@@ -59,9 +58,6 @@ from ftops.loop.models import (
 )
 
 log = logging.getLogger(__name__)
-
-# The aggregator lives in the discovery app once it exists; until then the stage says so.
-AGGREGATE_FUNCTION = "ftops.discovery.services.aggregate_for_cycle"
 
 STAGES: list[tuple[str, str]] = [
     ("collect", "Collect production examples"),
@@ -388,15 +384,13 @@ def _stage_collect(cycle: Cycle, stage: CycleStage) -> StageOutcome:
 
 
 def _stage_aggregate(cycle: Cycle, stage: CycleStage) -> StageOutcome:
-    module_name, func_name = AGGREGATE_FUNCTION.rsplit(".", 1)
-    try:
-        func: Callable[..., Any] | None = getattr(importlib.import_module(module_name), func_name, None)
-    except ModuleNotFoundError:
-        func = None
-    if func is None:
-        return StageOutcome(note="no configured sources (the aggregator is not installed)")
-    result = func(cycle_id=cycle.pk, scope=cycle.scope) or {}
-    return StageOutcome(note=f"aggregated: {_short(result)}", links={"aggregate": result} if result else {})
+    # The discovery app sits on the loop's floor: its aggregator is called directly. A source that
+    # fails is recorded and alerted there; the cycle goes on with what landed.
+    from ftops.discovery.services import aggregate_for_cycle
+
+    result = aggregate_for_cycle(cycle_id=cycle.pk, scope=cycle.scope)
+    links = {"aggregation_run": result["run_id"], "aggregated": result["created"]} if result["run_id"] else {}
+    return StageOutcome(note=str(result["note"]), links=links)
 
 
 def _stage_curate(cycle: Cycle, stage: CycleStage) -> StageOutcome:

@@ -57,6 +57,8 @@ def _url(name: str, *args: object) -> str:
 
 def _stage_links(links: dict[str, Any]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
+    if links.get("aggregation_run"):
+        out.append((f"aggregation run {str(links['aggregation_run'])[:8]} ({links.get('aggregated', 0)} new)", ""))
     if "curation_run" in links:
         out.append((f"curation run {links['curation_run']}", ""))
     if "dataset_version_number" in links:

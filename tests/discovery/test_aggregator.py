@@ -168,3 +168,36 @@ def test_source_validation() -> None:
     with pytest.raises(Exception, match="invalid"):
         aggregation_source_save(name="Bad Name", base_url="ftp://x", by=SYSTEM)
     assert not AggregationSource.objects.exists()
+
+
+def test_a_cycle_aggregate_stage_pulls_from_every_source_and_goes_on_past_failures(
+        remote: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from ftops.loop import cycles
+    from ftops.loop.cycles import StageOutcome, cycle_stage_execute, cycle_start
+    from ftops.loop.models import CycleStage
+
+    alerts: list[dict[str, Any]] = []
+    monkeypatch.setattr(discovery_services, "notify", lambda **kwargs: alerts.append(kwargs))
+    monkeypatch.setitem(cycles.STAGE_FUNCTIONS, "collect", lambda cycle, stage: StageOutcome(note="collected"))
+    cycle = cycle_start(actor=SYSTEM, send=False)  # the enterprise's cycle; stages driven one by one here
+    cycle_stage_execute(stage_id=CycleStage.objects.get(cycle=cycle, name="collect").pk)
+
+    stage = cycle_stage_execute(stage_id=CycleStage.objects.get(cycle=cycle, name="aggregate").pk)
+
+    assert stage is not None and stage.status == "succeeded"
+    assert stage.note == ("122 new examples of 244 pulled from 5 source(s), 2 service(s); failed: down (down), "
+                          "forbidden (forbidden), malformed (malformed), slow (timeout)")
+    run_id = stage.links["aggregation_run"]
+    assert stage.links["aggregated"] == 122
+    assert AggregationOutcome.objects.filter(run_id=run_id).count() == 5
+    assert sorted(a["payload"]["source"] for a in alerts) == ["down", "forbidden", "malformed", "slow"]
+    assert TrainingExample.objects.filter(source=Source.DISCOVERED).count() == 122
+    # The cycle goes on: curate is next, over what landed.
+    assert CycleStage.objects.filter(cycle=cycle, name="curate", status="pending").exists()
+
+
+def test_aggregate_for_cycle_without_sources_says_so() -> None:
+    result = discovery_services.aggregate_for_cycle(cycle_id=1, scope="enterprise")
+    assert result["run_id"] == "" and result["sources"] == 0
+    assert result["note"].startswith("no aggregation sources configured")
+    assert not AggregationOutcome.objects.exists()
