@@ -22,8 +22,8 @@ def test_build_base_model_keeps_an_existing_model(micro_base: Path) -> None:
 
 
 def test_build_base_model_refuses_bad_input(tmp_path: Path) -> None:
-    with pytest.raises(CommandError, match="--time-budget must be > 0"):
-        call_command("build_base_model", "--out", str(tmp_path / "m"), "--time-budget", "0")
+    with pytest.raises(CommandError, match="--time-budget must be >= 0"):
+        call_command("build_base_model", "--out", str(tmp_path / "m"), "--time-budget", "-1")
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("not a model")

@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ftops.core.ml.base_model import BaseModelConfig, build_base_model, is_built
+from ftops.core.ml.base_model import BaseModelBuildTimeout, BaseModelConfig, build_base_model, is_built
 
 
 class Command(BaseCommand):
@@ -21,7 +21,8 @@ class Command(BaseCommand):
         parser.add_argument("--force", action="store_true", help="rebuild even when the folder holds a model")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--time-budget", type=float, default=None,
-                            help="stop training after this many seconds (default from the config)")
+                            help="fail (saving nothing) if the build has not finished its fixed number of steps "
+                                 "after this many seconds; 0: no guard (default from the config)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         out = Path(options["out"])
@@ -32,15 +33,19 @@ class Command(BaseCommand):
             raise CommandError(f"{out} exists and is not an ftops base model; choose another --out or use --force")
         config = BaseModelConfig(seed=options["seed"])
         if options["time_budget"] is not None:
-            if options["time_budget"] <= 0:
-                raise CommandError("--time-budget must be > 0 seconds")
+            if options["time_budget"] < 0:
+                raise CommandError("--time-budget must be >= 0 seconds (0: no guard)")
             config = BaseModelConfig(seed=options["seed"], time_budget_s=options["time_budget"])
         tmp = out.parent / (out.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
-        report = build_base_model(tmp, config=config, on_log=self.stdout.write)
+        try:
+            report = build_base_model(tmp, config=config, on_log=self.stdout.write)
+        except BaseModelBuildTimeout as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise CommandError(str(exc)) from exc
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
         self.stdout.write(self.style.SUCCESS(
             f"built {report.parameters / 1e6:.2f}M-parameter base model in {report.seconds:.0f}s "
-            f"(loss {report.final_loss}) -> {out}"))
+            f"(loss {report.final_loss}, weights sha256 {report.weights_sha256[:16]}) -> {out}"))

@@ -1,0 +1,43 @@
+"""The tiny base model is a pure function of its seed and config: a fixed number of steps."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from ftops.core.ml.base_model import MARKER_FILE, BaseModelBuildTimeout, BaseModelConfig, build_base_model
+
+REDUCED = BaseModelConfig(seed=3, vocab_size=400, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2,
+                          drill_steps=3, drill_batch=16, corpus_steps=5, batch_examples=16, row_length=256,
+                          time_budget_s=0, threads=1)
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.ml
+def test_one_seed_builds_the_same_weights_twice(tmp_path: Path) -> None:
+    first = build_base_model(tmp_path / "a", config=REDUCED, on_log=lambda _: None)
+    second = build_base_model(tmp_path / "b", config=REDUCED, on_log=lambda _: None)
+    assert first.steps == second.steps == REDUCED.drill_steps + REDUCED.corpus_steps
+    assert _sha(tmp_path / "a" / "model.safetensors") == _sha(tmp_path / "b" / "model.safetensors")
+    assert _sha(tmp_path / "a" / "tokenizer.json") == _sha(tmp_path / "b" / "tokenizer.json")
+    assert first.weights_sha256 == second.weights_sha256 == _sha(tmp_path / "a" / "model.safetensors")
+    marker = json.loads((tmp_path / "a" / MARKER_FILE).read_text())
+    assert marker["report"]["weights_sha256"] == first.weights_sha256
+    assert marker["report"]["environment"]["threads"] == "1"
+    # The hash tells seeds apart (it is not a constant of the folder layout).
+    other = build_base_model(tmp_path / "c", config=replace(REDUCED, seed=4), on_log=lambda _: None)
+    assert other.weights_sha256 != first.weights_sha256
+
+
+@pytest.mark.ml
+def test_the_time_guard_fails_the_build_and_saves_nothing(tmp_path: Path) -> None:
+    with pytest.raises(BaseModelBuildTimeout, match=r"time guard: .* at step 1 of 8"):
+        build_base_model(tmp_path / "m", config=replace(REDUCED, time_budget_s=1e-9), on_log=lambda _: None)
+    assert not (tmp_path / "m").exists()
