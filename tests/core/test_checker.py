@@ -8,11 +8,13 @@ from typing import Any
 import pytest
 
 from ftops.core.checker import (
+    PERFECT,
     canonical_output,
     check_call,
     check_entry,
+    java_literal,
+    js_literal,
     normalise_string,
-    parse_literal,
 )
 from ftops.evaluation.bfcl import load_category
 from tests.evaluation.helpers import BFCL_DIR
@@ -31,7 +33,7 @@ ANSWER = {"calc.area": {"base": [10], "height": [5.0], "unit": ["units", ""], "t
                         "points": [[{"x": [1], "y": [2]}], ""]}}
 
 
-def simple(args: dict[str, Any], name: str = "calc.area") -> Any:
+def simple(args: dict[str, Any], name: str = "calc_area") -> Any:
     return check_entry("simple_python", [AREA], [{name: args}], [ANSWER])
 
 
@@ -57,7 +59,8 @@ def test_minimal_answer_passes() -> None:
     ({"base": 10, "height": 5.0, "options": {"mode": "fast mode", "speed": 1}}, "value_error:dict_key"),
     ({"base": 10, "height": 5.0, "options": {"depth": 2}}, "value_error:dict_key"),
     ({"base": 10, "height": 5.0, "points": [{"x": 1, "y": 2}, {"x": 3, "y": 4}]}, "value_error:list_dict_count"),
-    ({"base": 10, "height": 5.0, "points": [{"x": 1, "y": 3}]}, "value_error:dict_value"),
+    # The "" alternative is tried last and, as in BFCL, its count error is what is reported.
+    ({"base": 10, "height": 5.0, "points": [{"x": 1, "y": 3}]}, "value_error:list_dict_count"),
 ])
 def test_each_error_type(args: dict[str, Any], error_type: str) -> None:
     verdict = simple(args)
@@ -67,7 +70,7 @@ def test_each_error_type(args: dict[str, Any], error_type: str) -> None:
 @pytest.mark.parametrize("sizes", [[1, "2"], [1, True], [1.0, 2.0]])
 def test_array_items_are_type_checked(sizes: list[Any]) -> None:
     answer = {"calc.area": {"base": [10], "height": [5.0], "sizes": [[1, 2]]}}
-    output = [{"calc.area": {"base": 10, "height": 5.0, "sizes": sizes}}]
+    output = [{"calc_area": {"base": 10, "height": 5.0, "sizes": sizes}}]
     verdict = check_entry("simple", [AREA], output, [answer])
     assert (verdict.valid, verdict.error_type) == (False, "type_error:nested")
 
@@ -77,19 +80,25 @@ def test_wrong_function_name() -> None:
     assert (verdict.valid, verdict.error_type) == (False, "simple_function_checker:wrong_func_name")
 
 
-def test_dot_and_underscore_are_the_same_in_names() -> None:
+def test_dotted_names_are_spelt_as_the_model_convention_requires() -> None:
+    # BFCL's function-calling models cannot send dots: "calc.area" is expected as "calc_area";
+    # with underscore_to_dot off (prompt models) the dotted name is the only right one.
     assert simple({"base": 10, "height": 5.0}, name="calc_area").valid
+    assert simple({"base": 10, "height": 5.0}, name="calc.area").error_type == (
+        "simple_function_checker:wrong_func_name")
+    dotted = [{"calc.area": {"base": 10, "height": 5.0}}]
+    assert check_entry("simple_python", [AREA], dotted, [ANSWER], underscore_to_dot=False).valid
 
 
 def test_parameter_in_schema_but_not_in_answer_is_unexpected() -> None:
     answer = {"calc.area": {"base": [10], "height": [5.0]}}
-    verdict = check_entry("simple", [AREA], [{"calc.area": {"base": 10, "height": 5.0, "unit": "cm"}}], [answer])
+    verdict = check_entry("simple", [AREA], [{"calc_area": {"base": 10, "height": 5.0, "unit": "cm"}}], [answer])
     assert verdict.error_type == "simple_function_checker:unexpected_param"
 
 
 def test_answer_parameter_without_empty_string_must_be_sent() -> None:
     answer = {"calc.area": {"base": [10], "height": [5.0], "unit": ["cm"]}}
-    verdict = check_entry("simple", [AREA], [{"calc.area": {"base": 10, "height": 5.0}}], [answer])
+    verdict = check_entry("simple", [AREA], [{"calc_area": {"base": 10, "height": 5.0}}], [answer])
     assert verdict.error_type == "simple_function_checker:missing_optional"
 
 
@@ -106,12 +115,13 @@ def test_strings_are_normalised_like_bfcl() -> None:
     assert simple({"base": 10, "height": 5.0, "options": {"mode": "fast-mode"}}).valid
 
 
-def test_nested_dict_values_may_follow_the_possible_answer_model() -> None:
+def test_nested_dict_values_are_compared_as_plain_values_like_bfcl() -> None:
     function = {"name": "f", "parameters": {"type": "dict", "required": ["cfg"],
                                             "properties": {"cfg": {"type": "dict"}}}}
-    answer = {"f": {"cfg": [{"inner": [{"k": ["v"], "opt": ["", 1]}]}]}}
-    assert check_entry("simple", [function], [{"f": {"cfg": {"inner": {"k": "V"}}}}], [answer]).valid
-    assert check_entry("simple", [function], [{"f": {"cfg": {"inner": {"k": "w"}}}}], [answer]).error_type == (
+    answer = {"f": {"cfg": [{"inner": [{"k": "v"}]}]}}
+    assert check_entry("simple", [function], [{"f": {"cfg": {"inner": {"k": "v"}}}}], [answer]).valid
+    # No normalisation below the first level: BFCL compares the inner dict with ==.
+    assert check_entry("simple", [function], [{"f": {"cfg": {"inner": {"k": "V"}}}}], [answer]).error_type == (
         "value_error:dict_value")
 
 
@@ -135,7 +145,7 @@ def test_output_shapes() -> None:
     assert check_entry("simple", [AREA], [{"calc.area": "base=10"}], [ANSWER]).error_type == (
         "ast_decoder:decoder_wrong_output_format")
     assert check_entry("simple", [AREA], [], [ANSWER]).error_type == "simple_function_checker:wrong_count"
-    two = [{"calc.area": {"base": 10, "height": 5.0}}] * 2
+    two = [{"calc_area": {"base": 10, "height": 5.0}}] * 2
     assert check_entry("simple", [AREA], two, [ANSWER]).error_type == "simple_function_checker:wrong_count"
 
 
@@ -144,9 +154,9 @@ OTHER = {"name": "calc.volume", "parameters": {"type": "dict", "required": ["sid
 
 
 def test_multiple_picks_the_expected_function() -> None:
-    output = [{"calc.area": {"base": 10, "height": 5.0}}]
+    output = [{"calc_area": {"base": 10, "height": 5.0}}]
     assert check_entry("multiple", [OTHER, AREA], output, [ANSWER]).valid
-    wrong = [{"calc.volume": {"side": 3}}]
+    wrong = [{"calc_volume": {"side": 3}}]
     verdict = check_entry("multiple", [OTHER, AREA], wrong, [ANSWER])
     assert verdict.error_type == "simple_function_checker:wrong_func_name"
     verdict = check_entry("multiple", [OTHER, AREA], output * 2, [ANSWER])
@@ -156,8 +166,8 @@ def test_multiple_picks_the_expected_function() -> None:
 def test_parallel_any_order_one_to_one() -> None:
     answers = [{"calc.area": {"base": [10], "height": [5.0]}}, {"calc.volume": {"side": [3]}},
                {"calc.area": {"base": [2], "height": [1.0]}}]
-    output = [{"calc.area": {"base": 2, "height": 1}}, {"calc.volume": {"side": 3}},
-              {"calc.area": {"base": 10, "height": 5.0}}]
+    output = [{"calc_area": {"base": 2, "height": 1}}, {"calc_volume": {"side": 3}},
+              {"calc_area": {"base": 10, "height": 5.0}}]
     assert check_entry("parallel_multiple", [AREA, OTHER], output, answers).valid
     # The same call twice cannot stand for two different expected calls.
     twice = [output[1], output[2], output[2]]
@@ -168,16 +178,19 @@ def test_parallel_any_order_one_to_one() -> None:
         "parallel_function_checker_no_order:wrong_count")
 
 
-def test_parallel_finds_a_matching_that_a_greedy_pass_misses() -> None:
-    # Expected 0 accepts either output; expected 1 only the first. Greedy would give output 0
-    # to expected 0 and then fail expected 1.
+def test_parallel_is_greedy_like_bfcl_and_perfect_matching_is_an_option() -> None:
+    # Expected 0 accepts either output; expected 1 only the first. BFCL's greedy pass gives
+    # output 0 to expected 0 and then fails expected 1; a perfect matching finds the pairing.
     answers = [{"calc.volume": {"side": [3, 4]}}, {"calc.volume": {"side": [3]}}]
-    output = [{"calc.volume": {"side": 3}}, {"calc.volume": {"side": 4}}]
-    assert check_entry("parallel", [OTHER], output, answers).valid
+    output = [{"calc_volume": {"side": 3}}, {"calc_volume": {"side": 4}}]
+    verdict = check_entry("parallel", [OTHER], output, answers)
+    assert (verdict.valid, verdict.error_type) == (False, "parallel_function_checker_no_order:cannot_find_match")
+    assert check_entry("parallel", [OTHER], list(reversed(output)), answers).valid
+    assert check_entry("parallel", [OTHER], output, answers, matching=PERFECT).valid
 
 
 def test_irrelevance_and_relevance() -> None:
-    call = [{"calc.area": {"base": 1, "height": 1.0}}]
+    call = [{"calc_area": {"base": 1, "height": 1.0}}]
     assert check_entry("irrelevance", [AREA], "Sorry, I cannot.", None).valid
     assert check_entry("live_irrelevance", [AREA], [], None).valid
     assert check_entry("irrelevance", [AREA], [{}], None).valid
@@ -187,11 +200,12 @@ def test_irrelevance_and_relevance() -> None:
     assert check_entry("live_relevance", [AREA], "no", None).error_type == "relevance_error:decoder_failed"
 
 
-@pytest.mark.parametrize("output", [[{"calc.area": "base=1"}], [{"calc.area": {}, "calc.volume": {}}]])
-def test_any_list_of_non_empty_dicts_counts_as_a_call_for_relevance(output: list[dict[str, Any]]) -> None:
-    # BFCL's relevance check only asks for a non-empty list of dicts, not the strict call format.
-    assert check_entry("irrelevance", [AREA], output, None).error_type == "irrelevance_error:decoder_success"
-    assert check_entry("live_relevance", [AREA], output, None).valid
+@pytest.mark.parametrize("output", [[{"calc.area": "base=1"}], [{"calc.area": {}, "calc.volume": {}}], [{}, {}],
+                                    [{"calc.area": {}}, {}]])
+def test_outputs_outside_the_call_format_count_as_no_call(output: list[dict[str, Any]]) -> None:
+    # bfcl-eval 2026.3.23's is_empty_output: anything not in the call-list format is no call.
+    assert check_entry("irrelevance", [AREA], output, None).valid
+    assert check_entry("live_relevance", [AREA], output, None).error_type == "relevance_error:decoder_failed"
 
 
 def test_omittable_array_also_accepts_an_explicit_empty_list() -> None:
@@ -218,15 +232,29 @@ def test_java_and_javascript_literals() -> None:
     function = {"name": "Util.run", "parameters": {"type": "dict", "required": ["n", "on", "items"], "properties": {
         "n": {"type": "long"}, "on": {"type": "boolean"}, "items": {"type": "Array", "items": {"type": "String"}}}}}
     answer = [{"Util.run": {"n": [42], "on": [True], "items": [["a", "b"]]}}]
-    java = [{"Util.run": {"n": "42L", "on": "true", "items": 'new String[]{"a", "b"}'}}]
-    native = [{"Util.run": {"n": 42, "on": True, "items": ["a", "b"]}}]
+    java = [{"Util_run": {"n": "42L", "on": "true", "items": "new String[]{a, b}"}}]
     assert check_entry("simple_java", [function], java, answer).valid
-    assert check_entry("simple_javascript", [function], native, answer).valid
-    assert check_entry("simple_java", [function], [{"Util.run": {"n": "43L", "on": "true", "items": "[]"}}],
+    # BFCL reads Java arguments as literal strings only: a native JSON value is a type error.
+    native = [{"Util_run": {"n": 42, "on": True, "items": ["a", "b"]}}]
+    assert check_entry("simple_java", [function], native, answer).error_type == "type_error:java"
+    assert check_entry("simple_java", [function], [{"Util_run": {"n": "43L", "on": "true", "items": "new String[]{}"}}],
                        answer).error_type == "value_error:others"
-    assert parse_literal("Arrays.asList(1, 2)", "array") == [1, 2]
-    assert parse_literal("3.5f", "float") == 3.5
-    assert parse_literal("not a number", "integer") == "not a number"
+    # "42" is no long literal (no L): it stays a string and fails the type check.
+    assert check_entry("simple_java", [function], [{"Util_run": {"n": "42", "on": "true", "items": "new String[]{}"}}],
+                       answer).error_type == "type_error:simple"
+    assert java_literal('new ArrayList<>(Arrays.asList("a", "b"))', "ArrayList", "String") == ["a", "b"]
+    assert java_literal("3.5f", "float") == 3.5
+    assert java_literal('new HashMap<String, Object>() {{ put("k", 1); }}', "HashMap") == {"k": 1}
+    assert java_literal("not a number", "integer") == "not a number"
+    assert js_literal("[1, 2]", "array", "integer") == [1, 2]
+    assert js_literal("'quoted'", "String") == "quoted"
+    assert js_literal("12n", "Bigint") == 12
+    assert js_literal("{'a': [1, 2], 'b': true}", "dict") == {"a": [1, 2], "b": True}
+    js_function = {"name": "f", "parameters": {"type": "dict", "required": ["flag"], "properties": {
+        "flag": {"type": "Boolean"}}}}
+    assert check_entry("simple_javascript", [js_function], [{"f": {"flag": "true"}}], [{"f": {"flag": [True]}}]).valid
+    assert check_entry("simple_javascript", [js_function], [{"f": {"flag": True}}],
+                       [{"f": {"flag": [True]}}]).error_type == "type_error:js"
 
 
 def test_canonical_output_fills_required_empty_only_values() -> None:
@@ -248,7 +276,7 @@ def _canonical_pairs(category: str) -> list[tuple[Any, list[dict[str, Any]]]]:
 
 
 def _schema(entry: Any, name: str) -> dict[str, Any]:
-    return next(f for f in entry.functions if f["name"] == name)
+    return next(f for f in entry.functions if f["name"].replace(".", "_") == name)
 
 
 @needs_bfcl
@@ -302,7 +330,8 @@ def test_mutations_of_correct_answers(category: str) -> None:
 def test_parallel_mutations(category: str) -> None:
     checked = 0
     for entry, output in _canonical_pairs(category):
-        assert check_entry(category, entry.functions, list(reversed(output)), entry.ground_truth).valid, entry.id
+        reordered = list(reversed(output))
+        assert check_entry(category, entry.functions, reordered, entry.ground_truth, matching=PERFECT).valid, entry.id
         dropped = output[:-1]
         assert check_entry(category, entry.functions, dropped, entry.ground_truth).error_type == (
             "parallel_function_checker_no_order:wrong_count")
