@@ -272,7 +272,7 @@ class VersionsApi(APIView):
         data = VersionBuildInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         version = dataset_version_create(seed=data.validated_data["seed"], params=data.validated_data["params"],
-                                         actor=_actor(request))
+                                         actor=actor_for(request))
         version.refresh_from_db()
         return Response(VersionOutSerializer(version).data, status=status.HTTP_202_ACCEPTED)
 

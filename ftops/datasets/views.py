@@ -13,11 +13,11 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from ftops.catalog.models import Service, Tool
+from ftops.common.actors import actor_for
 from ftops.common.auth import deny, request_roles
 from ftops.common.errors import FtopsError, NotFound
 from ftops.common.models import Role
 from ftops.common.selectors import CappedPaginator
-from ftops.common.services import actor_label
 from ftops.common.views import paginate
 from ftops.datasets import selectors
 from ftops.datasets.models import Behavior, DatasetVersion, ExampleStatus, Quality, RunStatus, Source
@@ -66,7 +66,7 @@ def version_build(request: HttpRequest) -> HttpResponse:
         messages.error(request, "Seed and rotation must be whole numbers.")
         return redirect("datasets:versions")
     try:
-        version = dataset_version_create(seed=seed, params={"rotation": rotation}, actor=actor_label(user=request.user))
+        version = dataset_version_create(seed=seed, params={"rotation": rotation}, actor=actor_for(request))
     except FtopsError as exc:
         messages.error(request, f"Could not start the build: {exc.message} {exc.fields or ''}")
         return redirect("datasets:versions")

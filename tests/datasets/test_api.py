@@ -75,6 +75,10 @@ def test_dataset_build_detail_and_export_download(db: Any, make_key: MakeKey,
         response = client.post("/api/v1/datasets", {"seed": 3, "params": {"rotation": 1}}, format="json")
     assert response.status_code == 202
     assert response.json()["number"] == 1
+    audit = AuditEvent.objects.get(action="dataset.build_requested")
+    assert audit.actor.startswith("key:") and audit.api_key is not None
+    assert audit.object_id == str(DatasetVersion.objects.get(number=1).pk)
+    assert audit.detail["seed"] == 3 and audit.detail["params"]["rotation"] == 1
     detail = client.get("/api/v1/datasets/1").json()
     assert detail["status"] == "ready" and detail["params"]["rotation"] == 1
     assert detail["quality_report"]["tools_covered"] == 6

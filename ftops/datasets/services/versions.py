@@ -30,6 +30,7 @@ from django.db.models import Max
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from ftops.common.actors import Actor
 from ftops.common.errors import Conflict, ValidationFailed
 from ftops.common.jobs import (
     TRANSIENT_ERRORS,
@@ -44,6 +45,8 @@ from ftops.common.jobs import (
     jobs_reap,
     worker_identity,
 )
+from ftops.common.models import AuditAction
+from ftops.common.services import audit_record
 from ftops.datasets.config import CurationConfig, load_config
 from ftops.datasets.dedup import components, diversity_score, greedy_select, nearest_similarity, similar_pairs
 from ftops.datasets.embeddings import Embedder
@@ -414,9 +417,15 @@ def dataset_version_create(*, seed: int = 0, params: dict[str, Any] | None = Non
         try:
             with transaction.atomic():
                 # Not enqueued: the caller builds it now, so the reaper's sender leaves it alone.
+                by = actor if isinstance(actor, Actor) else None
+                label = by.label if by else str(actor or "system")
                 version = DatasetVersion.objects.create(number=_next_number(), seed=seed, params=normalised,
-                                                        created_by=str(actor or "system"),
+                                                        created_by=label,
                                                         enqueued_at=None if enqueue else timezone.now())
+                audit_record(action=AuditAction.DATASET_BUILD_REQUESTED, by=by, actor=label,
+                             object_type="dataset_version", object_id=version.pk,
+                             detail={"number": version.number, "seed": seed, "params": normalised,
+                                     "queued": enqueue})
                 if enqueue:
                     transaction.on_commit(partial(_publish_build, version.pk))
                 return version
