@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
+from ftops.common.actors import actor_for
 from ftops.common.auth import deny, request_roles
 from ftops.common.errors import FtopsError, NotFound
 from ftops.common.models import Role
@@ -18,6 +21,8 @@ from ftops.evaluation import selectors
 from ftops.evaluation.models import EvalFailure, EvalRun, RunStatus, SuiteKind
 
 READ_ROLES = [Role.ML_ORCHESTRATOR.value, Role.APPROVER.value, Role.REVIEWER.value]
+# Sending a failed case to review, or making a training example of it.
+ACT_ROLES = [Role.ML_ORCHESTRATOR.value, Role.REVIEWER.value]
 PAGE_SIZE = 25
 FAILURE_PAGE_SIZE = 50
 TOOL_PAGE_SIZE = 50  # imported suites have thousands of tools
@@ -107,7 +112,7 @@ def run_failures(request: HttpRequest, run_id: int) -> HttpResponse:
     return render(request, "evaluation/failures.html", {
         "nav_section": "evaluation", "run": run, "page": page, "filters": filters, "facets": facets,
         "error_counts": selectors.failure_counts(run), "query": _query_without_page(request),
-        "filtered": any(filters.values()),
+        "filtered": any(filters.values()), "can_act": bool(request_roles(request) & set(ACT_ROLES)),
     })
 
 
@@ -147,3 +152,86 @@ def run_compare(request: HttpRequest) -> HttpResponse:
             }
     status = 422 if "error" in context else 200
     return render(request, "evaluation/compare.html", context, status=status)
+
+
+# --- actions on one failure: send it to review, make a training example of it -------------------
+
+BEHAVIOR_OF_EXPECTED = (("steps", "sequence"), ("calls", "call"), ("required_fields", "ask_for_details"))
+
+
+def _require_actor(request: HttpRequest, view_name: str) -> None:
+    if not request_roles(request) & set(ACT_ROLES):
+        deny(request, needed=ACT_ROLES, view_name=view_name)
+        raise PermissionDenied("this action needs the ml_orchestrator or reviewer role")
+
+
+def _failure_or_404(run_id: int, failure_id: int) -> EvalFailure:
+    found = EvalFailure.objects.select_related("run__suite").filter(run_id=run_id, pk=failure_id).first()
+    if found is None:
+        raise Http404(f"evaluation {run_id} has no failure {failure_id}")
+    return found
+
+
+def _refused(request: HttpRequest, failure: EvalFailure, message: str, status: int) -> HttpResponse:
+    return render(request, "evaluation/failure_action_refused.html",
+                  {"nav_section": "evaluation", "failure": failure, "run": failure.run, "message": message},
+                  status=status)
+
+
+@login_required
+@require_POST
+def failure_send_to_review(request: HttpRequest, run_id: int, failure_id: int) -> HttpResponse:
+    """A case that came from a failed production interaction goes (back) to the review queue:
+    the item it has already, or a new one through the review service."""
+    from ftops.datasets.models import TrainingExample
+    from review.models import ReviewItem
+    from review.services import review_items_enqueue_interactions
+
+    _require_actor(request, "evaluation:failure-review")
+    failure = _failure_or_404(run_id, failure_id)
+    example_id = _link_examples(failure.run, [failure])[0].example_id  # type: ignore[attr-defined]
+    interaction = (TrainingExample.objects.filter(pk=example_id).select_related("interaction")
+                   .values_list("interaction_id", "interaction__is_failure").first() if example_id else None)
+    if not interaction or interaction[0] is None:
+        return _refused(request, failure, "This case does not come from a production interaction, so there is "
+                        "nothing to review: open its training example to correct the expected answer.", 409)
+    interaction_id, is_failure = interaction
+    item = ReviewItem.objects.filter(interaction_id=interaction_id).values_list("pk", flat=True).first()
+    if item is None and is_failure:
+        review_items_enqueue_interactions(interaction_ids=[interaction_id])
+        item = ReviewItem.objects.filter(interaction_id=interaction_id).values_list("pk", flat=True).first()
+        if item is not None:
+            messages.success(request, f"Case {failure.record_id} is in the review queue as item #{item}.")
+    if item is None:
+        return _refused(request, failure, "The interaction behind this case was a success, and the review queue "
+                        "holds failures only: open its training example to correct the expected answer.", 409)
+    return redirect("review:item", item)
+
+
+@login_required
+@require_POST
+def failure_make_example(request: HttpRequest, run_id: int, failure_id: int) -> HttpResponse:
+    """A training example of this case with its expected answer (validated against the catalog's
+    schemas by the datasets service; making it twice returns the first one)."""
+    from ftops.datasets.services.examples import example_create
+
+    _require_actor(request, "evaluation:failure-example")
+    failure = _failure_or_404(run_id, failure_id)
+    expected = failure.expected if isinstance(failure.expected, dict) else {}
+    behavior = failure.behavior or next((b for key, b in BEHAVIOR_OF_EXPECTED if key in expected), "")
+    if not failure.service or not failure.user_query or not behavior:
+        return _refused(request, failure, "This case lacks a service, a request or an expected behaviour, "
+                        "so it cannot become a training example.", 422)
+    try:
+        example = example_create(
+            service=failure.service, tool=failure.tool or None, user_query=failure.user_query,
+            behavior=behavior, expected=expected, source="manual", quality="medium",
+            provenance={"evaluation_run": failure.run_id, "case": failure.record_id},
+            actor=actor_for(request).label,
+        )
+    except FtopsError as exc:
+        details = "; ".join(f"{field}: {', '.join(map(str, problems))}" for field, problems in exc.fields.items())
+        return _refused(request, failure, f"No example made: {exc.message}" + (f" ({details})" if details else ""),
+                        exc.status_code if 400 <= exc.status_code < 500 else 422)
+    messages.success(request, f"Training example #{example.pk} holds case {failure.record_id}.")
+    return redirect("datasets:example", example.pk)

@@ -65,5 +65,8 @@ def interaction_detail(request: HttpRequest, external_id: str) -> HttpResponse:
     return render(
         request,
         "interactions/detail.html",
-        {"nav_section": "interactions", "it": obj, "feedback": selectors.feedback_events(obj)},
+        {"nav_section": "interactions", "it": obj, "feedback": selectors.feedback_events(obj),
+         # Training examples made from this interaction (reviewed corrections, production
+         # collection), read through the reverse relation: the datasets app is not imported here.
+         "examples": list(obj.examples.order_by("pk").values("pk", "source")[:10])},
     )

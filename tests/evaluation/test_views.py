@@ -99,7 +99,7 @@ def test_failures_drill_down(staff: Any, suite: EvalSuite, tmp_path: Path) -> No
     url = reverse("evaluation:failures", args=[run.pk])
     page = staff.get(url).content.decode()
     assert "simple_python_1" in page and "Triangle 3 by 4 in cm" in page and "1 failures" in page
-    assert "&#x27;inches&#x27;" in page
+    assert "&quot;inches&quot;" in page  # JSON, not a Python repr
     filtered = staff.get(url, {"category": "irrelevance"}).content.decode()
     assert "No failures match" in filtered
     assert staff.get(reverse("evaluation:failures", args=[9999])).status_code == 404

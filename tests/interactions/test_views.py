@@ -130,4 +130,26 @@ def test_interaction_pages_take_the_same_queries_whatever_the_rows(client: Any, 
     client.force_login(admin_user)
     get_within(client, django_assert_max_num_queries, "/interactions/", 5)
     get_within(client, django_assert_max_num_queries, "/interactions/", 5, failures="1", service="payments")
-    get_within(client, django_assert_max_num_queries, "/interactions/q-1/", 4)
+    # session, user, the interaction, its feedback, the training examples made from it
+    get_within(client, django_assert_max_num_queries, "/interactions/q-1/", 5)
+
+
+def test_an_interaction_links_to_its_review_item_and_training_example(client: Any, admin_user: Any) -> None:
+    from ftops.common.actors import Actor
+    from ftops.datasets.models import TrainingExample
+    from review.models import ReviewItem
+    from review.services import review_items_accept_suggested, review_items_enqueue_failures
+    from tests.review.factories import make_interaction, make_payments
+
+    make_interaction(make_payments(), external_id="int-links")
+    review_items_enqueue_failures()
+    item = ReviewItem.objects.get()
+    client.force_login(admin_user)
+    before = client.get("/interactions/int-links/").content.decode()
+    assert f'<a href="/review/by-interaction/{item.interaction_id}/">Its review item</a>' in before
+    assert "No training example made from it yet." in before
+    assert "{&#x27;" not in before and '&quot;amount_cents&quot;: 49.99' in before
+    review_items_accept_suggested(item_ids=[item.pk], actor=Actor(label="alice"))
+    example = TrainingExample.objects.get()
+    after = client.get("/interactions/int-links/").content.decode()
+    assert f'<a href="/datasets/examples/{example.pk}/">training example #{example.pk}</a>' in after
