@@ -16,6 +16,7 @@ NAV = [
     ("evaluation", "Evaluation", "evaluation:runs"),
     ("registry", "Registry", "registry:models"),
     ("loop", "Cycles", "loop:cycles"),
+    ("notifications", "Notifications", "notifications"),
 ]
 
 

@@ -476,3 +476,15 @@ def _audit_failure(kwargs: dict[str, Any], *, channel: str, reason: str, attempt
                                     service=kwargs["service"], channel=channel, reason=reason, attempts=attempts)
     except Exception:  # the database is what failed: the log line above is all we can leave
         log.exception("could not audit a failed notification")
+
+
+# ------------------------------------------------------------------ reads
+
+def notifications_visible(*, user_id: int, see_all: bool, status: str = "", kind: str = "") -> Any:
+    """Newest first: every notification for an admin, else those that reached ``user_id``."""
+    rows = Notification.objects.all() if see_all else Notification.objects.filter(users__id=user_id)
+    if status:
+        rows = rows.filter(status=status)
+    if kind:
+        rows = rows.filter(kind=kind)
+    return rows.order_by("-created_at", "-id")
