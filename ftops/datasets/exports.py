@@ -6,6 +6,18 @@
 - ``hf``: Hugging Face messages JSONL for ``tokenizer.apply_chat_template(messages,
   tools=tools)``: same conversation, ``tool_calls`` arguments as a JSON *object* (chat
   templates serialise them), tool results as ``{"role": "tool", "name", "content"}``.
+- ``openai_preference``: OpenAI preference (DPO) fine-tuning JSONL, one line per review
+  correction: ``{"input": {"messages", "tools", "parallel_tool_calls"}, "preferred_output":
+  [assistant turn], "non_preferred_output": [assistant turn]}``; the preferred turn is the
+  reviewer's answer, the non-preferred one the model's (``provenance.model_calls``, or its
+  text in ``provenance.model_text`` when it made no call). Arguments are JSON strings.
+- ``trl_preference``: the conversational chosen/rejected format TRL's ``DPOTrainer`` reads:
+  ``{"prompt": [messages], "chosen": [assistant turn], "rejected": [assistant turn],
+  "tools": [...]}`` with arguments as JSON objects (chat templates serialise them).
+
+Preference formats take review corrections only: any other record has no rejected answer,
+so it is skipped (``ExportResult.skipped``), not refused. For a multi-step correction the
+pair is the first assistant turn (what the model got wrong at that point).
 
 A record that cannot be written correctly is refused with its reason, never written half.
 """
@@ -20,13 +32,18 @@ from typing import Any
 
 from ftops.core.records import Record, canonical_arguments, resolve_prev, target_text
 
-FORMATS = ("openai", "hf")
+FORMATS = ("openai", "hf", "openai_preference", "trl_preference")
+PREFERENCE_FORMATS = ("openai_preference", "trl_preference")
 FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 ROLES = {"system", "user", "assistant", "tool"}
 
 
 class ExportRefused(ValueError):
     pass
+
+
+class NotApplicable(Exception):
+    """The record has nothing to say in this format (e.g. no rejected answer for a preference pair)."""
 
 
 def _conversation(record: Record, *, arguments_as_string: bool) -> list[dict[str, Any]]:
@@ -210,13 +227,188 @@ def validate_hf_line(line: Any) -> list[str]:
     return problems
 
 
-BUILDERS = {"openai": (openai_line, validate_openai_line), "hf": (hf_line, validate_hf_line)}
+def _plain_call(call: Any) -> dict[str, Any]:
+    """{name, arguments: dict} from either {name, arguments} or OpenAI's {function: {name, arguments: str}}."""
+    if not isinstance(call, dict):
+        raise ValueError(f"a model call must be an object, not {type(call).__name__}")
+    fn = call.get("function") if isinstance(call.get("function"), dict) else call
+    name = fn.get("name")
+    if not isinstance(name, str) or not name:
+        raise ValueError("a model call has no name")
+    arguments = fn.get("arguments", {})
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except json.JSONDecodeError:
+            # The model's own malformed arguments are part of what it got wrong: kept verbatim.
+            return {"name": name, "arguments": arguments}
+    if arguments is None:
+        arguments = {}
+    return {"name": name, "arguments": arguments}
+
+
+def _assistant_turn(calls: list[dict[str, Any]], text: str, *, arguments_as_string: bool) -> dict[str, Any]:
+    if not calls:
+        return {"role": "assistant", "content": text}
+    tool_calls = []
+    for k, call in enumerate(calls):
+        args = call["arguments"]
+        if arguments_as_string and not isinstance(args, str):
+            args = json.dumps(args, ensure_ascii=False)
+        tool_call: dict[str, Any] = {"id": f"call_{k}"} if arguments_as_string else {}
+        tool_call.update({"type": "function", "function": {"name": call["name"], "arguments": args}})
+        tool_calls.append(tool_call)
+    return {"role": "assistant", "content": None if arguments_as_string else "", "tool_calls": tool_calls}
+
+
+def preference_pair(record: Record) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]] | None:
+    """(preferred, rejected) as plain ``{"calls", "text"}`` plus the prompt messages; None if not a correction."""
+    from ftops.core.records import target_calls
+
+    meta = record.meta or {}
+    provenance = meta.get("provenance") if isinstance(meta.get("provenance"), dict) else {}
+    if meta.get("source") != "correction":
+        return None
+    preferred = {"calls": target_calls(record), "text": "" if target_calls(record) else target_text(record)}
+    raw_calls = provenance.get("model_calls") or []
+    if not isinstance(raw_calls, list):
+        raise ValueError("provenance.model_calls must be a list")
+    rejected_calls = [_plain_call(c) for c in raw_calls]
+    model_text = provenance.get("model_text") or provenance.get("response_text") or ""
+    rejected = {"calls": rejected_calls, "text": "" if rejected_calls else str(model_text)}
+    if not rejected["calls"] and not rejected["text"].strip():
+        raise ValueError("the correction records no model answer (no model_calls and no model_text), "
+                         "so there is no rejected output")
+    if not preferred["calls"] and not preferred["text"].strip():
+        raise ValueError("the correction's answer is empty")
+    same_calls = json.dumps(preferred["calls"], sort_keys=True) == json.dumps(rejected["calls"], sort_keys=True)
+    if same_calls and preferred["text"].strip() == rejected["text"].strip():
+        raise ValueError("the model's answer equals the reviewer's, so the pair prefers nothing")
+    return preferred, rejected, [dict(m) for m in record.messages]
+
+
+def _pair_or_skip(record: Record) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    pair = preference_pair(record)
+    if pair is None:
+        raise NotApplicable("not a review correction (no rejected answer to pair with)")
+    return pair
+
+
+def openai_preference_line(record: Record) -> dict[str, Any]:
+    preferred, rejected, messages = _pair_or_skip(record)
+    return {
+        "input": {"messages": messages, "tools": _tools(record), "parallel_tool_calls": True},
+        "preferred_output": [_assistant_turn(preferred["calls"], preferred["text"], arguments_as_string=True)],
+        "non_preferred_output": [_assistant_turn(rejected["calls"], rejected["text"], arguments_as_string=True)],
+    }
+
+
+def trl_preference_line(record: Record) -> dict[str, Any]:
+    preferred, rejected, messages = _pair_or_skip(record)
+    return {
+        "prompt": messages,
+        "chosen": [_assistant_turn(preferred["calls"], preferred["text"], arguments_as_string=False)],
+        "rejected": [_assistant_turn(rejected["calls"], rejected["text"], arguments_as_string=False)],
+        "tools": _tools(record),
+    }
+
+
+def _check_output(output: Any, where: str, names: set[str], *, arguments_as_string: bool,
+                  check_names: bool, problems: list[str]) -> None:
+    if not isinstance(output, list) or len(output) != 1 or not isinstance(output[0], dict):
+        problems.append(f"{where} must hold exactly one assistant message")
+        return
+    message = output[0]
+    if message.get("role") != "assistant":
+        problems.append(f"{where}[0].role must be assistant")
+    calls = message.get("tool_calls")
+    content = message.get("content")
+    if not calls and not (isinstance(content, str) and content.strip()):
+        problems.append(f"{where}[0] needs content or tool_calls")
+    for c_index, call in enumerate(calls or []):
+        at = f"{where}[0].tool_calls[{c_index}]"
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(call, dict) or call.get("type") != "function" or not isinstance(fn, dict):
+            problems.append(f"{at} must be {{\"type\": \"function\", \"function\": {{...}}}}")
+            continue
+        if arguments_as_string and (not isinstance(call.get("id"), str) or not call["id"]):
+            problems.append(f"{at}.id must be a non-empty string")
+        if not isinstance(fn.get("name"), str) or not FUNCTION_NAME.match(fn["name"]):
+            problems.append(f"{at}.function.name must match {FUNCTION_NAME.pattern}")
+        elif check_names and fn["name"] not in names:
+            problems.append(f"{at}.function.name {fn['name']!r} is not among the tools offered")
+        arguments = fn.get("arguments")
+        if arguments_as_string:
+            if not isinstance(arguments, str):
+                problems.append(f"{at}.function.arguments must be a JSON-encoded string")
+        elif not isinstance(arguments, dict | str):
+            problems.append(f"{at}.function.arguments must be a JSON object")
+
+
+def _check_prompt(messages: Any, tools: Any, problems: list[str]) -> set[str]:
+    names = _check_tools(tools, problems)
+    if not isinstance(messages, list) or not messages:
+        problems.append("the prompt messages must be a non-empty list")
+        return names
+    for k, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            problems.append(f"messages[{k}].role must be one of {sorted(ROLES)}")
+        elif message["role"] in ("system", "user") and (not isinstance(message.get("content"), str)
+                                                        or not message["content"].strip()):
+            problems.append(f"messages[{k}] ({message['role']}) needs non-empty text content")
+    if not problems and messages[-1].get("role") == "assistant":
+        problems.append("the prompt must end before the assistant's answer")
+    return names
+
+
+def validate_openai_preference_line(line: Any) -> list[str]:
+    """Problems with one line of OpenAI preference fine-tuning JSONL (empty list: valid)."""
+    problems: list[str] = []
+    if not isinstance(line, dict) or not isinstance(line.get("input"), dict):
+        return ["each line must be an object with an input object"]
+    unknown = sorted(set(line) - {"input", "preferred_output", "non_preferred_output"})
+    unknown += sorted(f"input.{k}" for k in set(line["input"]) - {"messages", "tools", "parallel_tool_calls"})
+    if unknown:
+        problems.append(f"unknown keys {unknown}")
+    names = _check_prompt(line["input"].get("messages"), line["input"].get("tools", []), problems)
+    _check_output(line.get("preferred_output"), "preferred_output", names, arguments_as_string=True,
+                  check_names=True, problems=problems)
+    # The model's wrong call may name a tool that was not offered: that is the mistake being taught.
+    _check_output(line.get("non_preferred_output"), "non_preferred_output", names, arguments_as_string=True,
+                  check_names=False, problems=problems)
+    if not problems and line["preferred_output"] == line["non_preferred_output"]:
+        problems.append("preferred_output and non_preferred_output are the same")
+    return problems
+
+
+def validate_trl_preference_line(line: Any) -> list[str]:
+    """Problems with one line of TRL's conversational chosen/rejected preference format."""
+    problems: list[str] = []
+    if not isinstance(line, dict):
+        return ["each line must be a JSON object"]
+    unknown = sorted(set(line) - {"prompt", "chosen", "rejected", "tools"})
+    if unknown:
+        problems.append(f"unknown keys {unknown}")
+    names = _check_prompt(line.get("prompt"), line.get("tools", []), problems)
+    _check_output(line.get("chosen"), "chosen", names, arguments_as_string=False, check_names=True,
+                  problems=problems)
+    _check_output(line.get("rejected"), "rejected", names, arguments_as_string=False, check_names=False,
+                  problems=problems)
+    if not problems and line["chosen"] == line["rejected"]:
+        problems.append("chosen and rejected are the same")
+    return problems
+
+
+BUILDERS = {"openai": (openai_line, validate_openai_line), "hf": (hf_line, validate_hf_line),
+            "openai_preference": (openai_preference_line, validate_openai_preference_line),
+            "trl_preference": (trl_preference_line, validate_trl_preference_line)}
 
 
 @dataclass
 class ExportResult:
     lines: list[str] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)  # (record id, reason)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (record id, why the format does not apply)
 
 
 def export_records(records: Iterable[Record], fmt: str) -> ExportResult:
@@ -228,6 +420,9 @@ def export_records(records: Iterable[Record], fmt: str) -> ExportResult:
     for record in records:
         try:
             line = build(record)
+        except NotApplicable as exc:
+            result.skipped.append((record.id, str(exc)))
+            continue
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             result.refused.append((record.id, f"cannot be rendered: {type(exc).__name__}: {exc}"))
             continue
