@@ -166,3 +166,34 @@ def official_verdict(
     except Exception as exc:  # the oracle's own failure is a verdict to compare
         return False, f"crash:{type(exc).__name__}"
     return bool(result["valid"]), "" if result["valid"] else str(result.get("error_type", ""))
+
+
+_oracle_runs = 0
+
+
+def official_multi_turn_verdict(result: list[list[list[str]]], ground_truth: list[list[str]],
+                                entry: Mapping[str, Any]) -> tuple[bool, str]:
+    """``(valid, error_type)`` from BFCL's own ``multi_turn_checker`` for decoded steps (call
+    strings). BFCL keeps its back-end instances in module globals named after the model and the
+    entry; each call here uses a fresh model name and removes its instances afterwards."""
+    global _oracle_runs
+    _require()
+    checker = importlib.import_module("bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker")
+    utils = importlib.import_module("bfcl_eval.eval_checker.multi_turn_eval.multi_turn_utils")
+    _oracle_runs += 1
+    model_name = f"ftops-oracle-{_oracle_runs}"
+    if type(result) is not list:
+        return False, "multi_turn:inference_error"
+    if len(result) != len(ground_truth):
+        return False, "multi_turn:force_terminated"
+    steps = [[step for step in turn if not utils.is_empty_execute_response(step)] for turn in result]
+    try:
+        verdict = checker.multi_turn_checker(steps, ground_truth, dict(entry), str(entry["id"]).rsplit("_", 1)[0],
+                                             model_name)
+    except Exception as exc:  # the oracle's own failure is a verdict to compare
+        return False, f"crash:{type(exc).__name__}"
+    finally:
+        prefix = model_name.replace("-", "_")
+        for key in [k for k in vars(utils) if k.startswith(prefix)]:
+            delattr(utils, key)
+    return bool(verdict["valid"]), "" if verdict["valid"] else str(verdict.get("error_type", ""))

@@ -83,7 +83,9 @@ def mcp_http_v2_url() -> Iterator[str]:
 
 @pytest.fixture
 def bfcl_simple_path() -> Path:
-    path = SHARED / "bfcl" / "BFCL_v4_simple_python.json"
+    from ftops.evaluation.bfcl import default_data_dir  # ../shared/bfcl, else bfcl-eval's own copy
+
+    path = (default_data_dir() or SHARED / "bfcl") / "BFCL_v4_simple_python.json"
     if not path.is_file():
         pytest.skip(f"BFCL data not found at {path}")
     return path

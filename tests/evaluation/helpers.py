@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from ftops.core.records import Record
+from ftops.evaluation.bfcl import SHARED_DIR, default_data_dir
 
-BFCL_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "bfcl"
+# ../shared/bfcl, else the data the installed bfcl-eval package ships (make install puts it there).
+BFCL_DIR = default_data_dir() or SHARED_DIR
 # A replay config for runs that are created but never executed; conftest writes the (empty) file
 # into each test's artifacts folder, since run creation checks the path.
 NO_ANSWERS_FILE = "no-answers.jsonl"

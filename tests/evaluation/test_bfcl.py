@@ -12,6 +12,7 @@ import pytest
 
 from ftops.evaluation.bfcl import (
     UNPASSABLE,
+    UNPASSABLE_REASONS,
     BfclDataError,
     available_categories,
     entry_record,
@@ -140,10 +141,15 @@ def test_selfcheck_on_the_bfcl_data() -> None:
         assert lines[category].endswith("(100.0%)"), (category, lines[category])
     assert lines["live_simple"] == "256/258 (99.2%) failed: live_simple_106-63-0, live_simple_112-68-0"
     assert lines["live_multiple"] == "1051/1053 (99.8%) failed: live_multiple_862-181-3, live_multiple_964-207-0"
+    assert lines["simple_java"] == "97/100 (97.0%) failed: simple_java_36, simple_java_64, simple_java_65"
+    assert lines["multi_turn_base"] == "200/200 (100.0%)"
+    reasons = [line for line in done.stdout.splitlines() if line.startswith("  cannot pass: ")]
+    assert len(reasons) == len(UNPASSABLE)
+    assert "  cannot pass: simple_java_64: the answer's dict value is a bare string" in done.stdout
 
 
 @needs_bfcl
-def test_only_the_four_known_entries_are_unsatisfiable() -> None:
+def test_only_the_known_entries_are_unsatisfiable() -> None:
     failed = set()
     for category in available_categories(BFCL_DIR):
         entries = load_category(BFCL_DIR, category)
@@ -152,6 +158,7 @@ def test_only_the_four_known_entries_are_unsatisfiable() -> None:
             assert check.unexpected == [], category
             failed.update(i.split("-")[0] for i in check.failed_ids)
     assert failed == UNPASSABLE
+    assert set(UNPASSABLE_REASONS) == UNPASSABLE
 
 
 def test_openai_tool_uses_json_schema_names() -> None:

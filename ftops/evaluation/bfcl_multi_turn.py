@@ -1,0 +1,226 @@
+"""BFCL's multi-turn categories: a model's calls run turn by turn against the back-end classes
+``bfcl-eval`` ships, then BFCL's state-based and response-based checks (no Django imports).
+
+``bfcl-eval`` is needed here (its simulated file system, trading bot, travel API ...), and is
+imported lazily: without it the functions raise ``BfclEvalMissing`` saying how to install it.
+
+The checks follow ``bfcl_eval/eval_checker/multi_turn_eval/multi_turn_checker.py``:
+
+- a result that is not a list fails (``multi_turn:inference_error``), one whose number of turns
+  differs from the ground truth's fails (``multi_turn:force_terminated``);
+- each turn, the model's steps run in order on the model's instances (kept across turns), the
+  ground truth's calls on a second set of instances; empty steps are skipped;
+- a turn whose ground truth calls something needs at least one model step
+  (``multi_turn:empty_turn_model_response``);
+- after such a turn every instance's public attributes must equal the ground truth's
+  (``multi_turn:instance_state_mismatch``), and every result the ground truth's calls returned
+  this turn must be among the results the model's calls returned so far, in any order, each
+  used once (``multi_turn:execution_response_mismatch``).
+
+Unlike BFCL, calls are never built into source text and ``eval``-ed: a call is a method name
+looked up among the public methods of the entry's classes, and its arguments are passed as
+values. A name that is no such method returns BFCL's error text for an undefined name.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ftops.core.checker import PASS, Verdict, fail
+from ftops.evaluation.bfcl_official import backend_class, stateless_classes
+
+MULTI_TURN_CATEGORIES = ("multi_turn_base",)
+# BFCL refuses these names whatever class defines them.
+_REFUSED = frozenset({"kill", "exit", "quit", "remove", "unlink", "popen", "Popen", "run"})
+_NAME = re.compile(r"^[A-Za-z_]\w*$")
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    args: tuple[Any, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
+
+    def source(self) -> str:
+        """The call as Python source, the way BFCL's handlers write it."""
+        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs]
+        return f"{self.name}({','.join(parts)})"
+
+
+class CallSyntaxError(ValueError):
+    """A call string that is not ``name(literal, key=literal, ...)``."""
+
+
+def parse_call(text: str) -> Call:
+    """``"mv(source='a', destination='b')"`` -> Call; arguments must be Python literals."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise CallSyntaxError(f"not a call: {text!r}") from exc
+    node = tree.body
+    if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+        raise CallSyntaxError(f"not a plain function call: {text!r}")
+    try:
+        args = tuple(ast.literal_eval(a) for a in node.args)
+        kwargs = tuple((str(k.arg), ast.literal_eval(k.value)) for k in node.keywords if k.arg is not None)
+    except ValueError as exc:
+        raise CallSyntaxError(f"arguments are not literals: {text!r}") from exc
+    return Call(node.func.id, args, kwargs)
+
+
+def to_calls(step: Any) -> list[Call]:
+    """One model step: a list of ``{name: {arg: value}}`` dicts and/or call strings."""
+    if isinstance(step, str | dict):
+        step = [step]
+    if not isinstance(step, list):
+        raise CallSyntaxError("a step is a list of calls")
+    calls: list[Call] = []
+    for item in step:
+        if isinstance(item, str):
+            if item.strip():
+                calls.append(parse_call(item))
+        elif isinstance(item, dict):
+            for name, args in item.items():
+                if not isinstance(args, dict):
+                    raise CallSyntaxError(f"arguments of {name!r} are not an object")
+                calls.append(Call(str(name), (), tuple((str(k), v) for k, v in args.items())))
+        else:
+            raise CallSyntaxError("a call is a {name: {arg: value}} object or a string")
+    return calls
+
+
+class Backends:
+    """One set of back-end instances for an entry, loaded with its initial configuration."""
+
+    def __init__(self, involved_classes: Sequence[str], initial_config: Mapping[str, Any],
+                 long_context: bool = False) -> None:
+        stateless = stateless_classes()
+        self.instances: dict[str, Any] = {}
+        self.methods: dict[str, Callable[..., Any]] = {}
+        for class_name in involved_classes:
+            instance = backend_class(class_name)()
+            if class_name not in stateless:
+                instance._load_scenario(copy.deepcopy(dict(initial_config.get(class_name, {}))),
+                                        long_context=long_context)
+            self.instances[class_name] = instance
+            for name in dir(instance):
+                if name.startswith("_"):
+                    continue
+                member = getattr(instance, name)
+                if callable(member) and hasattr(member, "__self__"):
+                    self.methods[name] = member  # a later class wins, as in BFCL's name mapping
+
+    def execute(self, call: Call) -> str:
+        """The call's result as BFCL records it: strings as they are, dicts as JSON, errors as text."""
+        if not _NAME.match(call.name):
+            return f"Error during execution: invalid syntax in {call.name!r}"
+        if call.name in _REFUSED:
+            return f"Error during execution: Function call {call.name} is not allowed."
+        method = self.methods.get(call.name)
+        if method is None:
+            return f"Error during execution: name '{call.name}' is not defined"
+        try:
+            result = method(*call.args, **dict(call.kwargs))
+        except Exception as exc:  # a wrong call is part of what is scored
+            return f"Error during execution: {exc}"
+        if type(result) is str:
+            return result
+        if type(result) is dict:
+            try:
+                return json.dumps(result)
+            except (TypeError, ValueError):
+                return str(result)
+        return str(result)
+
+    def state(self, class_name: str) -> dict[str, Any]:
+        return {k: v for k, v in vars(self.instances[class_name]).items() if not k.startswith("_")}
+
+
+def _is_empty_step(step: Any) -> bool:
+    # BFCL's is_empty_execute_response: [] and [""] / [{}] are no call.
+    if not isinstance(step, list | str | dict):
+        return True
+    if isinstance(step, list):
+        return len(step) == 0 or (len(step) == 1 and not step[0])
+    return not step
+
+
+def _unordered_missing(wanted: Sequence[str], have: Sequence[str]) -> list[str]:
+    pool = list(have)
+    missing: list[str] = []
+    for item in wanted:
+        try:
+            pool.remove(item)
+        except ValueError:
+            missing.append(item)
+    return missing
+
+
+def check_multi_turn(
+    result: Any,
+    ground_truth: Sequence[Sequence[str]],
+    involved_classes: Sequence[str],
+    initial_config: Mapping[str, Any],
+    *,
+    long_context: bool = False,
+) -> Verdict:
+    """Score one multi-turn entry. ``result``: one list per turn, holding the model's steps
+    (each a list of calls: ``{name: {arg: value}}`` objects or call strings)."""
+    if not isinstance(result, list):
+        return fail("multi_turn:inference_error", "the result is not a list of turns")
+    if len(result) != len(ground_truth):
+        return fail("multi_turn:force_terminated",
+                    f"{len(result)} turn(s) in the result, {len(ground_truth)} in the ground truth")
+    model = Backends(involved_classes, initial_config, long_context)
+    truth = Backends(involved_classes, initial_config, long_context)
+    model_results: list[str] = []
+    for turn, (steps, truth_calls) in enumerate(zip(result, ground_truth, strict=True)):
+        decoded: list[list[Call]] = []
+        for step in steps if isinstance(steps, list) else []:
+            if _is_empty_step(step):
+                continue
+            try:
+                calls = to_calls(step)
+            except CallSyntaxError:
+                continue  # BFCL ignores steps it cannot decode (the model was chatting)
+            if calls:
+                decoded.append(calls)
+        for calls in decoded:
+            model_results.extend(model.execute(call) for call in calls)
+        truth_results = [truth.execute(parse_call(text)) for text in truth_calls]
+        if not truth_calls:
+            continue
+        if not decoded:
+            return fail("multi_turn:empty_turn_model_response", f"no call in turn {turn}")
+        for class_name in truth.instances:
+            wanted, got = truth.state(class_name), model.state(class_name)
+            differences = sorted(k for k in wanted if got.get(k) != wanted[k])
+            if differences:
+                return fail("multi_turn:instance_state_mismatch",
+                            f"turn {turn}: {class_name} differs from the ground truth in {', '.join(differences)}",
+                            [f"{k}: model {got.get(k)!r}, expected {wanted[k]!r}"[:500] for k in differences])
+        missing = _unordered_missing(truth_results, model_results)
+        if missing:
+            return fail("multi_turn:execution_response_mismatch",
+                        f"turn {turn}: {len(missing)} ground-truth result(s) missing from the model's results",
+                        [m[:500] for m in missing])
+    return PASS
+
+
+def ground_truth_result(ground_truth: Sequence[Sequence[str]]) -> list[list[list[dict[str, Any]]]]:
+    """The ground truth as a model result: one step per turn, calls as ``{name: {arg: value}}``
+    where the arguments are named (positional ones stay call strings)."""
+    turns: list[list[list[Any]]] = []
+    for calls in ground_truth:
+        step: list[Any] = []
+        for text in calls:
+            call = parse_call(text)
+            step.append({call.name: dict(call.kwargs)} if not call.args else text)
+        turns.append([step] if step else [])
+    return turns
