@@ -118,6 +118,20 @@ class DeploymentConfig:
 
 
 @dataclass(frozen=True)
+class HygieneConfig:
+    """Scheduled data hygiene (``ftops.loop.hygiene``): each run builds a new dataset version with a note.
+
+    Every N months (0: off) on ``day`` at ``time``: a holdout refresh re-draws the test and
+    holdout splits (a new seed); a zero-shot rotation holds the next window of tools out of training.
+    """
+
+    holdout_refresh_months: int = field(default=3, metadata={"choices": (0, 1, 2, 3, 4, 6, 12)})
+    zero_shot_rotation_months: int = field(default=1, metadata={"choices": (0, 1, 2, 3, 4, 6, 12)})
+    day: int = field(default=1, metadata=_range(1, 28))  # day of the month
+    time: str = "03:00"  # HH:MM in the server's time zone
+
+
+@dataclass(frozen=True)
 class LoopConfig:
     """Improvement cycles (``ftops.loop``): when they run and how the train stage picks a backend."""
 
@@ -132,6 +146,7 @@ class LoopConfig:
     monthly_budget_usd: float = field(default=0, metadata=_range(0))  # 0: no budget for a hosted fine-tune
     max_latency_ms: float = field(default=500, metadata=_range(1))  # what callers tolerate per request
     min_finetune_examples: int = field(default=50, metadata=_range(1))  # fewer: a few-shot prompt
+    hygiene: HygieneConfig = field(default_factory=HygieneConfig)
 
 
 @dataclass(frozen=True)

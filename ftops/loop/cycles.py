@@ -340,6 +340,15 @@ def _cycle_end(cycle: Cycle, status: str, *, by: Actor, error: str = "") -> None
     cycle.status, cycle.error = status, error
     audit_record(action=AuditAction.CYCLE_FINISHED, by=by, object_type="cycle", object_id=cycle.pk,
                  detail={"scope": cycle.scope, "status": status, "error": error[:500]})
+    if status == CycleStatus.FAILED:
+        from ftops.common.notifications import notify
+
+        stage = error.split(":", 1)[0]
+        notify(audience="admins", kind="cycle_stage_failed",
+               subject=f"Cycle {cycle.pk} ({cycle.scope}) failed at {stage}",
+               text=f"The improvement cycle {cycle.pk} for {cycle.scope} failed.\n{error}",
+               payload={"kind": "cycle_stage_failed", "cycle": cycle.pk, "scope": cycle.scope, "stage": stage,
+                        "error": error[:500]})
 
 
 # --------------------------------------------------------------------------- stage execution
@@ -647,13 +656,21 @@ def cycle_stages_reap() -> dict[str, Any]:
 
 
 def cycles_tick() -> dict[str, Any]:
-    """One pass of the loop's clock: reap stages, start the scheduled cycle, start triggered ones."""
+    """One pass of the loop's clock: reap stages, start the scheduled cycle, start triggered ones,
+    and run the data hygiene whose slot came (``ftops.loop.hygiene``)."""
+    from ftops.loop.hygiene import hygiene_tick
+
     out: dict[str, Any] = {"reap": cycle_stages_reap()}
     scheduled = cycles_schedule_tick()
     out["scheduled"] = scheduled.pk if scheduled else None
     report = cycles_start_for_triggers()
     out["triggered"] = [c.pk for c in report.started]
     out["waiting"] = report.waiting
+    try:
+        out["hygiene"] = hygiene_tick()
+    except Exception as exc:  # the hygiene never stops the cycles' clock; the next pass retries
+        log.warning("data hygiene failed", exc_info=True)
+        out["hygiene"] = {"error": f"{type(exc).__name__}: {exc}"}
     return out
 
 

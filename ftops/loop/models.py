@@ -112,3 +112,32 @@ class CycleTrigger(models.Model):
 
     def __str__(self) -> str:
         return f"trigger {self.trigger_id} -> cycle {self.cycle_id}"
+
+
+class HygieneKind(models.TextChoices):
+    HOLDOUT_REFRESH = "holdout_refresh", "Holdout refresh"
+    ZERO_SHOT_ROTATION = "zero_shot_rotation", "Zero-shot tool rotation"
+
+
+class HygieneRun(models.Model):
+    """One run of scheduled data hygiene: a new dataset version, and the note that says why.
+
+    One row per kind and schedule slot, so a slot never builds twice (two schedulers, a retry);
+    a run by hand has its own moment as its slot. No version means the run was skipped (the note says why).
+    """
+
+    kind = models.CharField(max_length=20, choices=HygieneKind.choices)
+    slot = models.DateTimeField(help_text="The schedule slot (or the moment, by hand) it ran for")
+    dataset_version = models.ForeignKey("datasets.DatasetVersion", null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="+")
+    base_version_number = models.PositiveIntegerField(null=True, blank=True, help_text="The version it re-split")
+    note = models.TextField()
+    created_by = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["kind", "slot"], name="loop_hygiene_once_per_slot")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.slot:%Y-%m-%d}"

@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from ftops.loop.models import Cycle, CycleStage, TriggerEvent
+from ftops.loop.models import Cycle, CycleStage, HygieneRun, TriggerEvent
 
 
 def triggers_recent(*, limit: int = 50) -> QuerySet[TriggerEvent]:
@@ -84,3 +84,7 @@ def cycle_timeline(cycle: Cycle) -> list[StageRow]:
     rows = {s.name: s for s in cycle.stages.all()}
     return [StageRow(name=name, label=label, stage=rows.get(name),
                      links=_stage_links(rows[name].links if name in rows else {})) for name, label in STAGES]
+
+
+def hygiene_runs_recent(*, limit: int = 10) -> QuerySet[HygieneRun]:
+    return HygieneRun.objects.select_related("dataset_version").order_by("-created_at", "-id")[:limit]

@@ -19,6 +19,7 @@ from ftops.common.auth import deny, request_roles
 from ftops.common.errors import FtopsError
 from ftops.common.models import Role
 from ftops.loop import cycles, selectors
+from ftops.loop.hygiene import hygiene_schedule
 from ftops.loop.models import ENTERPRISE_SCOPE, Cycle, CycleOrigin, CycleStatus, TriggerEvent
 
 READ_ROLES = [Role.REVIEWER.value, Role.ML_ORCHESTRATOR.value, Role.ADMIN.value]
@@ -65,6 +66,7 @@ def cycle_list(request: HttpRequest) -> HttpResponse:
         "nav_section": "loop", "cycles": selectors.cycles_recent(limit=50), "services": list(services),
         "can_start": bool(request_roles(request) & set(WRITE_ROLES)),
         "waiting_triggers": TriggerEvent.objects.filter(cycle_link__isnull=True).count(), **_schedule_context(),
+        "hygiene": hygiene_schedule(), "hygiene_runs": selectors.hygiene_runs_recent(limit=10),
     })
 
 

@@ -91,7 +91,12 @@ def test_stages_run_in_order_each_enqueuing_the_next_on_commit(payments: Service
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_failing_stage_fails_the_cycle_and_stops(payments: Service, fake_ml_stages: Counter[str]) -> None:
+def test_a_failing_stage_fails_the_cycle_and_stops(payments: Service, fake_ml_stages: Counter[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from ftops.common import notifications
+
+    alerts: list[dict[str, Any]] = []
+    monkeypatch.setattr(notifications, "notify", lambda **kwargs: alerts.append(kwargs))
     cycle = cycle_start(actor=ME, scope="payments")  # no examples: curate has nothing to work on
     cycle.refresh_from_db()
     assert cycle.status == CycleStatus.FAILED
@@ -99,6 +104,10 @@ def test_a_failing_stage_fails_the_cycle_and_stops(payments: Service, fake_ml_st
     assert [s.name for s in cycle.stages.order_by("position")] == ["collect", "aggregate", "curate"]
     assert cycle.stages.get(name="curate").error["code"] == "stage_failed"
     assert not fake_ml_stages
+    # The admins hear of it, as the kind of notification each user may opt out of.
+    assert [(a["audience"], a["kind"], a["subject"]) for a in alerts] == [
+        ("admins", "cycle_stage_failed", f"Cycle {cycle.pk} (payments) failed at curate")]
+    assert alerts[0]["payload"]["stage"] == "curate" and "nothing to curate" in alerts[0]["text"]
 
 
 @pytest.mark.django_db(transaction=True)

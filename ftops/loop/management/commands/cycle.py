@@ -1,4 +1,5 @@
-"""``manage.py cycle start [--service X]`` / ``cycle list`` / ``cycle tick``: improvement cycles from the shell."""
+"""``manage.py cycle start [--service X]`` / ``cycle list`` / ``cycle tick`` / ``cycle hygiene KIND``: improvement
+cycles (and scheduled data hygiene) from the shell."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from ftops.common.actors import Actor
 from ftops.common.errors import FtopsError
 from ftops.loop.cycles import STAGE_NAMES, cycle_start, cycles_tick
-from ftops.loop.models import ENTERPRISE_SCOPE, Cycle, CycleOrigin
+from ftops.loop.hygiene import hygiene_run
+from ftops.loop.models import ENTERPRISE_SCOPE, Cycle, CycleOrigin, HygieneKind
 
 
 class Command(BaseCommand):
@@ -22,6 +24,9 @@ class Command(BaseCommand):
         start.add_argument("--reason", default="", help="why (shown on the cycle page)")
         sub.add_parser("list", help="the latest cycles")
         sub.add_parser("tick", help="reap stages, start a due scheduled cycle, start cycles for waiting firings")
+        hygiene = sub.add_parser("hygiene", help="rebuild the latest dataset version now (holdout refresh or "
+                                                 "zero-shot rotation), as the schedule would")
+        hygiene.add_argument("kind", choices=list(HygieneKind.values))
 
     def handle(self, *args: Any, **opts: Any) -> None:
         action = opts["action"]
@@ -30,6 +35,10 @@ class Command(BaseCommand):
                 done = sum(1 for s in cycle.stages.all() if s.status == "succeeded")
                 self.stdout.write(f"{cycle.pk}\t{cycle.scope}\t{cycle.origin}\t{cycle.status}\t"
                                   f"{done}/{len(STAGE_NAMES)}\t{cycle.backend or '-'}")
+            return
+        if action == "hygiene":
+            run = hygiene_run(kind=opts["kind"], actor=Actor.cli())
+            self.stdout.write(run.note)
             return
         if action == "tick":
             self.stdout.write(str(cycles_tick()))
