@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -96,6 +97,15 @@ def cycle_start_view(request: HttpRequest) -> HttpResponse:
                                    reason=f"started by hand by {request.user}", send=cycles.runs_in_background())
     except FtopsError as exc:
         messages.error(request, exc.message)
-        return redirect("loop:cycles")
+        return _go(request, reverse("loop:cycles"))
     messages.success(request, f"Cycle {cycle.pk} for {cycle.scope} started.")
-    return redirect("loop:cycle", cycle_id=cycle.pk)
+    return _go(request, reverse("loop:cycle", args=[cycle.pk]))
+
+
+def _go(request: HttpRequest, url: str) -> HttpResponse:
+    """A redirect; for htmx (the confirmed button) a full-page navigation it follows itself."""
+    if getattr(request, "htmx", False):
+        response = HttpResponse("")
+        response["HX-Redirect"] = url
+        return response
+    return redirect(url)
