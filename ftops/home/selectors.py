@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.cache import cache
+from django.db.models import Count, Q
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from ftops.catalog.selectors import catalog_summary
@@ -13,10 +15,13 @@ from ftops.gateway.page_selectors import canaries_in_flight
 from ftops.interactions.selectors import interactions_summary
 from ftops.loop.selectors import loop_summary
 from registry.selectors import registry_summary
-from review.selectors import review_summary
+from review.selectors import review_queue, review_summary, suggested_fixes
 
 DASHBOARD_WINDOWS = (7, 30, 120)
 DASHBOARD_CACHE_SECONDS = 60
+# The one-click-fix count looks at the newest open items only: a suggestion needs the item's
+# calls and schemas, and on a million-item queue the newest few hundred say enough.
+FIX_SAMPLE = 300
 
 
 def home_dashboard(*, days: int = 7, now: datetime | None = None, use_cache: bool = True) -> dict[str, Any]:
@@ -64,10 +69,75 @@ def _home_dashboard(*, days: int, now: datetime | None) -> dict[str, Any]:
         "daily": traffic["daily"],
         "review_open": review["open"],
         "review_all": review["all"],
+        **_review_fixable(now),
     }
+
+
+def _review_fixable(now: datetime) -> dict[str, int]:
+    """How many of the newest open review items have a confident suggested fix (one click)."""
+    newest = list(review_queue(status="open", now=now)[:FIX_SAMPLE]) if FIX_SAMPLE else []
+    return {"review_fixable": len(suggested_fixes(newest)), "review_fix_sample": len(newest)}
+
+
+def cycles_attention(*, now: datetime | None = None) -> dict[str, int]:
+    """Improvement cycles running now, and those that failed in the last 7 days (one query).
+
+    Read here until the loop app has a summary selector for it (its selectors are the loop's).
+    """
+    from ftops.loop.models import Cycle, CycleStatus
+
+    now = now or timezone.now()
+    out = {"running": 0, "failed": 0}
+    rows = (Cycle.objects.filter(Q(status=CycleStatus.RUNNING)
+                                 | Q(status=CycleStatus.FAILED, created_at__gte=now - timedelta(days=7)))
+            .values_list("status").order_by().annotate(n=Count("*")))
+    for status, n in rows:
+        out["running" if status == CycleStatus.RUNNING else "failed"] += n
+    return out
+
+
+def _url(name: str, query: str = "") -> str:
+    try:
+        return reverse(name) + (f"?{query}" if query else "")
+    except NoReverseMatch:
+        return ""
+
+
+def home_inbox(dash: dict[str, Any], live: dict[str, Any]) -> list[dict[str, Any]]:
+    """What needs someone, most pressing first, each with the page where it is handled. Rows
+    with nothing to do stay in the list (count 0) so the page always says what it checked."""
+    awaiting = len(live["registry"].awaiting_approval)
+    cycles = live["cycles"]
+    canaries = live["canaries"]
+    paused = sum(1 for c in canaries if c["paused"])
+    fixable, sample = dash.get("review_fixable", 0), dash.get("review_fix_sample", 0)
+    rows = [
+        {"key": "review", "count": dash["review_open"], "label": "open failures to review",
+         "detail": (f"{fixable} of the newest {sample} have a confident one-click fix" if sample
+                    else "nothing waiting"),
+         "url": _url("review:queue"), "action": "Review queue"},
+        {"key": "approval", "count": awaiting, "label": "model versions awaiting approval",
+         "detail": "gates computed; an approver decides" if awaiting else "nothing to approve",
+         "url": _url("registry:models", "status=awaiting"), "action": "Approve or reject"},
+        {"key": "canaries", "count": len(canaries), "label": "canaries in flight",
+         "detail": (f"{paused} paused" if paused else "watching their error rates") if canaries else "none running",
+         "url": _url("registry:models", "status=canary"), "action": "Deployments"},
+        {"key": "cycles-failed", "count": cycles["failed"], "label": "improvement cycles failed (last 7 days)",
+         "detail": "see the failed stage and its error" if cycles["failed"] else "no failure",
+         "url": _url("loop:cycles"), "action": "Cycles"},
+        {"key": "cycles-running", "count": cycles["running"], "label": "improvement cycles running",
+         "detail": "stages run one after another" if cycles["running"] else "none running",
+         "url": _url("loop:cycles"), "action": "Cycles"},
+        {"key": "triggers", "count": live["loop"].fired_last_7d, "label": "retraining triggers fired (last 7 days)",
+         "detail": "each starts or joins a cycle", "url": _url("loop:triggers"), "action": "Triggers"},
+    ]
+    for row in rows:
+        row["urgent"] = bool(row["count"]) and row["key"] in ("review", "approval", "cycles-failed")
+    return rows
 
 
 def home_live_cards() -> dict[str, Any]:
     """Cards read fresh on every visit (small tables): an approver who just approved a version,
     or a trigger that just fired, shows at once rather than after the figures' minute of cache."""
-    return {"registry": registry_summary(), "loop": loop_summary(), "canaries": canaries_in_flight()}
+    return {"registry": registry_summary(), "loop": loop_summary(), "canaries": canaries_in_flight(),
+            "cycles": cycles_attention()}

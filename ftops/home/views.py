@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 
-from ftops.home.selectors import DASHBOARD_WINDOWS, home_dashboard, home_live_cards
+from ftops.home.selectors import DASHBOARD_WINDOWS, home_dashboard, home_inbox, home_live_cards
 
 
 def _url(name: str) -> str:
@@ -39,17 +39,27 @@ def _charts(dash: dict[str, Any]) -> dict[str, Any]:
             "options": {"indexAxis": "y", "plugins": {"legend": {"display": False}},
                         "scales": {"x": {"beginAtZero": True}}},
         },
-        "daily": {
-            "type": "line",
-            "data": {"labels": [d["day"][5:] for d in dash["daily"]],
-                     "datasets": [
-                         {"label": "interactions", "data": [d["total"] for d in dash["daily"]],
-                          "borderColor": "#2957d8", "backgroundColor": "#2957d8"},
-                         {"label": "failures", "data": [d["failures"] for d in dash["daily"]],
-                          "borderColor": "#c0392b", "backgroundColor": "#c0392b"}]},
-            "options": {"scales": {"y": {"beginAtZero": True}}},
-        },
+        "daily": _daily_chart(dash["daily"]),
     }
+
+
+def _daily_chart(daily: list[dict[str, Any]]) -> dict[str, Any]:
+    """Whole days as solid lines; today (the hours so far) as a dashed segment from yesterday,
+    so a partial day is not drawn as a sudden drop."""
+    labels = [d["day"][5:] + (" (so far)" if d.get("partial") else "") for d in daily]
+    datasets: list[dict[str, Any]] = []
+    for key, label, colour in (("total", "interactions", "#2957d8"), ("failures", "failures", "#c0392b")):
+        whole = [None if d.get("partial") else d[key] for d in daily]
+        datasets.append({"label": label, "data": whole, "borderColor": colour, "backgroundColor": colour})
+        if daily and daily[-1].get("partial"):
+            today = [None] * len(daily)
+            if len(daily) > 1:
+                today[-2] = daily[-2][key]
+            today[-1] = daily[-1][key]
+            datasets.append({"label": f"{label}, today so far", "data": today, "borderColor": colour,
+                             "backgroundColor": "#ffffff", "borderDash": [6, 4], "pointStyle": "rectRot"})
+    return {"type": "line", "data": {"labels": labels, "datasets": datasets},
+            "options": {"scales": {"y": {"beginAtZero": True}}, "spanGaps": False}}
 
 
 @login_required
@@ -61,10 +71,12 @@ def home(request: HttpRequest) -> HttpResponse:
     if days not in DASHBOARD_WINDOWS:
         days = DASHBOARD_WINDOWS[0]
     dash = home_dashboard(days=days)
+    live = home_live_cards()
     return render(request, "home/dashboard.html", {
         "nav_section": "home",
         "dash": dash,
-        **home_live_cards(),
+        **live,
+        "inbox": home_inbox(dash, live),
         "charts": _charts(dash),
         "windows": DASHBOARD_WINDOWS,
         "links": {name: _url(f"{name}:{page}") for name, page in (

@@ -136,8 +136,12 @@ def ingest_batch_get(*, batch_id: int, roles: set[str], api_key: ApiKey | None =
 
 
 def interactions_summary(*, days: int, now: datetime) -> dict[str, Any]:
-    """For the home dashboard: rolling 24 h / 7 day counts and, over the last ``days`` whole UTC
-    days, totals, failures per service id and per kind, and a daily series.
+    """For the home dashboard: rolling 24 h / 7 day counts and, over the rolling window of the
+    last ``days`` × 24 hours, totals, failures per service id and per kind, and a daily series.
+
+    One definition everywhere: "last N days" is the N × 24 hours up to ``now`` (last 7 days =
+    168 hours), for the counts and for the failure rates alike. The daily series has the last
+    ``days`` UTC calendar days, today included and flagged ``partial`` (the hours so far).
 
     Two queries whatever the data size: one count for the rolling figures and one grouped pass
     (service x failure kind x day) over the window that gives everything else.
@@ -147,14 +151,14 @@ def interactions_summary(*, days: int, now: datetime) -> dict[str, Any]:
 
     from django.db.models import Count, Q
     from django.db.models.functions import TruncDate
-    from django.utils import timezone
 
     from ftops.interactions.models import FailureKind
 
     today = now.date()
-    # Whole UTC days, so the window and the daily series come from the same day buckets.
     first_day = today - timedelta(days=days - 1)
-    start = datetime.combine(first_day, datetime.min.time(), tzinfo=timezone.get_current_timezone())
+    # The same rolling window as "last 7 days" (168 hours): its first hours fall on the day
+    # before ``first_day``; they count in the totals but get no point of their own in the series.
+    start = now - timedelta(days=days)
     rolling = Interaction.objects.filter(timestamp__gte=now - timedelta(days=7), timestamp__lte=now).aggregate(
         last_24h=Count("timestamp", filter=Q(timestamp__gte=now - timedelta(hours=24))),
         last_7d=Count("*"),
@@ -187,5 +191,6 @@ def interactions_summary(*, days: int, now: datetime) -> dict[str, Any]:
         "per_service": {sid: {"total": total, "failures": failures} for sid, (total, failures) in per_service.items()},
         "by_kind": [{"failure_kind": k, "label": labels.get(k, k or "other"), "n": n}
                     for k, n in sorted(by_kind.items(), key=lambda p: (-p[1], p[0]))],
-        "daily": [{"day": d, "total": by_day[d][0], "failures": by_day[d][1]} for d in series_days],
+        "daily": [{"day": d, "total": by_day[d][0], "failures": by_day[d][1], "partial": d == today.isoformat()}
+                  for d in series_days],
     }
