@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "review",
     "registry",
     "ftops.gateway",
+    "ftops.modelserver",  # the model-server process (no models; core and common only)
     # The top floor: the continuous loop and the home dashboard read every app above.
     "ftops.loop",
     "ftops.home",
@@ -473,6 +474,19 @@ FTOPS_GATEWAY_MAX_BODY_MB = env_int("FTOPS_GATEWAY_MAX_BODY_MB", 8, minimum=1, m
 # FTOPS_CANARY_ALPHA says its error rate is below production's + FTOPS_CANARY_MARGIN; it is
 # rolled back once FTOPS_CANARY_ROLLBACK_MIN_SAMPLES requests show its error rate surely over
 # max_error_rate (ft_ops_config.yaml) or p95 over FTOPS_CANARY_MAX_P95_MS.
+# --- model server (ftops.modelserver: `manage.py model-server`, a base model with LoRA adapters) ---
+# OpenAI protocol plus vLLM's /v1/load_lora_adapter; register it as the credential named by
+# FTOPS_GATEWAY_LORA_UPSTREAM with this key as its value. lora_path must lie under ADAPTERS_ROOT.
+FTOPS_MODEL_SERVER_HOST = env_str("FTOPS_MODEL_SERVER_HOST", "127.0.0.1")
+FTOPS_MODEL_SERVER_PORT = env_int("FTOPS_MODEL_SERVER_PORT", 8200, minimum=1, maximum=65535)
+FTOPS_MODEL_SERVER_API_KEY = env_str("FTOPS_MODEL_SERVER_API_KEY", "")
+FTOPS_MODEL_SERVER_BASE_MODEL = env_str("FTOPS_MODEL_SERVER_BASE_MODEL", FTOPS_BASE_MODEL)
+FTOPS_MODEL_SERVER_ADAPTERS_ROOT = Path(env_str("FTOPS_MODEL_SERVER_ADAPTERS_ROOT", str(ARTIFACTS_DIR)))
+FTOPS_MODEL_SERVER_MAX_BATCH = env_int("FTOPS_MODEL_SERVER_MAX_BATCH", 16, minimum=1, maximum=1024)
+FTOPS_MODEL_SERVER_BATCH_WAIT_MS = env_int("FTOPS_MODEL_SERVER_BATCH_WAIT_MS", 5, minimum=0, maximum=1000)
+FTOPS_MODEL_SERVER_MAX_ADAPTERS = env_int("FTOPS_MODEL_SERVER_MAX_ADAPTERS", 32, minimum=1, maximum=1024)
+FTOPS_MODEL_SERVER_MAX_TOKENS = env_int("FTOPS_MODEL_SERVER_MAX_TOKENS", 512, minimum=1, maximum=32768)
+
 FTOPS_CANARY_STAGES = [float(s) for s in env_list("FTOPS_CANARY_STAGES", ["0.1", "0.5", "1.0"])]
 if not FTOPS_CANARY_STAGES or any(not 0 < s <= 1 for s in FTOPS_CANARY_STAGES) or sorted(
         FTOPS_CANARY_STAGES) != FTOPS_CANARY_STAGES:
