@@ -467,13 +467,6 @@ FTOPS_GATEWAY_BATCH = env_int("FTOPS_GATEWAY_BATCH", 500, minimum=1, maximum=100
 FTOPS_GATEWAY_SPOOL_DIR = Path(env_str("FTOPS_GATEWAY_SPOOL_DIR", str(VAR_DIR / "gateway" / "spool")))
 FTOPS_GATEWAY_MAX_BODY_MB = env_int("FTOPS_GATEWAY_MAX_BODY_MB", 8, minimum=1, maximum=256)
 
-# --- canaries (ftops.gateway.canary) ------------------------------------------------------
-# Checked every minute on beat, and by the embedded scheduler with the reapers. A canary moves
-# through FTOPS_CANARY_STAGES (shares of traffic; reaching 1.0 promotes it) when, with at least
-# FTOPS_CANARY_MIN_SAMPLES requests on each arm, a one-sided non-inferiority test at
-# FTOPS_CANARY_ALPHA says its error rate is below production's + FTOPS_CANARY_MARGIN; it is
-# rolled back once FTOPS_CANARY_ROLLBACK_MIN_SAMPLES requests show its error rate surely over
-# max_error_rate (ft_ops_config.yaml) or p95 over FTOPS_CANARY_MAX_P95_MS.
 # --- model server (ftops.modelserver: `manage.py model-server`, a base model with LoRA adapters) ---
 # OpenAI protocol plus vLLM's /v1/load_lora_adapter; register it as the credential named by
 # FTOPS_GATEWAY_LORA_UPSTREAM with this key as its value. lora_path must lie under ADAPTERS_ROOT.
@@ -487,6 +480,13 @@ FTOPS_MODEL_SERVER_BATCH_WAIT_MS = env_int("FTOPS_MODEL_SERVER_BATCH_WAIT_MS", 5
 FTOPS_MODEL_SERVER_MAX_ADAPTERS = env_int("FTOPS_MODEL_SERVER_MAX_ADAPTERS", 32, minimum=1, maximum=1024)
 FTOPS_MODEL_SERVER_MAX_TOKENS = env_int("FTOPS_MODEL_SERVER_MAX_TOKENS", 512, minimum=1, maximum=32768)
 
+# --- canaries (ftops.gateway.canary) ------------------------------------------------------
+# Checked every minute on beat, and by the embedded scheduler with the reapers. A canary moves
+# through FTOPS_CANARY_STAGES (shares of traffic; reaching 1.0 promotes it) when, with at least
+# FTOPS_CANARY_MIN_SAMPLES requests on each arm, a one-sided non-inferiority test at
+# FTOPS_CANARY_ALPHA says its error rate is below production's + FTOPS_CANARY_MARGIN; it is
+# rolled back once FTOPS_CANARY_ROLLBACK_MIN_SAMPLES requests show its error rate surely over
+# max_error_rate (ft_ops_config.yaml) or p95 over FTOPS_CANARY_MAX_P95_MS.
 FTOPS_CANARY_STAGES = [float(s) for s in env_list("FTOPS_CANARY_STAGES", ["0.1", "0.5", "1.0"])]
 if not FTOPS_CANARY_STAGES or any(not 0 < s <= 1 for s in FTOPS_CANARY_STAGES) or sorted(
         FTOPS_CANARY_STAGES) != FTOPS_CANARY_STAGES:
