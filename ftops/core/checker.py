@@ -41,8 +41,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 PYTHON = "python"
 JAVA = "java"
@@ -92,14 +92,13 @@ JS_TYPES: dict[str, type] = {
 _NESTED_CONVERSION = frozenset({"Array", "ArrayList", "array"})
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     """One checked answer. ``error_type`` names the first rule broken, in BFCL's vocabulary."""
 
     valid: bool
     error_type: str = ""
     error: str = ""
-    details: tuple[str, ...] = field(default=())
+    details: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {"valid": self.valid, "error_type": self.error_type or None, "error": self.error}
@@ -337,6 +336,8 @@ def normalise_name(name: str) -> str:
 
 # --------------------------------------------------------------------------- entry points
 
+_categories: dict[str, tuple[str, str]] = {}
+
 
 def check_entry(
     category: str,
@@ -349,8 +350,11 @@ def check_entry(
     underscore_to_dot: bool = True,
 ) -> Verdict:
     """Score one BFCL entry: ``output`` in BFCL's call-list shape (anything else = no call)."""
-    kind = category_kind(category)
-    language = language or category_language(category)
+    known = _categories.get(category)
+    if known is None:
+        known = _categories[category] = (category_kind(category), category_language(category))
+    kind = known[0]
+    language = language or known[1]
     if kind == IRRELEVANCE:
         if makes_no_call(output):
             return PASS
@@ -405,17 +409,14 @@ def check_parallel(
         return _check_parallel_perfect(functions, output, expected, language, underscore_to_dot)
     used = [False] * len(output)
     for i, want in enumerate(expected):
-        schema = find_function(functions, _only_key(want))
-        reasons: list[str] = []
+        plan = _plan(find_function(functions, _only_key(want)), want, language, underscore_to_dot)
         for j, got in enumerate(output):
-            if used[j]:
-                continue
-            verdict = check_call(schema, got, want, language=language, underscore_to_dot=underscore_to_dot)
-            if verdict.valid:
+            if not used[j] and plan.func_name in got and _check_planned(plan, got, language).valid:
                 used[j] = True
                 break
-            reasons.append(f"output {j}: {verdict.error_type}: {verdict.error}")
         else:
+            reasons = [f"output {j}: {v.error_type}: {v.error}" for j, v in
+                       ((j, _check_planned(plan, got, language)) for j, got in enumerate(output) if not used[j])]
             return fail("parallel_function_checker_no_order:cannot_find_match",
                         f"no unused output call matches expected call {i} ({_only_key(want)})", reasons)
     return PASS
@@ -579,6 +580,64 @@ def _compile_param(spec: Mapping[str, Any], language: str) -> _Param:
 # --------------------------------------------------------------------------- one call
 
 
+class _Arg:
+    """One expected parameter, compiled: its type rules and its acceptable values."""
+
+    __slots__ = ("acceptable", "nested_error", "reference", "spec", "strings", "variable")
+
+    def __init__(self, spec: _Param, acceptable: list[Any]) -> None:
+        self.spec = spec
+        self.acceptable = acceptable
+        reference = _reference_type(acceptable)
+        self.reference = reference
+        expected = spec.expected
+        # A value of the answer's own type, where that differs from the schema's, is a variable.
+        self.variable = reference is not None and expected is not None and reference is not expected
+        self.nested_error = "type_error:nested" if reference is not None and reference is expected else (
+            "type_error:simple")
+        self.strings = frozenset(normalise_string(v) for v in acceptable if type(v) is str)
+
+
+class _Call:
+    """One expected call against one function doc, compiled."""
+
+    __slots__ = ("args", "func_name", "must_send", "required")
+
+    def __init__(self, schema: Mapping[str, Any] | None, want: Mapping[str, Any], language: str,
+                 underscore_to_dot: bool) -> None:
+        expected_name = _only_key(want)
+        by_param: Mapping[str, Any] = want.get(expected_name) or {}
+        function = _compile(schema, language)
+        self.func_name = bfcl_name(function.name or expected_name, underscore_to_dot)
+        self.required = function.required
+        params = function.params
+        self.args: dict[str, _Arg] = {}
+        for param, values in by_param.items():
+            spec = _UNTYPED if params is None else params.get(param)
+            if spec is not None:
+                self.args[param] = _Arg(spec, values if type(values) is list else [values])
+        self.must_send = tuple(p for p, v in by_param.items() if not (type(v) is list and "" in v))
+
+
+_plans: dict[tuple[int, int, str, bool], tuple[Any, Any, _Call]] = {}
+_normalised: dict[str, str] = {}  # argument strings seen, normalised
+
+
+def _plan(schema: Mapping[str, Any] | None, want: Mapping[str, Any], language: str, underscore_to_dot: bool) -> _Call:
+    """The compiled expected call, cached by the identity of the doc and the answer (both kept
+    alive with it, so an identity is never reused while cached: ground truths and function docs
+    are treated as immutable once checked)."""
+    key = (id(schema), id(want), language, underscore_to_dot)
+    hit = _plans.get(key)
+    if hit is not None and hit[0] is schema and hit[1] is want:
+        return hit[2]
+    plan = _Call(schema, want, language, underscore_to_dot)
+    if len(_plans) >= _CACHE_LIMIT:
+        _plans.clear()
+    _plans[key] = (schema, want, plan)
+    return plan
+
+
 def check_call(
     schema: Mapping[str, Any] | None,
     got: Mapping[str, Any],
@@ -593,45 +652,37 @@ def check_call(
     ``schema`` is the function's description (BFCL or OpenAI ``function`` shape); without
     one only the ground truth constrains the parameters.
     """
-    expected_name = _only_key(want)
-    acceptable_by_param: Mapping[str, Any] = want.get(expected_name) or {}
-    function = _compile(schema, language)
-    func_name = bfcl_name(function.name or expected_name, underscore_to_dot)
-    if func_name not in got:
+    return _check_planned(_plan(schema, want, language, underscore_to_dot), got, language)
+
+
+def _check_planned(plan: _Call, got: Mapping[str, Any], language: str) -> Verdict:
+    func_name = plan.func_name
+    args = got.get(func_name, _OMIT) if type(got) is dict else _OMIT
+    if args is _OMIT:
         return fail("simple_function_checker:wrong_func_name",
                     f"function {func_name!r} not found in the output (got {_only_key(got)!r})")
-    args = got[func_name]
     if type(args) is not dict:
         return fail("ast_decoder:decoder_wrong_output_format", f"arguments of {func_name!r} are not an object")
-    for param in function.required:
+    for param in plan.required:
         if param not in args:
             return fail("simple_function_checker:missing_required", f"missing required parameter {param!r}")
-    params = function.params
+    expected_args = plan.args
     for param, value in args.items():
-        if params is None:
-            spec = _UNTYPED
-        else:
-            found = params.get(param)
-            if found is None:
-                return fail("simple_function_checker:unexpected_param", f"unexpected parameter {param!r}")
-            spec = found
-        if param not in acceptable_by_param:
+        arg = expected_args.get(param)
+        if arg is None:
             return fail("simple_function_checker:unexpected_param", f"unexpected parameter {param!r}")
-        acceptable = acceptable_by_param[param]
-        if type(acceptable) is not list:
-            acceptable = [acceptable]
-        verdict = _check_value(param, value, spec, acceptable, language)
+        verdict = _check_value(param, value, arg, language)
         if verdict is not PASS:
             return verdict
-    for param, values in acceptable_by_param.items():
-        if param not in args and not (type(values) is list and "" in values):
+    for param in plan.must_send:
+        if param not in args:
             return fail("simple_function_checker:missing_optional",
                         f"parameter {param!r} is not provided and the answer does not allow leaving it out")
     return PASS
 
 
-def _check_value(param: str, value: Any, spec: _Param, acceptable: list[Any], language: str) -> Verdict:
-    expected = spec.expected
+def _check_value(param: str, value: Any, arg: _Arg, language: str) -> Verdict:
+    spec = arg.spec
     if spec.literal:
         if type(value) is not str:
             return fail(f"type_error:{'java' if language == JAVA else 'js'}",
@@ -641,56 +692,58 @@ def _check_value(param: str, value: Any, spec: _Param, acceptable: list[Any], la
             value = java_literal(value, spec.desc, spec.nested_desc)
         else:
             value = js_literal(value, spec.desc, spec.nested_desc)
-    elif spec.to_float and type(value) is int:
+    value_type = type(value)
+    if value_type is int and spec.to_float:
         value = float(value)
-    if type(value) is tuple and spec.desc == "tuple":
+        value_type = float
+    elif value_type is tuple and spec.desc == "tuple":
         value = list(value)
+        value_type = list
+    expected = spec.expected
+    acceptable = arg.acceptable
     is_variable = False
     if expected is not None:
-        reference = _reference_type(acceptable)
-        is_variable = reference is not None and reference is not expected
-        value_type = type(value)
-        ok = False
         if value_type is expected:
             nested = spec.nested
-            if nested is None:
-                ok = True
-            else:
-                for alternative in acceptable:
-                    if type(alternative) is not list or _items_typed(value, alternative, nested):
-                        ok = True
-                        break
-        if not ok:
-            if value_type is expected:  # the items failed; BFCL then reports the nested error
-                kind = "nested" if reference is not None and value_type is reference else "simple"
-                return fail(f"type_error:{kind}",
-                            f"items of {param!r} should be {spec.nested_desc}; got {value!r}")
-            if reference is not None and value_type is reference:
-                is_variable = True
-            else:
-                return fail("type_error:simple",
-                            f"parameter {param!r} should be {spec.desc}, got {value_type.__name__} ({value!r})")
+            if nested is not None and not _nested_ok(value, acceptable, nested):
+                return fail(arg.nested_error, f"items of {param!r} should be {spec.nested_desc}; got {value!r}")
+            is_variable = arg.variable
+        elif value_type is arg.reference:
+            is_variable = True
+        else:
+            return fail("type_error:simple",
+                        f"parameter {param!r} should be {spec.desc}, got {value_type.__name__} ({value!r})")
+        target = expected
+    else:
+        target = value_type
     if not is_variable:
-        target = expected if expected is not None else type(value)
+        if target is str:
+            if value_type is str:
+                normalised = _normalised.get(value)
+                if normalised is None:
+                    normalised = normalise_string(value)
+                    if len(_normalised) >= _CACHE_LIMIT:
+                        _normalised.clear()
+                    _normalised[value] = normalised
+                if normalised in arg.strings:
+                    return PASS
+            return fail("value_error:string",
+                        f"invalid value for {param!r}: {value!r}; expected one of {acceptable!r}")
         if target is dict:
-            return _check_dict(param, value, acceptable) if type(value) is dict else _fail_others(param, value,
+            return _check_dict(param, value, acceptable) if value_type is dict else _fail_others(param, value,
                                                                                                  acceptable)
         if target is list:
             if spec.nested is dict or (expected is None and value and all(type(v) is dict for v in value)):
                 return _check_dict_list(param, value, acceptable)
             return _check_list(param, value, acceptable)
-        if target is str:
-            if value_type_is_str(value) and normalise_string(value) in _normalised_strings(acceptable):
-                return PASS
-            return fail("value_error:string",
-                        f"invalid value for {param!r}: {value!r}; expected one of {acceptable!r}")
     if value in acceptable:
         return PASS
     return _fail_others(param, value, acceptable)
 
 
-def value_type_is_str(value: Any) -> bool:
-    return type(value) is str
+def _nested_ok(value: Any, acceptable: list[Any], nested: type) -> bool:
+    # BFCL: one alternative is enough; one that is not a list (such as "") always is.
+    return any(type(alternative) is not list or _items_typed(value, alternative, nested) for alternative in acceptable)
 
 
 def _fail_others(param: str, value: Any, acceptable: list[Any]) -> Verdict:
@@ -714,20 +767,7 @@ def _items_typed(value: Any, alternative: list[Any], item_type: type) -> bool:
     return True
 
 
-_normalised: dict[int, tuple[list[Any], frozenset[str]]] = {}
 _standardised: dict[int, tuple[Any, list[Any]]] = {}
-
-
-def _normalised_strings(acceptable: list[Any]) -> frozenset[str]:
-    """The normalised string alternatives of a ground-truth list (cached by identity)."""
-    hit = _normalised.get(id(acceptable))
-    if hit is not None and hit[0] is acceptable:
-        return hit[1]
-    found = frozenset(normalise_string(v) for v in acceptable if type(v) is str)
-    if len(_normalised) >= _CACHE_LIMIT:
-        _normalised.clear()
-    _normalised[id(acceptable)] = (acceptable, found)
-    return found
 
 
 def _standardise(values: Any) -> list[Any]:
