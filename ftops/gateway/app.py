@@ -481,8 +481,8 @@ class GatewayApp:
     def _record(self, call: Call, target: Target, upstream: Upstream | None, latency_ms: float, *,
                 message: dict[str, Any], finish_reason: str, usage: Any) -> None:
         name = upstream.name if upstream else "-"
-        metrics.REQUESTS.labels(target.scope, target.arm, name, "200").inc()
-        metrics.LATENCY.labels(target.scope, target.arm, name).observe(latency_ms / 1000)
+        metrics.requests(target.scope, target.arm, name, "200").inc()
+        metrics.latency(target.scope, target.arm, name).observe(latency_ms / 1000)
         if call.errors:  # the canary failed and production answered: the canary's error is written too
             for error in call.errors:
                 failed: Target = error["target"]

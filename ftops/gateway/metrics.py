@@ -7,6 +7,9 @@ is production/canary/direct, an upstream is an admin-registered credential name.
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -27,3 +30,15 @@ SPOOLED = Counter("ftops_gateway_spooled_calls", "Call records spooled to disk w
 LOG_PENDING = Gauge("ftops_gateway_log_pending", "Call records buffered in memory, not yet written",
                     registry=REGISTRY)
 SPOOL_FILES = Gauge("ftops_gateway_spool_files", "Spool files waiting for replay", registry=REGISTRY)
+
+
+# ``labels()`` validates and locks on every call; the label sets are few and bounded, so the
+# request path looks each child up once.
+@lru_cache(maxsize=4096)
+def requests(deployment: str, arm: str, upstream: str, status: str) -> Any:
+    return REQUESTS.labels(deployment, arm, upstream, status)
+
+
+@lru_cache(maxsize=4096)
+def latency(deployment: str, arm: str, upstream: str) -> Any:
+    return LATENCY.labels(deployment, arm, upstream)

@@ -33,6 +33,7 @@ from ftops.common.services import audit_record
 from ftops.gateway.models import Arm, ShadowComparison, ShadowDeployment
 from ftops.gateway.selectors import Target
 from registry.models import ENTERPRISE_SCOPE, ModelVersion, VersionStatus
+from registry.serving import on_commit_adapter_load
 
 if TYPE_CHECKING:
     from ftops.gateway.app import Call, GatewayApp
@@ -97,6 +98,7 @@ def shadow_start(*, model_version_id: int, scope: str, by: Actor, sample_rate: f
                                                  created_by=by.label[:200])
         audit_record(action=AuditAction.SHADOW_STARTED, by=by, object_type="model_version", object_id=version.pk,
                      detail={"shadow_id": shadow.pk, "scope": scope, "sample_rate": sample_rate})
+        on_commit_adapter_load(version)  # a LoRA shadow needs its adapter on the LoRA upstream
         return shadow
 
 
@@ -162,6 +164,8 @@ class ShadowRunner:
         """Called once production answered; returns at once."""
         if target.arm != Arm.PRODUCTION:
             return
+        if self._shadows.peek(("shadow", call.decision.service)) == []:
+            return  # known to have no shadow: no task per call
         task = asyncio.get_running_loop().create_task(self._run(call, target, message))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

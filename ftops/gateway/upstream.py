@@ -33,7 +33,8 @@ from django.conf import settings
 
 from ftops.common.credentials import ResolvedCredential, upstream_credential_get_secret
 from ftops.common.errors import NotFound
-from ftops.common.outbound import GuardedAsyncTransport, OutboundError, guarded_async_client
+from ftops.common.outbound import GuardedAsyncTransport, OutboundError, guarded_async_client, policy_from_settings
+from ftops.gateway.http1 import ConnectFailed, ConnectTimedOut, Http1Pool, ProtocolBroken
 from ftops.gateway.routing import DatabaseThreads, TTLCache
 from ftops.gateway.selectors import Target
 
@@ -102,9 +103,9 @@ class Upstream:
     timeout_s: float
     retries: int
     fingerprint: str = field(repr=False)
-    # The guarded connection pool under ``client``: non-streamed calls use it directly, which
-    # skips httpx's request/response layers (a third of the gateway's CPU per call).
-    pool: httpcore2.AsyncConnectionPool | None = None
+    # Non-streamed calls go through a lean HTTP/1.1 pool (``http1``) with the same outbound
+    # guard, timeouts and answer cap: httpx/httpcore cost most of the gateway's CPU per call.
+    pool: Http1Pool | None = None
     authorization: bytes = field(default=b"", repr=False)
 
 
@@ -115,6 +116,7 @@ class Upstreams:
         self._credentials: TTLCache[ResolvedCredential | None] = TTLCache(max(ttl_s, 1.0), threads)
         self._clients: dict[str, Upstream] = {}
         self._stale: list[httpx2.AsyncClient] = []
+        self._stale_pools: list[Http1Pool] = []
 
     async def get(self, name: str) -> Upstream:
         def load() -> ResolvedCredential | None:
@@ -142,12 +144,20 @@ class Upstreams:
         client.timeout = httpx2.Timeout(float(timeout_s), connect=float(settings.FTOPS_GATEWAY_CONNECT_TIMEOUT_S))
         if current is not None:
             self._stale.append(current.client)  # requests in flight may still use it; closed at shutdown
+        if current is not None and current.pool is not None:
+            self._stale_pools.append(current.pool)
         transport = getattr(client, "_transport", None)
-        pool = getattr(transport, "_pool", None) if isinstance(transport, GuardedAsyncTransport) else None
+        try:
+            pool: Http1Pool | None = Http1Pool(
+                credential.base_url, policy=transport.policy if isinstance(transport, GuardedAsyncTransport)
+                else policy_from_settings(), max_connections=settings.FTOPS_GATEWAY_MAX_CONNECTIONS,
+                connect_timeout_s=float(settings.FTOPS_GATEWAY_CONNECT_TIMEOUT_S), max_bytes=MAX_ANSWER_BYTES,
+                ssl_context=httpx2.create_ssl_context(trust_env=False))
+        except OutboundError:
+            pool = None  # a URL the guard refuses outright: the httpx client reports it on use
         upstream = Upstream(name=name, base_url=credential.base_url.rstrip("/"), client=client,
                             timeout_s=float(timeout_s), retries=int(retries), fingerprint=fingerprint,
-                            pool=pool if isinstance(pool, httpcore2.AsyncConnectionPool) else None,
-                            authorization=f"Bearer {credential.value}".encode())
+                            pool=pool, authorization=f"Bearer {credential.value}".encode())
         self._clients[name] = upstream
         return upstream
 
@@ -155,8 +165,12 @@ class Upstreams:
         for client in [*(u.client for u in self._clients.values()), *self._stale]:
             with contextlib.suppress(Exception):
                 await client.aclose()
+        for pool in [*(u.pool for u in self._clients.values() if u.pool is not None), *self._stale_pools]:
+            with contextlib.suppress(Exception):
+                await pool.aclose()
         self._clients.clear()
         self._stale.clear()
+        self._stale_pools.clear()
 
 
 def _error_body(response_bytes: bytes) -> dict[str, Any] | None:
@@ -186,6 +200,9 @@ def _status_failure(upstream: Upstream, status: int, content: bytes) -> Upstream
 
 
 def _transport_failure(upstream: Upstream, exc: Exception) -> UpstreamFailure:
+    if isinstance(exc, ConnectTimedOut):
+        return UpstreamFailure("timeout", f"upstream {upstream.name} did not accept a connection within "
+                               f"{settings.FTOPS_GATEWAY_CONNECT_TIMEOUT_S:g}s", status=504)
     if isinstance(exc, httpx2.TimeoutException | httpcore2.TimeoutException | TimeoutError):
         return UpstreamFailure("timeout", f"upstream {upstream.name} did not answer within {upstream.timeout_s:g}s",
                                status=504)
@@ -196,7 +213,8 @@ def _transport_failure(upstream: Upstream, exc: Exception) -> UpstreamFailure:
 
 
 def _retryable(exc: Exception) -> bool:
-    return isinstance(exc, httpx2.ConnectError | httpx2.RemoteProtocolError | httpx2.ConnectTimeout
+    return isinstance(exc, ConnectFailed | ConnectTimedOut | ProtocolBroken
+                      | httpx2.ConnectError | httpx2.RemoteProtocolError | httpx2.ConnectTimeout
                       | httpx2.ReadError | httpx2.WriteError | httpcore2.ConnectError | httpcore2.ConnectTimeout
                       | httpcore2.RemoteProtocolError | httpcore2.ReadError | httpcore2.WriteError)
 
@@ -205,25 +223,11 @@ MAX_ANSWER_BYTES = 64 * 1024 * 1024
 
 
 async def _post(upstream: Upstream, url: str, content: bytes) -> tuple[int, bytes]:
-    """One POST through the guarded pool (or the client when there is none); (status, body)."""
+    """One POST through the guarded HTTP/1.1 pool (or the client when there is none); (status, body)."""
     if upstream.pool is None:
         response = await upstream.client.post(url, content=content, headers={"content-type": "application/json"})
         return response.status_code, response.content
-    connect = float(settings.FTOPS_GATEWAY_CONNECT_TIMEOUT_S)
-    timeouts = {"connect": connect, "read": upstream.timeout_s, "write": upstream.timeout_s,
-                "pool": upstream.timeout_s}
-    headers = [(b"authorization", upstream.authorization), (b"content-type", b"application/json"),
-               (b"accept", b"application/json")]
-    async with upstream.pool.stream("POST", url, headers=headers, content=content,
-                                    extensions={"timeout": timeouts}) as raw:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in raw.aiter_stream():
-            size += len(chunk)
-            if size > MAX_ANSWER_BYTES:
-                raise OutboundError(f"the answer is over {MAX_ANSWER_BYTES} bytes", url=url, kind="too_large")
-            chunks.append(chunk)
-        return raw.status, b"".join(chunks)
+    return await upstream.pool.post("/chat/completions", content, authorization=upstream.authorization)
 
 
 async def _backoff(attempt: int) -> None:

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import uvicorn
+from django.db import connection
+from django.db.backends.signals import connection_created
 
 from ftops.catalog.models import Service
 from ftops.common.actors import Actor
@@ -64,6 +66,12 @@ class _Server(uvicorn.Server):
         return
 
 
+def _sqlite_read_uncommitted(sender: Any = None, connection: Any = None, **kwargs: Any) -> None:
+    if connection is not None and connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA read_uncommitted = 1")
+
+
 @pytest.fixture
 def fake_upstream() -> Iterator[FakeUpstreamServer]:
     server = FakeUpstreamServer().start()
@@ -79,6 +87,13 @@ def gateway_factory(transactional_db: Any, settings: Any, tmp_path: Path,
     settings.FTOPS_GATEWAY_RETRIES = 0
     settings.FTOPS_GATEWAY_UPSTREAM_OPTIONS = {"slow": (1, 0)}
     started: list[tuple[_Server, threading.Thread]] = []
+    # SQLite's test database is in memory with a shared cache, whose table locks no busy timeout
+    # covers: a test reading while the gateway's writer thread commits a batch got "database
+    # table is locked". Readers in read-uncommitted mode take no table read locks.
+    connection_created.connect(_sqlite_read_uncommitted)
+    if connection.vendor == "sqlite":
+        connection.ensure_connection()
+        _sqlite_read_uncommitted(connection=connection)
 
     def start(*, spool_dir: Path | None = None) -> Gateway:
         payments = Service.objects.get_or_create(name="payments", defaults={"display_name": "Payments"})[0]
@@ -107,4 +122,5 @@ def gateway_factory(transactional_db: Any, settings: Any, tmp_path: Path,
     for server, thread in started:
         server.should_exit = True
         thread.join(30)
+    connection_created.disconnect(_sqlite_read_uncommitted)
     asyncio.set_event_loop(None)
