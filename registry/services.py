@@ -45,6 +45,7 @@ from registry.models import (
     SemverBump,
     VersionStatus,
 )
+from registry.serving import on_commit_adapter_load
 
 log = logging.getLogger(__name__)
 
@@ -929,6 +930,7 @@ def model_version_promote(*, model_version_id: int, by: Actor, scope: str = "", 
                 audit_record(action=AuditAction.MODEL_VERSION_PROMOTED, by=by, object_type="model_version",
                              object_id=version.pk, detail={"name": version.name, "scope": target})
             _on_commit_mirror(version.pk)
+            on_commit_adapter_load(version)  # its adapter on the LoRA upstream, once this commits
             return version
 
     return _guard_db(run)
@@ -967,6 +969,7 @@ def model_version_promote_partial(*, model_version_id: int, by: Actor, reason: s
                         payload={"service": service, "model_version": version.name, "gate_report": report.pk,
                                  **numbers})
             _on_commit_mirror(version.pk)
+            on_commit_adapter_load(version)
             return version
 
     return _guard_db(run)
@@ -1009,6 +1012,7 @@ def deployment_rollback(*, scope: str, by: Actor, reason: str) -> ModelVersion:
                             action=AuditAction.MODEL_VERSION_ROLLED_BACK, detail={"restored": restored.name})
             _on_commit_mirror(restored.pk)
             _on_commit_mirror(bad.pk)
+            on_commit_adapter_load(restored)  # a restarted server may no longer hold the restored adapter
             return restored
 
     return _guard_db(run)
@@ -1053,6 +1057,7 @@ def canary_start(*, model_version_id: int, by: Actor, scope: str = "", reason: s
             if version.status == S.APPROVED:
                 _transition(version, S.CANARY, by=by, kind="canary_started", scope=target, reason=reason,
                             action=AuditAction.MODEL_VERSION_CANARY_STARTED)
+            on_commit_adapter_load(version)
             return deployment
 
     try:
@@ -1081,6 +1086,7 @@ def canary_promote(*, model_version_id: int, by: Actor, scope: str = "", reason:
             _transition(version, S.PRODUCTION, by=by, kind="canary_promoted", scope=deployment.scope,
                         reason=reason or "canary healthy", action=AuditAction.MODEL_VERSION_CANARY_PROMOTED)
             _on_commit_mirror(version.pk)
+            on_commit_adapter_load(version)
             return version
 
     return _guard_db(run)

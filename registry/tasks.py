@@ -43,3 +43,32 @@ def model_version_mirror(model_version_id: int) -> bool:
     from registry.mlflow_sync import model_version_mirror_now
 
     return model_version_mirror_now(model_version_id=model_version_id)
+
+
+@shared_task(name="registry.tasks.model_version_adapter_load", bind=True, acks_late=True, max_retries=5)
+def model_version_adapter_load(self: Any, model_version_id: int) -> dict[str, Any]:
+    """Sent on commit when a LoRA version starts serving: load its adapter on the LoRA upstream.
+
+    An unreachable or failing server is tried again with back-off on a worker; in-process (no
+    broker) the failure is logged and the next load (``serving_adapters_load``) catches up.
+    """
+    from registry.serving import AdapterRefused, AdapterServerUnavailable, model_version_adapter_load
+
+    try:
+        return model_version_adapter_load(model_version_id=model_version_id).as_dict()
+    except AdapterRefused as exc:
+        log.error("model version %s: %s", model_version_id, exc)
+        return {"model_version_id": model_version_id, "outcome": "refused", "detail": str(exc)}
+    except AdapterServerUnavailable as exc:
+        if self.request.is_eager:
+            log.warning("model version %s: %s", model_version_id, exc)
+            return {"model_version_id": model_version_id, "outcome": "unavailable", "detail": str(exc)}
+        raise self.retry(exc=exc, countdown=min(300, 10 * 2 ** self.request.retries)) from exc
+
+
+@shared_task(name="registry.tasks.serving_adapters_load")
+def serving_adapters_load() -> list[dict[str, Any]]:
+    """Load every serving LoRA version's adapter (run it after the model server or vLLM restarted)."""
+    from registry.serving import serving_adapters_load as load_all
+
+    return [load.as_dict() for load in load_all()]

@@ -336,7 +336,7 @@ class ModelServer:
             raise ApiError(400, "'model' is required: the base model's name or a loaded adapter's",
                            code="missing_model", param="model")
         adapter: str | None = None
-        if model != self.engine.base_name:
+        if not self.engine.is_base(model):
             if model not in self.engine.adapters:
                 raise ApiError(404, f"The model `{model}` does not exist.", code="model_not_found", param="model")
             adapter = model

@@ -129,6 +129,11 @@ class Engine:
     def base_name(self) -> str:
         return self.config.served_base_name
 
+    def is_base(self, model: str) -> bool:
+        """The base answers to its served name and, as in vLLM, to the path it was loaded from
+        (a few-shot version on a local base names the base by its path)."""
+        return model in (self.base_name, self.config.base_model, str(Path(self.config.base_model).resolve()))
+
     @property
     def tokenizer(self) -> Any:
         self.load()
@@ -172,7 +177,7 @@ class Engine:
         if not isinstance(name, str) or not NAME_RE.match(name):
             raise EngineError("lora_name must be 1-200 letters, digits and ._:/+@- (starting with a letter or digit)",
                               param="lora_name")
-        if name == self.base_name or name == BASE_ADAPTER:
+        if self.is_base(name) or name == BASE_ADAPTER:
             raise EngineError(f"lora_name {name!r} is the base model's name", param="lora_name")
         path = confine_adapter_path(self.config.adapters_root, lora_path)
         current = self.adapters.get(name)
