@@ -49,9 +49,9 @@ INSTALLED_APPS = [
     "review",
     "registry",
     "ftops.gateway",
-    "ftops.modelserver",  # the model-server process (no models; core and common only)
     # The top floor: the continuous loop and the home dashboard read every app above.
     "ftops.loop",
+    "ftops.reports",  # periodic alerts and reports: daily digest, stale queue, monthly report
     "ftops.home",
     "axes",  # locks out repeated wrong-password logins (its own tables and migrations)
 ]
@@ -377,6 +377,12 @@ FTOPS_JOB_REAPER_TASKS = [
     "ftops.loop.tasks.cycles_tick_task",  # improvement cycles: stage reaper, weekly schedule, triggers
 ]
 CELERY_BEAT_SCHEDULE["loop-cycles-tick"] = {"task": "ftops.loop.tasks.cycles_tick_task", "schedule": 60.0}
+# Alerts (ftops.reports): the stale review queue once a day, the daily digest (opt-in) after
+# FTOPS_DIGEST_HOUR_UTC, last month's report once; each claimed per period, so ticking often is harmless.
+FTOPS_DIGEST_HOUR_UTC = env_int("FTOPS_DIGEST_HOUR_UTC", 8, minimum=0, maximum=23)
+FTOPS_REVIEW_STALE_HOURS = env_int("FTOPS_REVIEW_STALE_HOURS", 24, minimum=1)
+FTOPS_JOB_REAPER_TASKS.append("ftops.reports.tasks.alerts_tick")
+CELERY_BEAT_SCHEDULE["reports-alerts-tick"] = {"task": "ftops.reports.tasks.alerts_tick", "schedule": 300.0}
 FTOPS_LOOP_POLL_S = env_int("FTOPS_LOOP_POLL_S", 30, minimum=1)
 FTOPS_JOBS_SCHEDULER = env_bool("FTOPS_JOBS_SCHEDULER", True)
 FTOPS_JOBS_REAP_EVERY_S = env_int("FTOPS_JOBS_REAP_EVERY_S", 30, minimum=1)
@@ -466,19 +472,6 @@ FTOPS_GATEWAY_FLUSH_MS = env_int("FTOPS_GATEWAY_FLUSH_MS", 500, minimum=10, maxi
 FTOPS_GATEWAY_BATCH = env_int("FTOPS_GATEWAY_BATCH", 500, minimum=1, maximum=1000)
 FTOPS_GATEWAY_SPOOL_DIR = Path(env_str("FTOPS_GATEWAY_SPOOL_DIR", str(VAR_DIR / "gateway" / "spool")))
 FTOPS_GATEWAY_MAX_BODY_MB = env_int("FTOPS_GATEWAY_MAX_BODY_MB", 8, minimum=1, maximum=256)
-
-# --- model server (ftops.modelserver: `manage.py model-server`, a base model with LoRA adapters) ---
-# OpenAI protocol plus vLLM's /v1/load_lora_adapter; register it as the credential named by
-# FTOPS_GATEWAY_LORA_UPSTREAM with this key as its value. lora_path must lie under ADAPTERS_ROOT.
-FTOPS_MODEL_SERVER_HOST = env_str("FTOPS_MODEL_SERVER_HOST", "127.0.0.1")
-FTOPS_MODEL_SERVER_PORT = env_int("FTOPS_MODEL_SERVER_PORT", 8200, minimum=1, maximum=65535)
-FTOPS_MODEL_SERVER_API_KEY = env_str("FTOPS_MODEL_SERVER_API_KEY", "")
-FTOPS_MODEL_SERVER_BASE_MODEL = env_str("FTOPS_MODEL_SERVER_BASE_MODEL", FTOPS_BASE_MODEL)
-FTOPS_MODEL_SERVER_ADAPTERS_ROOT = Path(env_str("FTOPS_MODEL_SERVER_ADAPTERS_ROOT", str(ARTIFACTS_DIR)))
-FTOPS_MODEL_SERVER_MAX_BATCH = env_int("FTOPS_MODEL_SERVER_MAX_BATCH", 16, minimum=1, maximum=1024)
-FTOPS_MODEL_SERVER_BATCH_WAIT_MS = env_int("FTOPS_MODEL_SERVER_BATCH_WAIT_MS", 5, minimum=0, maximum=1000)
-FTOPS_MODEL_SERVER_MAX_ADAPTERS = env_int("FTOPS_MODEL_SERVER_MAX_ADAPTERS", 32, minimum=1, maximum=1024)
-FTOPS_MODEL_SERVER_MAX_TOKENS = env_int("FTOPS_MODEL_SERVER_MAX_TOKENS", 512, minimum=1, maximum=32768)
 
 # --- canaries (ftops.gateway.canary) ------------------------------------------------------
 # Checked every minute on beat, and by the embedded scheduler with the reapers. A canary moves

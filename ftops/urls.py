@@ -34,6 +34,7 @@ urlpatterns = [
     path("registry/", include("registry.urls")),
     path("loop/", include("ftops.loop.urls")),
     path("gateway/", include("ftops.gateway.urls")),
+    path("reports/", include("ftops.reports.urls")),
     path("", include("ftops.home.urls")),
     path("", include("ftops.common.urls")),
 ]

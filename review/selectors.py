@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Avg, Count, Max, Q, QuerySet
+from django.db.models import Avg, Count, Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from ftops.catalog.models import SchemaChange, Service, Tool, ToolSchemaVersion
@@ -456,3 +456,20 @@ def review_summary(*, now: datetime | None = None) -> dict[str, int]:
         out["all"] += n
         out["open"] += n if status in CLAIMABLE_STATUSES else (expired if status == ReviewStatus.CLAIMED else 0)
     return out
+
+
+def open_items_by_service_and_kind(*, now: datetime | None = None,
+                                   older_than: datetime | None = None) -> list[dict[str, Any]]:
+    """Open items (claimable, or claimed with an expired lease) grouped by service and failure
+    kind, in one query: ``[{"service", "failure_kind", "n", "oldest"}]`` with the biggest groups
+    first. ``older_than`` keeps only items that entered the queue before it (the daily digest
+    and the stale-queue alert)."""
+    now = now or timezone.now()
+    rows = ReviewItem.objects.filter(open_q(now))
+    if older_than is not None:
+        rows = rows.filter(created_at__lt=older_than)
+    grouped = (rows.values("service__name", "failure_kind").order_by()
+               .annotate(n=Count("*"), oldest=Min("created_at")))
+    out = [{"service": r["service__name"], "failure_kind": r["failure_kind"] or "unknown", "n": r["n"],
+            "oldest": r["oldest"]} for r in grouped]
+    return sorted(out, key=lambda r: (-r["n"], r["service"], r["failure_kind"]))

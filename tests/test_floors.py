@@ -7,7 +7,7 @@ it sends a Celery task by name, which is a string and not an import.
 
 Floors, lowest first (apps on one floor may import each other):
 core < common < catalog < interactions < review, datasets < training, evaluation < registry
-< gateway, discovery, loop < home. ``home`` sits above the loop: the dashboard composes every
+< gateway, discovery, loop, reports < home. ``home`` sits above the loop: the dashboard composes every
 app's summary selector, the loop's included.
 """
 
@@ -26,7 +26,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("review", "datasets"),
     ("training", "evaluation"),
     ("registry",),
-    ("gateway", "discovery", "loop"),
+    ("gateway", "discovery", "loop", "reports"),
     ("home",),
 ]
 LEVEL = {app: n for n, floor in enumerate(FLOORS) for app in floor}

@@ -48,7 +48,8 @@ from ftops.common.jobs import (
     jobs_reap,
     worker_identity,
 )
-from ftops.common.models import AuditAction
+from ftops.common.models import AuditAction, NotificationKind
+from ftops.common.notifications import notify
 from ftops.common.outbound import OutboundRefused, record_refusal, redact_url
 from ftops.common.services import audit_record
 
@@ -316,9 +317,47 @@ def _examples_migrate(report: ImportReport, *, by: Actor, job: int | None) -> No
     if counts is None:
         report.notes.append("older examples of the changed tools are being moved to the new schemas by a worker"
                             + (f"; import job {job} will show how many" if job is not None else ""))
+        catalog_schema_breaks_notify(report=report, pending=True)
         return
     report.examples_migrated += int(counts.get("migrated", 0))
     report.examples_flagged += int(counts.get("flagged", 0))
+    catalog_schema_breaks_notify(report=report, pending=False)
+
+
+def catalog_schema_breaks_notify(*, report: ImportReport, pending: bool = False) -> list[str]:
+    """Tell each service's owners (``FTOPS_NOTIFY_SERVICE_OWNERS``, else the admins) about the
+    breaking schema changes an import found, what broke and how many older examples it migrated
+    (the import's counts: one import usually covers one service). Sent when the import commits;
+    returns the services told."""
+    breaking = [v for v in report.versions_created if v.get("change") == SchemaChange.BREAKING]
+    by_service: dict[str, list[dict[str, Any]]] = {}
+    for v in breaking:
+        by_service.setdefault(str(v["tool"]).split(".", 1)[0], []).append(v)
+    for service, versions in sorted(by_service.items()):
+        lines, tools = [], []
+        for v in versions:
+            tool_name = str(v["tool"]).split(".", 1)[1]
+            tools.append({"tool": tool_name, "version": v["number"]})
+            diff = (ToolSchemaVersion.objects.filter(tool__service__name=service, tool__name=tool_name,
+                                                     number=v["number"]).values_list("diff", flat=True).first()) or {}
+            what = [f"{c.get('kind')} {c.get('path')}: {c.get('detail')}" for c in diff.get("details") or []
+                    if c.get("breaking")]
+            lines.append(f"- {tool_name}: v{diff.get('from_version', '?')} -> v{v['number']}"
+                         + (f" ({'; '.join(what[:5])})" if what else ""))
+        if pending:
+            counted = "Older examples are being migrated to the new schemas by a worker; the import job shows how many."
+        else:
+            counted = (f"Examples migrated to the new schemas: {report.examples_migrated}; flagged for review "
+                       f"(no longer valid): {report.examples_flagged}.")
+        notify(audience="service_owners", service=service, kind=NotificationKind.SCHEMA_BREAKING,
+               subject=f"Breaking tool-schema change in {service}: {', '.join(t['tool'] for t in tools)}",
+               text="\n".join([f"An import from {_source_label(report.source)} changed tools of {service} in a "
+                                "breaking way:", *lines, "", counted]),
+               payload={"kind": NotificationKind.SCHEMA_BREAKING.value, "service": service, "tools": tools,
+                        "examples_migrated": None if pending else report.examples_migrated,
+                        "examples_flagged": None if pending else report.examples_flagged,
+                        "source": _source_label(report.source)})
+    return sorted(by_service)
 
 
 def catalog_import(*, source: str, fmt: str | None = None, by: Actor | None = None, service: str | None = None,

@@ -29,7 +29,8 @@ def notification_list(request: HttpRequest) -> HttpResponse:
     if kind and kind not in NotificationKind.values:
         return HttpResponse(f"unknown kind {kind!r}; use one of {', '.join(NotificationKind.values)}",
                             status=400, content_type="text/plain")
-    rows = notifications.notifications_visible(user_id=request.user.pk, see_all=see_all, status=status, kind=kind)
+    rows = notifications.notifications_visible(user_id=int(request.user.pk or 0), see_all=see_all, status=status,
+                                               kind=kind)
     return render(request, "common/notifications.html", {
         "nav_section": "notifications", "page": paginate(request, rows, PER_PAGE), "see_all": see_all,
         "statuses": NotificationStatus.choices, "kinds": NotificationKind.choices, "status": status, "kind": kind,
@@ -48,6 +49,6 @@ def notification_preferences(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"Saved: {len(changed)} change(s)." if changed else "Nothing changed.")
         return redirect("notification_preferences")
     return render(request, "common/notification_preferences.html", {
-        "nav_section": "notifications", "preferences": notifications.preferences_for(user_id=request.user.pk),
-        "is_admin": is_admin, "email": request.user.email,
+        "nav_section": "notifications", "preferences": notifications.preferences_for(user_id=int(request.user.pk or 0)),
+        "is_admin": is_admin, "email": getattr(request.user, "email", ""),
     })

@@ -1,0 +1,89 @@
+"""Producers wired to notify(): a breaking tool-schema change found on a catalog import reaches the
+service's owner (real SMTP server) with how many older examples were migrated."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from ftops.catalog.services import catalog_import, catalog_import_documents
+from ftops.common.models import Notification, NotificationPreference
+from ftops.datasets.models import TrainingExample
+from tests.catalog.factories import SHIPPING_PARAMS, shipping_doc
+from tests.common.test_notifications import Mailbox, Receiver, user
+
+pytestmark = pytest.mark.django_db
+
+
+def create_label_tool(parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"type": "function", "function": {"name": "create_label", "description": "Create a shipping label.",
+                                              "parameters": parameters}}]
+
+
+def test_a_breaking_change_on_import_tells_the_owner_how_many_examples_moved(
+        mailbox: Mailbox, receiver: Receiver, settings: Any, django_capture_on_commit_callbacks: Any) -> None:
+    settings.FTOPS_NOTIFY_SERVICE_OWNERS = {"shipping": ["ship-team@example.com"]}
+    user("ada", groups=("admin",))  # admins hear about it only when nobody owns the service
+    catalog_import_documents(documents=[shipping_doc()], source="v1.json")
+    v1_examples = TrainingExample.objects.filter(status="active").count()
+    narrowed = copy.deepcopy(SHIPPING_PARAMS)
+    narrowed["properties"]["carrier"]["enum"] = ["ups", "fedex"]  # dhl is gone: a breaking change
+
+    with django_capture_on_commit_callbacks(execute=True):
+        report = catalog_import(source="https://tools.example.com/shipping.json", service="shipping",
+                                content=create_label_tool(narrowed))
+
+    assert report.versions_created == [{"tool": "shipping.create_label", "number": 2, "change": "breaking",
+                                        "inferred": False}]
+    # The dhl example no longer fits and is flagged; the other examples that call the tool move to v2.
+    assert (v1_examples, report.examples_migrated, report.examples_flagged) == (6, 4, 1)
+    [(rcpts, message)] = mailbox.messages
+    assert rcpts == ["ship-team@example.com"]
+    assert message["Subject"] == "Breaking tool-schema change in shipping: create_label"
+    body = message.get_payload(decode=True)
+    assert isinstance(body, bytes)
+    lines = body.decode().splitlines()
+    assert lines[0] == ("An import from https://tools.example.com/shipping.json changed tools of shipping "
+                        "in a breaking way:")
+    assert lines[1].startswith("- create_label: v1 -> v2 (")
+    assert lines[-1] == "Examples migrated to the new schemas: 4; flagged for review (no longer valid): 1."
+    [hook] = receiver.bodies
+    assert hook["ftops"]["payload"] == {
+        "kind": "schema_breaking", "service": "shipping", "tools": [{"tool": "create_label", "version": 2}],
+        "examples_migrated": 4, "examples_flagged": 1,
+        "source": "https://tools.example.com/shipping.json"}
+    row = Notification.objects.get()
+    assert (row.kind, row.audience, row.service, row.status) == ("schema_breaking", "service_owners", "shipping",
+                                                                 "sent")
+
+
+def test_an_additive_change_or_a_reimport_tells_nobody(mailbox: Mailbox, settings: Any,
+                                                       django_capture_on_commit_callbacks: Any) -> None:
+    settings.FTOPS_NOTIFY_SERVICE_OWNERS = {"shipping": ["ship-team@example.com"]}
+    settings.FTOPS_NOTIFY_WEBHOOK_URL = ""
+    catalog_import_documents(documents=[shipping_doc()], source="v1.json")
+    wider = copy.deepcopy(SHIPPING_PARAMS)
+    wider["properties"]["insured"] = {"type": "boolean"}
+    with django_capture_on_commit_callbacks(execute=True):
+        assert catalog_import(source="t.json", service="shipping", content=create_label_tool(wider)).versions_created
+        assert not catalog_import(source="t.json", service="shipping",
+                                  content=create_label_tool(wider)).versions_created
+    assert mailbox.messages == [] and Notification.objects.count() == 0
+
+
+def test_an_owner_who_opted_out_gets_nothing_and_a_rolled_back_import_sends_nothing(
+        mailbox: Mailbox, settings: Any, django_capture_on_commit_callbacks: Any) -> None:
+    settings.FTOPS_NOTIFY_WEBHOOK_URL = ""
+    owner = user("pat")
+    settings.FTOPS_NOTIFY_SERVICE_OWNERS = {"shipping": ["pat@example.com"]}
+    NotificationPreference.objects.create(user=owner, kind="schema_breaking", email=False)
+    catalog_import_documents(documents=[shipping_doc()], source="v1.json")
+    narrowed = copy.deepcopy(SHIPPING_PARAMS)
+    narrowed["properties"]["carrier"]["enum"] = ["ups"]
+    with django_capture_on_commit_callbacks(execute=True):
+        catalog_import(source="t.json", service="shipping", content=create_label_tool(narrowed))
+    assert mailbox.messages == []
+    row = Notification.objects.get()
+    assert (row.status, row.recipients, row.channels["email"]["declined"]) == ("skipped", [], 1)
