@@ -6,7 +6,9 @@ model that misses tools from one that only misformats values.
 
 - ``call``: BFCL's checker against the acceptable values (one call: simple/multiple rules;
   several: one-to-one in any order). Records imported from BFCL keep their own category
-  and function docs and are scored exactly as the leaderboard does.
+  and function docs and are scored exactly as the leaderboard does (greedy pairing of
+  parallel calls; dotted names as BFCL's function-calling or prompt models send them,
+  whichever spelling the output uses).
 - ``sequence``: ordered calls whose arguments may reference earlier results
   (``{prev.customer_id}``). ``run_sequences`` drives a model turn by turn and feeds each
   step's recorded result back (or a simulated one carrying the fields later steps refer
@@ -130,7 +132,10 @@ def _ground_truth(record: Record) -> list[dict[str, Any]]:
 def _score_bfcl(record: Record, output: ModelOutput, category: str) -> RecordScore:
     functions = record.meta.get("bfcl_functions") or functions_of(record)
     ground_truth = _ground_truth(record) if record.behavior == "call" else None
-    verdict = check_entry(category, functions, _bfcl_output(output), ground_truth)
+    # BFCL expects dotted names with underscores from function-calling models and as they are from
+    # prompt models; a run's model is one or the other, so its own spelling says which rule applies.
+    dotted = any("." in str(call.get("name", "")) for call in output.calls)
+    verdict = check_entry(category, functions, _bfcl_output(output), ground_truth, underscore_to_dot=not dotted)
     if ground_truth is None or not ground_truth:
         # Relevance categories: the decision to call (or not) is all there is to get right.
         return _verdict_score(record, category, verdict, verdict.valid, verdict.valid)
