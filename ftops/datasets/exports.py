@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ftops.core.ml.dpo import PreferencePair, correction_pair
 from ftops.core.records import Record, canonical_arguments, resolve_prev, target_text
 
 FORMATS = ("openai", "hf", "openai_preference", "trl_preference")
@@ -227,26 +228,6 @@ def validate_hf_line(line: Any) -> list[str]:
     return problems
 
 
-def _plain_call(call: Any) -> dict[str, Any]:
-    """{name, arguments: dict} from either {name, arguments} or OpenAI's {function: {name, arguments: str}}."""
-    if not isinstance(call, dict):
-        raise ValueError(f"a model call must be an object, not {type(call).__name__}")
-    fn = call.get("function") if isinstance(call.get("function"), dict) else call
-    name = fn.get("name")
-    if not isinstance(name, str) or not name:
-        raise ValueError("a model call has no name")
-    arguments = fn.get("arguments", {})
-    if isinstance(arguments, str):
-        try:
-            arguments = json.loads(arguments) if arguments.strip() else {}
-        except json.JSONDecodeError:
-            # The model's own malformed arguments are part of what it got wrong: kept verbatim.
-            return {"name": name, "arguments": arguments}
-    if arguments is None:
-        arguments = {}
-    return {"name": name, "arguments": arguments}
-
-
 def _assistant_turn(calls: list[dict[str, Any]], text: str, *, arguments_as_string: bool) -> dict[str, Any]:
     if not calls:
         return {"role": "assistant", "content": text}
@@ -261,54 +242,28 @@ def _assistant_turn(calls: list[dict[str, Any]], text: str, *, arguments_as_stri
     return {"role": "assistant", "content": None if arguments_as_string else "", "tool_calls": tool_calls}
 
 
-def preference_pair(record: Record) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]] | None:
-    """(preferred, rejected) as plain ``{"calls", "text"}`` plus the prompt messages; None if not a correction."""
-    from ftops.core.records import target_calls
-
-    meta = record.meta or {}
-    provenance = meta.get("provenance") if isinstance(meta.get("provenance"), dict) else {}
-    if meta.get("source") != "correction":
-        return None
-    preferred = {"calls": target_calls(record), "text": "" if target_calls(record) else target_text(record)}
-    raw_calls = provenance.get("model_calls") or []
-    if not isinstance(raw_calls, list):
-        raise ValueError("provenance.model_calls must be a list")
-    rejected_calls = [_plain_call(c) for c in raw_calls]
-    model_text = provenance.get("model_text") or provenance.get("response_text") or ""
-    rejected = {"calls": rejected_calls, "text": "" if rejected_calls else str(model_text)}
-    if not rejected["calls"] and not rejected["text"].strip():
-        raise ValueError("the correction records no model answer (no model_calls and no model_text), "
-                         "so there is no rejected output")
-    if not preferred["calls"] and not preferred["text"].strip():
-        raise ValueError("the correction's answer is empty")
-    same_calls = json.dumps(preferred["calls"], sort_keys=True) == json.dumps(rejected["calls"], sort_keys=True)
-    if same_calls and preferred["text"].strip() == rejected["text"].strip():
-        raise ValueError("the model's answer equals the reviewer's, so the pair prefers nothing")
-    return preferred, rejected, [dict(m) for m in record.messages]
-
-
-def _pair_or_skip(record: Record) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
-    pair = preference_pair(record)
+def _pair_or_skip(record: Record) -> PreferencePair:
+    pair = correction_pair(record)  # ValueError (refused) for a correction without a usable pair
     if pair is None:
         raise NotApplicable("not a review correction (no rejected answer to pair with)")
     return pair
 
 
 def openai_preference_line(record: Record) -> dict[str, Any]:
-    preferred, rejected, messages = _pair_or_skip(record)
+    pair = _pair_or_skip(record)
     return {
-        "input": {"messages": messages, "tools": _tools(record), "parallel_tool_calls": True},
-        "preferred_output": [_assistant_turn(preferred["calls"], preferred["text"], arguments_as_string=True)],
-        "non_preferred_output": [_assistant_turn(rejected["calls"], rejected["text"], arguments_as_string=True)],
+        "input": {"messages": pair.messages, "tools": _tools(record), "parallel_tool_calls": True},
+        "preferred_output": [_assistant_turn(pair.chosen_calls, pair.chosen_text, arguments_as_string=True)],
+        "non_preferred_output": [_assistant_turn(pair.rejected_calls, pair.rejected_text, arguments_as_string=True)],
     }
 
 
 def trl_preference_line(record: Record) -> dict[str, Any]:
-    preferred, rejected, messages = _pair_or_skip(record)
+    pair = _pair_or_skip(record)
     return {
-        "prompt": messages,
-        "chosen": [_assistant_turn(preferred["calls"], preferred["text"], arguments_as_string=False)],
-        "rejected": [_assistant_turn(rejected["calls"], rejected["text"], arguments_as_string=False)],
+        "prompt": pair.messages,
+        "chosen": [_assistant_turn(pair.chosen_calls, pair.chosen_text, arguments_as_string=False)],
+        "rejected": [_assistant_turn(pair.rejected_calls, pair.rejected_text, arguments_as_string=False)],
         "tools": _tools(record),
     }
 

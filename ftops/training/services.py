@@ -126,6 +126,7 @@ def training_run_create(
         fields = {f"config.{k}": [v] for k, v in detail.items()} if isinstance(detail, dict) else {
             "config": [str(detail)]}
         raise ValidationFailed("the training config is invalid; see 'fields'", fields=fields) from exc
+    base = str(getattr(typed, "base_model", "") or base)  # a backend may fix it (DPO: its LoRA run's)
     if service and not _service_known(service):
         raise ValidationFailed(f"unknown service {service!r}", fields={"service": ["a catalog service name"]})
     run = TrainingRun.objects.create(

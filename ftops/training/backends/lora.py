@@ -25,7 +25,12 @@ class LoraBackend:
     def default_base_model(self) -> str:
         return embedded_base_model()
 
-    def parse_config(self, data: dict[str, Any], *, base_model: str) -> LoraTrainConfig:
+    def parse_config(self, data: dict[str, Any], *, base_model: str) -> Any:
+        from ftops.training.backends.dpo import DpoBackend, is_dpo
+
+        if is_dpo(data):  # preference tuning that continues a LoRA run (its own base model)
+            return DpoBackend().parse_config(data, base_model=base_model if base_model != embedded_base_model()
+                                             else "")
         cfg = LoraTrainConfig.from_dict({**data, "base_model": base_model})
         errors = cfg.validate()
         if errors:
@@ -37,7 +42,10 @@ class LoraBackend:
         import json
 
         from ftops.core.ml.base_model import ensure_base_model
+        from ftops.training.backends.dpo import DpoBackend, is_dpo
 
+        if is_dpo(run.config):
+            return DpoBackend().run(run=run, ctx=ctx, train=train, val=val, rules=rules)
         cfg = LoraTrainConfig.from_dict(run.config)
         if Path(cfg.base_model) == Path(embedded_base_model()):
             ensure_base_model(Path(cfg.base_model), on_log=ctx.log)
