@@ -333,7 +333,7 @@ def _save_checkpoint(out_dir: Path, model: Any, optimizer: Any, scheduler: Any, 
 
 
 def _val_loss(model: Any, examples: list[Any], cfg: LoraTrainConfig, pad_id: int, device: Any,
-              dtype: Any) -> float | None:
+              dtype: Any, fast: Any = None) -> float | None:
     import torch
 
     from ftops.core.ml.data import collate_packed, packed_loss_sum
@@ -346,6 +346,10 @@ def _val_loss(model: Any, examples: list[Any], cfg: LoraTrainConfig, pad_id: int
     with torch.no_grad():
         for start in range(0, len(examples), cfg.batch_examples):
             chunk = examples[start:start + cfg.batch_examples]
+            if fast is not None:  # the GPU path (ftops.core.ml.gpu)
+                part, n = fast.val_loss_sum(model, chunk)
+                total, count = total + part, count + n
+                continue
             rows = _rows(chunk, cfg)
             for r0 in range(0, len(rows), cfg.micro_rows):
                 batch = collate_packed(chunk, rows[r0:r0 + cfg.micro_rows], pad_id=pad_id, dtype=dtype, device=device)
@@ -396,6 +400,18 @@ def train_lora(cfg: LoraTrainConfig, train: list[Record], val: list[Record], out
     val_data, _ = _tokenize_records(tokenizer, val, cfg.max_length)
     if not train_data:
         raise ValueError(f"every training record is longer than max_length={cfg.max_length} tokens")
+    plan = _steps_plan(len(train_data), cfg)
+    fast = None
+    from ftops.core.ml.gpu import OPTIONS as GPU_OPTIONS
+    from ftops.core.ml.gpu import GpuRunner
+
+    if device.type == "cuda" or GPU_OPTIONS.on_cpu:  # packed streams, block-mask attention (ftops.core.ml.gpu)
+        fast = GpuRunner.plan(model, [[train_data[i] for i in idx] for _, idx in plan],
+                              pad_id=int(tokenizer.pad_token_id), device=device, row_length=cfg.row_length,
+                              share_prefix=cfg.share_prefix, checkpointing=cfg.gradient_checkpointing)
+        if fast is not None:
+            checkpointing = fast.checkpointing
+            fast.attach(model)
     if checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
@@ -403,10 +419,12 @@ def train_lora(cfg: LoraTrainConfig, train: list[Record], val: list[Record], out
     lora_config = LoraConfig(task_type=TaskType.CAUSAL_LM, r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
                              target_modules=list(cfg.target_modules), bias="none")
     model = get_peft_model(model, lora_config)
+    if fast is not None:
+        fast.compile(model)
+        say(f"lora: {fast.describe()}")
     trainable = [p for p in model.parameters() if p.requires_grad]
     trainable_count = sum(p.numel() for p in trainable)
     optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    plan = _steps_plan(len(train_data), cfg)
     total = len(plan)
     warmup = max(1, int(total * cfg.warmup_ratio))
 
@@ -448,9 +466,13 @@ def train_lora(cfg: LoraTrainConfig, train: list[Record], val: list[Record], out
     for step in range(start_step, total):
         epoch, indices = plan[step]
         chunk = [train_data[i] for i in indices]
-        rows = _rows(chunk, cfg)
+        rows = _rows(chunk, cfg) if fast is None else []
         target_tokens = sum(x.target_tokens for x in chunk)
         step_loss = 0.0
+        if fast is not None:
+            step_loss, step_tokens = fast.step(model, chunk, target_tokens)
+            run_tokens += step_tokens
+            history["tokens"] += step_tokens
         for r0 in range(0, len(rows), cfg.micro_rows):
             batch = collate_packed(chunk, rows[r0:r0 + cfg.micro_rows], pad_id=pad_id, dtype=dtype, device=device)
             loss = packed_loss_sum(model, batch) / max(1, target_tokens)
@@ -470,7 +492,7 @@ def train_lora(cfg: LoraTrainConfig, train: list[Record], val: list[Record], out
         saved = None
         at_checkpoint = done % cfg.checkpoint_every == 0 and done < total
         if (cfg.eval_every and done % cfg.eval_every == 0) or at_checkpoint or done == total:
-            val_loss = _val_loss(model, val_data, cfg, pad_id, device, dtype)
+            val_loss = _val_loss(model, val_data, cfg, pad_id, device, dtype, fast)
             if val_loss is not None:
                 history["val_losses"].append((done, round(val_loss, 6)))
         elapsed = time.monotonic() - run_started
