@@ -73,6 +73,11 @@ def plan_for(target: Target) -> Plan:
     if kind == "openai" and serving.get("credential") and serving.get("model"):
         return Plan(credential=str(serving["credential"]), model=str(serving["model"]))
     if kind == "hf_lora":
+        if not serving.get("adapter_path") and serving.get("base_model"):
+            # The base model as a version of its own (no adapter): served under its path, as the
+            # LoRA upstream names it (vLLM's --model, ftops' model server likewise).
+            return Plan(credential=settings.FTOPS_GATEWAY_LORA_UPSTREAM, model=str(serving["base_model"]))
+        # The adapter is loaded under the version's name (registry.serving, when it starts serving).
         return Plan(credential=settings.FTOPS_GATEWAY_LORA_UPSTREAM, model=target.name)
     if kind == "fewshot":
         base = serving.get("base") or {}
