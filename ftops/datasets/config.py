@@ -102,11 +102,17 @@ class DeploymentCriteria:
     critical_failing_share: float = field(default=0.5, metadata=_range(0, 1))
 
 
+# Accuracy targets (fractions) per category family, from the seeds; ftops.evaluation.selectors
+# maps each run category to one (a category's own name in the mapping wins).
+DEFAULT_TARGETS = {"simple": 0.95, "multiple": 0.90, "parallel": 0.85, "relevance": 0.80, "multi_turn": 0.70}
+
+
 @dataclass(frozen=True)
 class EvaluationConfig:
     test_split: float = field(default=0.2, metadata=_range(0, 1))
     metrics: list[str] = field(default_factory=lambda: ["accuracy", "latency"])
     deployment_criteria: DeploymentCriteria = field(default_factory=DeploymentCriteria)
+    targets: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TARGETS))
 
 
 @dataclass(frozen=True)
@@ -237,6 +243,10 @@ def _check_consistency(config: FtopsConfig) -> None:
         raise ConfigError("curation.splits.test_composition: give exactly seen_phrasing, new_phrasing, zero_shot_tool")
     if abs(sum(comp.values()) - 1.0) > 1e-6:
         raise ConfigError(f"curation.splits.test_composition: shares must sum to 1.0, not {sum(comp.values()):g}")
+    for name, target in config.evaluation.targets.items():
+        if not 0 <= target <= 1:
+            raise ConfigError(f"evaluation.targets.{name}: {target!r} is out of range; expected a value "
+                              "between 0 and 1")
     f = config.curation.filters
     if f.min_query_chars > f.max_query_chars:
         raise ConfigError("curation.filters: min_query_chars is larger than max_query_chars")

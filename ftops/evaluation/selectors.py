@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Count, Exists, OuterRef, QuerySet
 
 from ftops.common.errors import NotFound, ValidationFailed
+from ftops.datasets.config import ConfigError, load_config
 from ftops.evaluation.models import EvalFailure, EvalRun, EvalSuite, RunStatus
 
 GROUP_KEYS = {"category": "by_category", "service": "by_service", "tool": "by_tool", "dimension": "by_dimension"}
@@ -69,8 +71,58 @@ def group_rows(run: EvalRun, key: str) -> list[dict[str, Any]]:
     return [{"name": name, **values} for name, values in groups.items()]
 
 
-def chart_data(run: EvalRun) -> dict[str, Any]:
-    """Bar-chart series per grouping; the weakest groups first when there are too many."""
+def target_key(category: str, targets: Mapping[str, float]) -> str | None:
+    """The ``evaluation.targets`` entry a run category is judged by: its own name, else its family
+    (multi_turn: BFCL's multi-turn categories and our multi-step sequences; relevance: relevance
+    detection, irrelevance included; then parallel, multiple, simple). None: no target."""
+    if category in targets:
+        return category
+    name = category.lower()
+    if "multi_turn" in name or name == "multi_step":
+        family = "multi_turn"
+    elif "relevance" in name:
+        family = "relevance"
+    elif "parallel" in name:
+        family = "parallel"
+    elif "multiple" in name:
+        family = "multiple"
+    elif "simple" in name:
+        family = "simple"
+    else:
+        return None
+    return family if family in targets else None
+
+
+def configured_targets() -> dict[str, float]:
+    """``evaluation.targets`` (fractions); none when the configuration cannot be read (the pages
+    that show targets still render; the configuration's own checks report the error)."""
+    try:
+        return dict(load_config().evaluation.targets)
+    except ConfigError:
+        return {}
+
+
+def category_targets(run: EvalRun, targets: Mapping[str, float] | None = None) -> list[dict[str, Any]]:
+    """``[{"category", "target_key", "target", "exact", "n", "met"}]`` for the run's categories that
+    have a target; ``target`` and ``exact`` in percent, ``met`` when exact reaches the target."""
+    targets = configured_targets() if targets is None else targets
+    rows: list[dict[str, Any]] = []
+    for name, values in sorted(((run.metrics or {}).get("by_category") or {}).items()):
+        key = target_key(name, targets)
+        if key is None:
+            continue
+        target = round(100.0 * float(targets[key]), 1)
+        exact = values.get("exact") if isinstance(values, Mapping) else None
+        rows.append({"category": name, "target_key": key, "target": target, "exact": exact,
+                     "n": values.get("n") if isinstance(values, Mapping) else None,
+                     "met": exact is not None and float(exact) >= target})
+    return rows
+
+
+def chart_data(run: EvalRun, targets: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """Bar-chart series per grouping; the weakest groups first when there are too many. The
+    category chart carries a ``target`` series (percent, or null where no target applies)."""
+    targets = configured_targets() if targets is None else targets
     charts: dict[str, Any] = {}
     for key in GROUP_KEYS:
         rows = group_rows(run, key)
@@ -84,7 +136,18 @@ def chart_data(run: EvalRun) -> dict[str, Any]:
                 "args": [r["args"] for r in rows],
                 "n": [r["n"] for r in rows],
             }
+            if key == "category":
+                charts[key].update(target_series([r["name"] for r in rows], targets))
     return charts
+
+
+def target_series(categories: list[str], targets: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """``{"target": [percent or None per category]}`` for a category chart; empty without targets."""
+    targets = configured_targets() if targets is None else targets
+    keys = [target_key(name, targets) for name in categories]
+    if not any(k is not None for k in keys):
+        return {}
+    return {"target": [round(100.0 * float(targets[k]), 1) if k is not None else None for k in keys]}
 
 
 @dataclass

@@ -86,9 +86,11 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     tools = sorted(groups["tool"], key=lambda r: (r["exact"], -r["n"], r["name"]))
     tool_page = paginate(request, tools, TOOL_PAGE_SIZE, param="tool_page")
     groups["tool"] = list(tool_page.object_list)
+    targets = selectors.configured_targets()
     context = {
-        "nav_section": "evaluation", "run": run, "charts": selectors.chart_data(run), "groups": groups,
+        "nav_section": "evaluation", "run": run, "charts": selectors.chart_data(run, targets), "groups": groups,
         "error_counts": selectors.failure_counts(run), "tool_page": tool_page,
+        "targets": selectors.category_targets(run, targets),
     }
     if request.htmx:  # type: ignore[attr-defined]
         response = render(request, "evaluation/run_detail.html#progress", context)
@@ -150,6 +152,8 @@ def run_compare(request: HttpRequest) -> HttpResponse:
                       "other": [r.other_exact for r in rows][:selectors.CHART_LIMIT]}
                 for key, rows in comparison.groups.items() if key != "tool"
             }
+            if "category" in context["charts"]:
+                context["charts"]["category"].update(selectors.target_series(context["charts"]["category"]["labels"]))
     status = 422 if "error" in context else 200
     return render(request, "evaluation/compare.html", context, status=status)
 

@@ -76,7 +76,8 @@ def test_run_detail_has_charts_and_error_types(staff: Any, suite: EvalSuite, tmp
     assert "cdn" not in page.lower()
     charts = json.loads(page.split('<script id="eval-charts" type="application/json">')[1].split("</script>")[0])
     assert charts["category"] == {"labels": ["irrelevance", "simple_python"], "exact": [100.0, 50.0],
-                                  "tool": [100.0, 100.0], "args": [100.0, 100.0], "n": [1, 2]}
+                                  "tool": [100.0, 100.0], "args": [100.0, 100.0], "n": [1, 2],
+                                  "target": [80.0, 95.0]}
     assert "value_error:string" in page
     assert "66.7%" in page
 
