@@ -96,7 +96,8 @@ def test_a_schema_change_sends_the_example_migration_by_name(broker_mode: None,
     with django_capture_on_commit_callbacks(execute=False) as sent:
         report = catalog_import(source="v2", content=tools, fmt="openai-tools", service="shipping")
 
-    assert len(sent) == 1
+    # The migration, sent by name, and the owners' notification of the breaking change.
+    assert len(sent) == 2 and "examples_migrate_schema_task" in repr(sent[0])
     assert (report.examples_migrated, report.examples_flagged) == (0, 0)
     assert report.notes[-1] == "older examples of the changed tools are being moved to the new schemas by a worker"
     assert TrainingExample.objects.filter(status=ExampleStatus.FLAGGED).count() == 0
@@ -121,7 +122,7 @@ def test_a_url_jobs_migration_counts_land_on_the_job(broker_mode: None, make_key
     with django_capture_on_commit_callbacks(execute=False) as sent:
         report = catalog_import(source="v2", content=tools, fmt="openai-tools", service="shipping", job=job.pk)
     CatalogImportJob.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED, result=report.as_dict())
-    assert len(sent) == 1
+    assert len(sent) == 2 and "examples_migrate_schema_task" in repr(sent[0])  # and the owners' notification
 
     # The curation worker, later: its task (sent by name) carries the job's id.
     examples_migrate_schema_task.apply(kwargs={
