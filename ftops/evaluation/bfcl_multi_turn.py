@@ -224,3 +224,52 @@ def ground_truth_result(ground_truth: Sequence[Sequence[str]]) -> list[list[list
             step.append({call.name: dict(call.kwargs)} if not call.args else text)
         turns.append([step] if step else [])
     return turns
+
+
+# --------------------------------------------------------------------------- driving a model
+
+# A model turn: (messages so far, OpenAI tools) -> the calls it makes, ``[{"name", "arguments"}]``
+# (none: it answers in text and the turn ends).
+Respond = Callable[[list[dict[str, Any]], list[dict[str, Any]]], list[dict[str, Any]]]
+MAX_STEPS_PER_TURN = 20  # BFCL's own limit before it force-terminates an entry
+
+
+def run_multi_turn(
+    turns: Sequence[Sequence[Mapping[str, Any]]],
+    tools: list[dict[str, Any]],
+    involved_classes: Sequence[str],
+    initial_config: Mapping[str, Any],
+    respond: Respond,
+    *,
+    max_steps: int = MAX_STEPS_PER_TURN,
+) -> list[list[list[dict[str, Any]]]]:
+    """Drive a model through an entry turn by turn: each step's calls run on the back-ends and
+    their results go back as tool messages, until the model answers without a call. Returns the
+    result ``check_multi_turn`` scores; a turn that hits ``max_steps`` ends the entry there (BFCL's
+    force-termination: the result then has fewer turns than the ground truth)."""
+    backends = Backends(involved_classes, initial_config)
+    messages: list[dict[str, Any]] = []
+    result: list[list[list[dict[str, Any]]]] = []
+    for turn in turns:
+        messages.extend(dict(m) for m in turn)
+        steps: list[list[dict[str, Any]]] = []
+        for _ in range(max_steps):
+            calls = respond(list(messages), tools)
+            if not calls:
+                break
+            step = [{str(c.get("name", "")): dict(c.get("arguments") or {})} for c in calls]
+            steps.append(step)
+            ids = [f"call_{len(result)}_{len(steps)}_{i}" for i in range(len(calls))]
+            messages.append({"role": "assistant", "content": None, "tool_calls": [
+                {"id": call_id, "type": "function",
+                 "function": {"name": name, "arguments": json.dumps(args)}}
+                for call_id, item in zip(ids, step, strict=True) for name, args in item.items()]})
+            for call_id, item in zip(ids, step, strict=True):
+                for name, args in item.items():
+                    output = backends.execute(Call(name, (), tuple(args.items())))
+                    messages.append({"role": "tool", "tool_call_id": call_id, "content": output})
+        else:
+            result.append(steps)
+            return result  # force-terminated
+        result.append(steps)
+    return result

@@ -191,3 +191,34 @@ def test_ftops_runs_without_bfcl_eval_and_says_how_to_install_it(monkeypatch: py
         check_multi_turn([[]], [["ls()"]], entries[0].involved_classes, {})
     assert main(["score", "--category", "multi_turn_base", "--results", str(results),
                  "--data-dir", str(BFCL_DIR)], io.StringIO()) == 2
+
+
+def test_a_model_is_driven_turn_by_turn_against_the_back_ends() -> None:
+    from ftops.evaluation.bfcl import openai_tool
+    from ftops.evaluation.bfcl_multi_turn import run_multi_turn
+
+    entry = load_category(BFCL_DIR, "multi_turn_base")[1]  # ls, mv, grep, tail in a file system
+    truth = entry.ground_truth or []
+    seen: list[list[dict[str, Any]]] = []
+
+    def respond(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # A model that knows the answer: the turn's calls, then a text reply once it saw the results.
+        seen.append(messages)
+        turn = sum(1 for m in messages if m["role"] == "user") - 1
+        if messages[-1]["role"] == "tool":
+            return []
+        return [{"name": c.name, "arguments": dict(c.kwargs)} for c in map(parse_call, truth[turn])]
+
+    tools = [openai_tool(f) for f in entry.functions]
+    result = run_multi_turn(entry.turns, tools, entry.involved_classes, entry.initial_config or {}, respond)
+    assert len(result) == len(truth)
+    assert check_multi_turn(result, truth, entry.involved_classes, entry.initial_config or {}).valid
+    # The model saw the back-end's answers: ls(a=True) lists the workspace.
+    first_tool_reply = next(m for m in seen[1] if m["role"] == "tool")
+    assert "workspace" in first_tool_reply["content"]
+    # A model that never stops calling is cut off after the step limit (BFCL's force-termination).
+    looping = run_multi_turn(entry.turns, tools, entry.involved_classes, entry.initial_config or {},
+                             lambda messages, tools: [{"name": "pwd", "arguments": {}}], max_steps=3)
+    assert len(looping) == 1 and len(looping[0]) == 3
+    verdict = check_multi_turn(looping, truth, entry.involved_classes, entry.initial_config or {})
+    assert verdict.error_type == "multi_turn:force_terminated"
