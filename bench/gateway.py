@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -225,12 +226,17 @@ def main() -> None:
             asyncio.run(run_side(*side, args.warmup, args.concurrency, 0))
         sent_through += args.warmup
         best: dict[str, tuple[float, list[float], int]] = {}
-        cpu = {"direct": 0.0, "gateway": 0.0}
+        # CPU seconds per side of: the gateway, the upstream, this client; and the wall time.
+        cpu = {name: {"gateway": 0.0, "upstream": 0.0, "client": 0.0, "wall": 0.0} for name in ("direct", "gateway")}
         for round_no in range(args.rounds):
             for name, side in (("direct", direct), ("gateway", through)):
-                before = cpu_seconds(gateway.pid)
+                before = (cpu_seconds(gateway.pid), cpu_seconds(upstream.pid), time.process_time())
                 result = asyncio.run(run_side(*side, args.n, args.concurrency, (round_no + 1) * args.n))
-                cpu[name] += cpu_seconds(gateway.pid) - before
+                used = cpu[name]
+                used["gateway"] += cpu_seconds(gateway.pid) - before[0]
+                used["upstream"] += cpu_seconds(upstream.pid) - before[1]
+                used["client"] += time.process_time() - before[2]
+                used["wall"] += result[0]
                 if name == "gateway":
                     sent_through += args.n
                 if name not in best or pct(result[1], 0.5) < pct(best[name][1], 0.5):
@@ -246,9 +252,19 @@ def main() -> None:
               f"(concurrency {args.concurrency}, {args.n} requests per side, best of {args.rounds})")
         # The gateway's own CPU per request (event loop and call writer, both included): what it
         # costs on an idle machine too; on a saturated one latency grows with it.
-        per_request = cpu["gateway"] / (args.n * args.rounds) * 1000
+        sent = args.n * args.rounds
+        per_request = cpu["gateway"]["gateway"] / sent * 1000
         print(f"gateway CPU: {per_request:.2f} ms per request; load average {os.getloadavg()[0]:.1f} "
               f"on {os.cpu_count()} CPUs")
+        # Who is busy: CPU per request of each process, and the share of one core it used. The
+        # upstream must stay far from a full core, or the bench measures the upstream.
+        for name in ("direct", "gateway"):
+            used = cpu[name]
+            print(f"CPU per request ({name:7s}): " + "   ".join(
+                f"{who} {used[who] / sent * 1000:.2f} ms ({used[who] / used['wall']:.0%} of a core)"
+                for who in ("client", "gateway", "upstream")))
+        if cpu["direct"]["upstream"] / cpu["direct"]["wall"] > 0.8:
+            print("warning: the upstream used over 80% of a core; it may be what limits both sides")
 
         from ftops.interactions.models import Interaction
 
@@ -262,7 +278,10 @@ def main() -> None:
     finally:
         for process in (gateway, upstream):
             if process is not None:
-                process.terminate()
+                if process is gateway and args.profile:
+                    process.send_signal(signal.SIGINT)  # uvicorn re-raises it; cProfile then writes its stats
+                else:
+                    process.terminate()
                 process.wait(30)
         if not args.sqlite and not args.keep:
             from django.db import connections

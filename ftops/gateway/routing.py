@@ -136,6 +136,7 @@ class TTLCache(Generic[V]):
         pending = self._loading.get(key)
         if cached is not None and cached[1] is not None and self.ttl_s > 0 and now - cached[0] < self.ttl_s:
             if pending is None:
+                self._loading[key] = asyncio.get_running_loop().create_future()  # taken before the task runs
                 task = asyncio.get_running_loop().create_task(self._load(key, load, cached, now))
                 self._refreshing.add(task)
                 task.add_done_callback(self._refreshed)
@@ -150,8 +151,9 @@ class TTLCache(Generic[V]):
             task.exception()  # a failed refresh is logged in _load and the stale value kept
 
     async def _load(self, key: Any, load: Callable[[], V], cached: tuple[float, V] | None, now: float) -> V:
-        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
-        self._loading[key] = future
+        future = self._loading.get(key)
+        if future is None:
+            future = self._loading[key] = asyncio.get_running_loop().create_future()
         try:
             value = await self.threads.run(load)
         except Exception as exc:

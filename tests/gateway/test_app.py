@@ -11,6 +11,8 @@ import openai
 import pytest
 from django.utils import timezone
 
+from ftops.common.actors import Actor
+from ftops.common.credentials import upstream_credential_set
 from ftops.gateway.models import Arm
 from ftops.gateway.routing import canary_bucket
 from ftops.gateway.selectors import arm_outcomes
@@ -225,6 +227,20 @@ def test_canary_split_is_sticky_and_a_failing_canary_falls_back(gateway_factory:
     assert prod.calls == 4
     fell_back = Interaction.objects.get(external_id=raw.parse().id)
     assert fell_back.metadata["fallback_from"] == "acme-gpt-v1.1.0"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_upstream_outside_the_outbound_allow_list_is_refused(gateway_factory: Any, stream: bool) -> None:
+    # 127.0.0.2 is loopback but not in the allow list (127.0.0.1/32): the guard refuses it on
+    # both paths (the lean pool for answers, httpx for streams), before a connection is opened.
+    deploy(make_version("acme-gpt-v1.0.0", credential="internal"))
+    gw = gateway_factory()
+    upstream_credential_set(name="internal", base_url="http://127.0.0.2:9/v1", value="sk-x",
+                            by=Actor.system("test"))
+    with pytest.raises(openai.APIStatusError) as caught:
+        list(gw.client().chat.completions.create(model="ftops/payments", messages=USER, stream=stream) or [])
+    assert caught.value.status_code == 502
+    assert "may not be contacted" in caught.value.body["message"]  # type: ignore[index]
 
 
 def test_fewshot_prompt_goes_first_and_version_by_name(gateway_factory: Any) -> None:
