@@ -9,6 +9,7 @@ wrong, for the item page's prefill and the queue's bulk "accept the suggested fi
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -19,6 +20,7 @@ from typing import Any
 from review.schema_form import as_dict, schema_type, validate_arguments
 
 OK, UNKNOWN, INVALID, MISMATCH, MISSING = "ok", "unknown", "invalid", "mismatch", "missing"
+RENAMED = "renamed"  # sent under a near name of a parameter it left out (``order`` for ``order_id``)
 
 
 @dataclass
@@ -101,10 +103,49 @@ def diagnose_calls(
     return Diagnosis(calls=checks, problems=problems)
 
 
+def _near(sent: str, name: str) -> bool:
+    """Whether ``sent`` reads as a slip for ``name``: the same words in another spelling
+    (``orderId``, ``order-id``), one a word-boundary prefix or suffix of the other (``order`` for
+    ``order_id``, ``id`` is too short to count), or a close spelling."""
+    def norm(text: str) -> str:
+        return re.sub(r"[^a-z0-9]", "", re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", text).lower())
+
+    a, b = norm(sent), norm(name)
+    if not a or not b:
+        return False
+    if a == b:
+        return True
+    short, long = sorted((a, b), key=len)
+    if len(short) >= 4 and (long.startswith(short) or long.endswith(short)):
+        return True
+    return len(short) >= 5 and difflib.SequenceMatcher(None, a, b).ratio() >= 0.85
+
+
+def infer_renames(arguments: Mapping[str, Any], schema: Mapping[str, Any] | None) -> dict[str, str]:
+    """{sent name: parameter name} for arguments sent under a near name of a parameter the call
+    left out, where the value is valid for that parameter and the pairing is unambiguous."""
+    properties = (schema or {}).get("properties") or {}
+    if not properties:
+        return {}
+    unknown = [k for k in arguments if k not in properties]
+    left_out = [p for p in properties if p not in arguments]
+    out: dict[str, str] = {}
+    for sent in unknown:
+        candidates = [p for p in left_out if _near(sent, p)
+                      and not validate_arguments({"type": "object", "properties": {p: properties[p]}},
+                                                 {p: arguments[sent]})]
+        if len(candidates) == 1:
+            out[sent] = candidates[0]
+    # A parameter claimed by two sent names is a human's call.
+    targets = list(out.values())
+    return {k: v for k, v in out.items() if targets.count(v) == 1}
+
+
 def _check_arguments(
     arguments: Mapping[str, Any], schema: Mapping[str, Any] | None, expected: Mapping[str, Any] | None
 ) -> list[ArgumentCheck]:
     properties = (schema or {}).get("properties") or {}
+    renamed = infer_renames(arguments, schema)
     errors: dict[str, str] = {}
     if schema is not None:
         for path, message in validate_arguments(schema, arguments):
@@ -114,6 +155,14 @@ def _check_arguments(
     out: list[ArgumentCheck] = []
     for name, value in arguments.items():
         check = ArgumentCheck(name=name, value=_dump(value), status=OK)
+        if name in renamed:
+            check.status = RENAMED
+            check.message = f"the parameter is called '{renamed[name]}' (sent as '{name}'): one rename fixes it"
+            target = renamed[name]
+            if target in expected_args:
+                check.expected = _dump(_acceptable(expected_args[target], properties.get(target) or {})[0])
+            out.append(check)
+            continue
         if schema is not None and name not in properties:
             check.status, check.message = UNKNOWN, "not a parameter of this tool"
         elif name in errors:
@@ -127,13 +176,13 @@ def _check_arguments(
             check.status, check.message = MISMATCH, "not in the expected call"
         out.append(check)
     for name in (schema or {}).get("required") or []:
-        if name not in arguments:
+        if name not in arguments and name not in renamed.values():
             exp = expected_args.get(name, None)
             out.append(ArgumentCheck(name=name, value="", status=MISSING, message="required but missing",
                                      expected=_dump(_acceptable(exp, properties.get(name) or {})[0])
                                      if name in expected_args else ""))
     for name, exp in expected_args.items():
-        if name not in arguments and all(a.name != name for a in out):
+        if name not in arguments and name not in renamed.values() and all(a.name != name for a in out):
             acceptable = _acceptable(exp, properties.get(name) or {})
             if acceptable != [""]:
                 out.append(ArgumentCheck(name=name, value="", status=MISSING, message="expected but missing",
@@ -278,14 +327,17 @@ def suggest_fix(
         if schema is None:
             return None
         properties = schema.get("properties") or {}
-        tool_renames = (renames or {}).get(name) or {}
+        # Renames the catalog recorded first; then a near name of a left-out parameter.
+        recorded = (renames or {}).get(name) or {}
+        tool_renames = {**infer_renames(as_dict(call.get("arguments")), schema), **recorded}
         arguments: dict[str, Any] = {}
         for key, value in as_dict(call.get("arguments")).items():
             new_key = tool_renames.get(key, key) if key not in properties else key
             if new_key != key:
                 if new_key in arguments or new_key in as_dict(call.get("arguments")):
                     return None  # both names sent: which value is meant is a human's call
-                changes.append(f"{name}: '{key}' is now called '{new_key}'")
+                changes.append(f"{name}: '{key}' is now called '{new_key}'" if key in recorded
+                               else f"{name}: rename '{key}' to '{new_key}' (the parameter's name)")
                 mistakes.append("wrong_parameter_name")
             if _wants_cents(new_key, properties.get(new_key) or {}):
                 cents = _dollars_to_cents(value)
@@ -294,8 +346,8 @@ def suggest_fix(
                     mistakes.append("dollars_for_cents")
                     value = cents
             arguments[new_key] = value
-        if validate_arguments(schema, arguments):
-            return None
+        if validate_arguments(schema, arguments) or any(k not in properties for k in arguments):
+            return None  # still invalid, or a parameter the tool does not have: not mechanical
         fixed.append({"name": name, "arguments": arguments})
     if not changes:
         return None

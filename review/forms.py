@@ -21,6 +21,7 @@ from review.schema_form import (
     DictData,
     Field,
     FormData,
+    as_dict,
     attach_errors,
     build_fields,
     find_field,
@@ -95,6 +96,32 @@ class ToolInfo:
     offered: bool = True
 
 
+def _properties(tools: list[ToolInfo]) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for tool in tools:
+        for name, prop in (as_dict(tool.schema.get("properties")) if isinstance(tool.schema, dict) else {}).items():
+            out.append((str(name), prop if isinstance(prop, dict) else {}))
+    return out
+
+
+def mistake_applies(slug: str, tools: list[ToolInfo], service_tools: int) -> bool:
+    """Whether a common mistake can happen with ``tools`` (an inventory tool has no amount in cents)."""
+    props = _properties(tools)
+    if slug == "dollars_for_cents":
+        return any("cent" in name.lower() or "cent" in str(p.get("description") or "").lower() for name, p in props)
+    if slug == "user_word_not_enum":
+        return any("enum" in p for _name, p in props)
+    if slug == "name_not_id":
+        return any(re.search(r"(_id|email)$", name) for name, _p in props)
+    if slug in ("wrong_tool", "missing_step"):
+        return service_tools > 1
+    if slug in ("missing_required", "should_ask"):
+        return any(isinstance(t.schema, dict) and t.schema.get("required") for t in tools)
+    if slug in ("wrong_parameter_name", "wrong_type"):
+        return bool(props)
+    return True
+
+
 @dataclass
 class CallForm:
     index: int
@@ -129,7 +156,14 @@ class CorrectionForm:
     submitted: bool = False  # the summary banner only shows after a submit attempt
 
     behavior_choices = [(b, BEHAVIOR_LABELS[b]) for b in BEHAVIORS]
-    mistake_choices = MISTAKE_TAGS
+
+    @property
+    def mistake_choices(self) -> list[tuple[str, str]]:
+        """The common mistakes that can happen with this service's tools: those of the tools in
+        the form's calls (all the service's tools before one is picked); ticked ones always stay."""
+        chosen = [self.tools[c.tool] for c in self.calls if c.tool in self.tools] or list(self.tools.values())
+        return [(slug, text) for slug, text in MISTAKE_TAGS
+                if slug in self.mistakes or mistake_applies(slug, chosen, len(self.tools))]
 
     # --- construction ------------------------------------------------------------------
 
@@ -287,6 +321,27 @@ class CorrectionForm:
         texts = [MISTAKE_TEXT[slug] for slug in self.mistakes]
         extra = [t.strip() for t in re.split(r"[\n;]+", self.mistakes_other) if t.strip()]
         return texts + [t for t in extra if t not in texts]
+
+    @property
+    def error_links(self) -> list[tuple[str, str, str]]:
+        """(element id, label, message) for each field with an error, in form order: the error
+        summary links to each one, and the first gets the focus."""
+        out: list[tuple[str, str, str]] = []
+        if self.errors.get("behavior"):
+            out.append(("behavior-legend", "Behaviour", self.errors["behavior"]))
+        for call in self.calls:
+            if call.error:
+                out.append((f"calls-{call.index}-tool", f"Call {call.index + 1}: tool", call.error))
+            for top in call.fields:
+                for f in top.walk():
+                    if f.error:
+                        out.append((f.html_id, f"Call {call.index + 1}: {f.label}", f.error))
+        for key, element, label in (("required_fields", "required-fields-legend", "Missing fields"),
+                                    ("question", "f-question", "Question"), ("reason", "f-reason", "Reason"),
+                                    ("tool", "calls-0-tool", "Tool")):
+            if self.errors.get(key):
+                out.append((element, label, self.errors[key]))
+        return out
 
     @property
     def error_count(self) -> int:

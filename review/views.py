@@ -192,6 +192,9 @@ def _item_context(request: HttpRequest, item: ReviewItem, actor: Actor, form: Co
         "filter_query": _filter_query(filters),
         "kind_labels": dict(FailureKind.choices),
         "examples_url": optional_url("datasets:examples"),
+        "demo_expectation": _demo_expectation(view),
+        "starts_from_suggestion": bool(form is not None and view.suggested is not None
+                                       and request.GET.get("prefill", "") in ("", "suggested")),
         **extra,
     }
 
@@ -200,18 +203,59 @@ def _is_admin(request: HttpRequest) -> bool:
     return Role.ADMIN in request_roles(request)
 
 
+# Failure kinds that name a mistake of the correction form's list (pre-ticked when detected).
+KIND_MISTAKES = {"unknown_tool": "wrong_tool", "missing_required": "missing_required", "type_error": "wrong_type",
+                 "unknown_parameter": "wrong_parameter_name"}
+STATUS_MISTAKES = {"renamed": "wrong_parameter_name", "missing": "missing_required"}
+
+
+def detected_mistakes(view: selectors.ItemView) -> list[str]:
+    """The form's mistake tags that the diagnosis or the failure kind already shows."""
+    found = set()
+    if view.item.failure_kind in KIND_MISTAKES:
+        found.add(KIND_MISTAKES[view.item.failure_kind])
+    for call in view.diagnosis.calls:
+        if not call.known_tool:
+            found.add("wrong_tool")
+        for arg in call.arguments:
+            if arg.status in STATUS_MISTAKES:
+                found.add(STATUS_MISTAKES[arg.status])
+            elif arg.status == "invalid" and arg.message.startswith("must be one of"):
+                found.add("user_word_not_enum")
+    behavior = view.expected_behavior if _demo_expectation(view) else ""
+    if view.model_calls and behavior in ("clarify", "ask_for_details"):
+        found.add("should_ask")
+    elif view.model_calls and behavior == "abstain":
+        found.add("should_abstain")
+    if view.suggested is not None:
+        found.update(view.suggested.mistakes)
+        if "wrong_type" in found and "dollars_for_cents" in found:
+            found.discard("wrong_type")  # the dollars were the wrong type; one mistake, named precisely
+    return sorted(found)
+
+
+def _demo_expectation(view: selectors.ItemView) -> bool:
+    """The simulated expected answer is sample-data scaffolding: shown for the demo enterprise only."""
+    return bool(view.expected_calls or view.expected_behavior) and str(view.item.service.source).startswith("sample:")
+
+
 def _initial_form(request: HttpRequest, view: selectors.ItemView) -> CorrectionForm:
-    if request.GET.get("prefill") == "suggested" and view.suggested is not None:
+    """The form's starting point: the confident suggested fix when there is one (unless the
+    reviewer asked for the model's answer), else the model's calls; detected mistakes ticked."""
+    prefill = request.GET.get("prefill", "")
+    mistakes = detected_mistakes(view)
+    if view.suggested is not None and prefill in ("", "suggested"):
         return CorrectionForm.initial(tools=view.tools, calls=view.suggested.calls, version=view.item.version,
-                                      mistakes=view.suggested.mistakes, explanation=view.suggested.explanation)
-    use_expected = request.GET.get("prefill") == "expected" and bool(view.expected_calls or view.expected_behavior)
+                                      mistakes=mistakes, explanation=view.suggested.explanation)
+    use_expected = prefill == "expected" and _demo_expectation(view)
     calls = view.model_calls
     behavior = "call"
     if use_expected:
         behavior = view.expected_behavior or "call"
         calls = view.expected_calls or (
             [{"name": view.expected_tool, "arguments": {}}] if view.expected_tool else view.model_calls)
-    return CorrectionForm.initial(tools=view.tools, calls=calls, behavior=behavior, version=view.item.version)
+    return CorrectionForm.initial(tools=view.tools, calls=calls, behavior=behavior, version=view.item.version,
+                                  mistakes=mistakes)
 
 
 @require_GET

@@ -69,6 +69,11 @@
         break;
       }
       case "e": event.preventDefault(); edit(); break;
+      case "a": {
+        var accept = document.getElementById("accept-suggested");
+        if (accept && !accept.disabled) { event.preventDefault(); accept.click(); }
+        break;
+      }
       case "s": {
         var skip = document.getElementById("skip-form");
         if (skip) { event.preventDefault(); skip.requestSubmit(); }
@@ -81,7 +86,33 @@
   document.addEventListener("click", function (event) {
     var toggle = event.target.closest && event.target.closest("[data-help-toggle]");
     if (toggle) toggleHelp();
+    // "Accept the suggested fix" submits the correction form as it stands (it starts from the fix)
+    // through the form's own submit button, so htmx posts it like any submit.
+    var accept = event.target.closest && event.target.closest("#accept-suggested");
+    if (accept) { event.preventDefault(); submitCorrection(); }
+    var link = event.target.closest && event.target.closest("[data-focus-field]");
+    if (link) { event.preventDefault(); focusField(link.getAttribute("data-focus-field")); }
   });
+
+  // Error summary: each entry links to its field; the first field gets the focus when it appears.
+  function focusField(id) {
+    var el = document.getElementById(id);
+    if (!el) return false;
+    el.scrollIntoView({block: "center"});
+    el.focus();
+    return true;
+  }
+  function focusFirstError() {
+    var summary = document.getElementById("error-summary");
+    // Once per summary: a new one comes with each refused submit; a field checked as it is left
+    // swaps only that field and keeps the focus where the reviewer is.
+    if (!summary || summary.dataset.focused) return;
+    summary.dataset.focused = "1";
+    var first = summary.querySelector("[data-focus-field]");
+    if (!first || !focusField(first.getAttribute("data-focus-field"))) summary.focus();
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", focusFirstError); else focusFirstError();
+  document.addEventListener("htmx:afterSettle", focusFirstError);
 
   // Queue: bulk "Reject" asks first, with the count; the server sees the confirmed count and
   // skips its own confirmation page (which is what a browser without JavaScript gets).

@@ -101,8 +101,13 @@ def test_reviewer_corrects_a_cents_failure_end_to_end(browser: Any, live_server:
     assert "4999" in invalid.inner_text()
     shot(alice, "02-item-before-claim")
 
-    # 3. "e" claims the item; the form generated from refund_payment's schema appears.
+    # 3. "e" claims the item; the form generated from refund_payment's schema appears. It starts
+    # from the confident suggested fix; she chooses to start from the model's answer instead.
     alice.keyboard.press("e")
+    alice.wait_for_selector("#correction-form")
+    assert alice.get_by_label("amount_cents").input_value() == "4999"
+    alice.get_by_role("link", name="Start from the model's answer instead").click()
+    alice.wait_for_url(f"{base}/review/{cents.pk}/?prefill=model")
     alice.wait_for_selector("#correction-form")
     amount = alice.get_by_label("amount_cents")
     assert amount.input_value() == "49.99"
@@ -198,7 +203,7 @@ def test_dashboard_draws_its_charts_with_the_vendored_library(browser: Any, live
     page.wait_for_selector("canvas[data-chart='chart-rate'][data-drawn='1']")
     assert page.locator("canvas[data-drawn='1']").count() == 3
     assert all(url.startswith(live_server.url) for url in requests)  # nothing from a CDN
-    assert page.locator("table").first.inner_text().count("payments") == 1
+    assert page.locator("table").filter(has_text="Failure rate").first.inner_text().count("payments") == 1
     shot(page, "11-dashboard")
 
 

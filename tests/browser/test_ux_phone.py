@@ -97,7 +97,7 @@ def test_the_top_menu_collapses_on_a_phone_and_opens_from_the_keyboard(browser: 
     toggle.focus()
     page.keyboard.press("Enter")
     assert nav.is_visible() and toggle.get_attribute("aria-expanded") == "true"
-    assert page.get_by_role("link", name="Review").is_visible()
+    assert nav.get_by_role("link", name="Review").is_visible()
     shot(page, "phone-menu-open")
     page.keyboard.press("Escape")
     assert not nav.is_visible() and toggle.get_attribute("aria-expanded") == "false"

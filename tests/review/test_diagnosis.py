@@ -32,11 +32,30 @@ def test_unknown_tool_unknown_parameter_missing_required_and_bad_enum() -> None:
     unknown, order = d.calls
     assert unknown.known_tool is False
     assert unknown.problems == ["'refund' is not one of the tools offered"]
+    # ``orderId`` for ``order_id`` is one rename, not an unknown row and a missing row.
     assert statuses(order) == {
-        "orderId": ("unknown", "not a parameter of this tool", ""),
+        "orderId": ("renamed", "the parameter is called 'order_id' (sent as 'orderId'): one rename fixes it", ""),
         "fulfillment_state": ("invalid", "must be one of: awaiting_shipment, shipped, delivered", ""),
+    }
+    far = diagnose_calls([{"name": "get_order", "arguments": {"reference": "o1"}}], SCHEMAS)
+    assert statuses(far.calls[0]) == {
+        "reference": ("unknown", "not a parameter of this tool", ""),
         "order_id": ("missing", "required but missing", ""),
     }
+
+
+def test_a_renamed_parameter_gets_a_suggested_fix_without_a_recorded_rename() -> None:
+    calls = [{"name": "get_order", "arguments": {"order": "o1"}}]
+    fix = suggest_fix(calls, SCHEMAS)
+    assert fix is not None
+    assert fix.calls == [{"name": "get_order", "arguments": {"order_id": "o1"}}]
+    assert fix.changes == ["get_order: rename 'order' to 'order_id' (the parameter's name)"]
+    assert fix.mistakes == ["wrong_parameter_name"]
+    # Not confident: the value is not valid for the near parameter, or two names claim it.
+    assert suggest_fix([{"name": "get_order", "arguments": {"order": 7}}], SCHEMAS) is None
+    assert suggest_fix([{"name": "get_order", "arguments": {"order": "o1", "orderId": "o2"}}], SCHEMAS) is None
+    # A short word is not taken for a prefix of a longer name.
+    assert suggest_fix([{"name": "get_order", "arguments": {"id": "o1"}}], SCHEMAS) is None
 
 
 def test_wrong_tool_and_missing_calls_against_the_expected_ones() -> None:

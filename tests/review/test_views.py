@@ -144,7 +144,8 @@ def test_item_page_highlights_what_is_wrong_and_offers_a_claim(alice_client: Cli
 
 def test_claimed_item_shows_the_form_generated_from_the_schema(alice_client: Client, item, alice) -> None:
     claimed(item, alice)
-    body = alice_client.get(reverse("review:item", args=[item.pk])).content.decode()
+    # From the model's answer (without ?prefill the form starts from the suggested fix).
+    body = alice_client.get(reverse("review:item", args=[item.pk]), {"prefill": "model"}).content.decode()
     assert '"code": "409", "swap": true' in body  # htmx swaps refused submits in
     assert '<label for="f-calls-0-arg-amount_cents"><code>amount_cents</code> <span class="type">integer</span> ' \
            '<span class="req">required</span></label>' in body
@@ -418,7 +419,14 @@ def test_prefill_from_the_expected_answer(alice_client: Client, payments, alice)
     it.interaction.metadata["simulated"]["tool"] = "refund_payment"
     it.interaction.save(update_fields=["metadata"])
     claimed(it, alice)
+    # Real traffic: the simulated answer is never shown nor used, even if a client sent one.
+    real = alice_client.get(reverse("review:item", args=[it.pk]), {"prefill": "expected"}).content.decode()
+    assert "Expected (from the simulation)" not in real
+    assert '<input type="radio" name="behavior" value="call" checked>' in real
+    payments.source = "sample:acme:seed=7"  # the demo enterprise
+    payments.save(update_fields=["source"])
     body = alice_client.get(reverse("review:item", args=[it.pk]), {"prefill": "expected"}).content.decode()
+    assert 'Expected (from the simulation) <span class="badge warn">sample data only</span>' in body
     assert '<input type="radio" name="behavior" value="ask_for_details" checked>' in body
     assert '<option value="refund_payment" selected>' in body
     assert 'name="required_fields" value="payment_id"' in body
