@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
@@ -63,15 +63,31 @@ class RunCreateInSerializer(serializers.Serializer):
         return attrs
 
 
+class TargetOutSerializer(serializers.Serializer):
+    """A category's accuracy target (``evaluation.targets``, in percent) and whether the run met it."""
+
+    category = serializers.CharField()
+    target_key = serializers.CharField()
+    target = serializers.FloatField()
+    exact = serializers.FloatField(allow_null=True)
+    n = serializers.IntegerField(allow_null=True)
+    met = serializers.BooleanField()
+
+
 class RunOutSerializer(serializers.ModelSerializer):
     suite = SuiteOutSerializer()
     progress_percent = serializers.IntegerField()
+    targets = serializers.SerializerMethodField()
 
     class Meta:
         model = EvalRun
         fields = ["id", "name", "suite", "model_version_id", "model_label", "adapter_config", "case_limit",
                   "category_filter", "status", "progress_done", "progress_total", "progress_percent", "exact",
-                  "metrics", "error", "created_by", "created_at", "started_at", "finished_at"]
+                  "metrics", "targets", "error", "created_by", "created_at", "started_at", "finished_at"]
+
+    @extend_schema_field(TargetOutSerializer(many=True))
+    def get_targets(self, run: EvalRun) -> list[dict[str, Any]]:
+        return selectors.category_targets(run)
 
 
 class RunListFilterSerializer(serializers.Serializer):

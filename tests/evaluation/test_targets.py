@@ -111,3 +111,15 @@ def test_compare_chart_carries_the_targets(staff: Any, suite: EvalSuite, tmp_pat
     charts = json.loads(page.split('<script id="compare-charts" type="application/json">')[1].split("</script>")[0])
     assert charts["category"]["labels"] == ["irrelevance", "simple_python"]
     assert charts["category"]["target"] == [80.0, 95.0]
+
+
+def test_the_run_api_lists_the_targets(make_key: Any, suite: EvalSuite, tmp_path: Path) -> None:
+    run = finished_run(suite, tmp_path, "inches")
+    client, _ = make_key("reviewer")
+    body = client.get(f"/api/v1/evaluation/runs/{run.pk}").json()
+    assert body["targets"] == [
+        {"category": "irrelevance", "target_key": "relevance", "target": 80.0, "exact": 100.0, "n": 1, "met": True},
+        {"category": "simple_python", "target_key": "simple", "target": 95.0, "exact": 50.0, "n": 2, "met": False},
+    ]
+    schema = client.get("/api/v1/schema", HTTP_ACCEPT="application/json").json()
+    assert "TargetOut" in schema["components"]["schemas"]
