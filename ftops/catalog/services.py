@@ -80,6 +80,7 @@ class ImportReport:
     job: int | None = None  # the CatalogImportJob that holds this import, when there is one
     pending: bool = False  # a worker writes the examples; the job's result will have the counts
     changed_tools: list[int] = field(default_factory=list)  # tools given a non-initial version (not reported)
+    migration_pending: bool = False  # a worker moves the older examples later (not reported)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, job: int | None = None) -> ImportReport:
@@ -271,7 +272,8 @@ def catalog_import_documents_parse(*, job: CatalogImportJob) -> Parsed:
 
 
 def catalog_import_audit(*, report: ImportReport, by: Actor, source: str, job: int | None = None) -> None:
-    """The ``catalog.imported`` row; call it inside the import's transaction."""
+    """The ``catalog.imported`` row, and the owners told of breaking schema changes; call it
+    inside the import's transaction, once the older examples were migrated (or handed to a worker)."""
     audit_record(
         action=AuditAction.CATALOG_IMPORTED, by=by, object_type="catalog_import", object_id=_source_label(source),
         detail={"format": report.fmt, "services_created": len(report.services_created),
@@ -279,6 +281,7 @@ def catalog_import_audit(*, report: ImportReport, by: Actor, source: str, job: i
                 "examples_created": report.examples_created, "changed": report.changed,
                 **({"job": job} if job is not None else {})},
     )
+    catalog_schema_breaks_notify(report=report, pending=report.migration_pending)
 
 
 def _has_examples(parsed: Parsed) -> bool:
@@ -317,11 +320,10 @@ def _examples_migrate(report: ImportReport, *, by: Actor, job: int | None) -> No
     if counts is None:
         report.notes.append("older examples of the changed tools are being moved to the new schemas by a worker"
                             + (f"; import job {job} will show how many" if job is not None else ""))
-        catalog_schema_breaks_notify(report=report, pending=True)
+        report.migration_pending = True
         return
     report.examples_migrated += int(counts.get("migrated", 0))
     report.examples_flagged += int(counts.get("flagged", 0))
-    catalog_schema_breaks_notify(report=report, pending=False)
 
 
 def catalog_schema_breaks_notify(*, report: ImportReport, pending: bool = False) -> list[str]:
@@ -380,8 +382,8 @@ def catalog_import(*, source: str, fmt: str | None = None, by: Actor | None = No
         if not _has_examples(parsed):
             with transaction.atomic():
                 report = catalog_import_parsed(parsed=parsed, source=source)
-                catalog_import_audit(report=report, by=by, source=source, job=job)
                 _examples_migrate(report, by=by, job=job)
+                catalog_import_audit(report=report, by=by, source=source, job=job)
             return report
     except FtopsError as exc:
         catalog_import_failure_audit(exc, source=source, fmt=fmt, by=by, job=job)

@@ -87,3 +87,29 @@ def test_an_owner_who_opted_out_gets_nothing_and_a_rolled_back_import_sends_noth
     assert mailbox.messages == []
     row = Notification.objects.get()
     assert (row.status, row.recipients, row.channels["email"]["declined"]) == ("skipped", [], 1)
+
+
+def test_a_breaking_change_in_tool_documents_is_told_with_the_counts_too(
+        mailbox: Mailbox, settings: Any, django_capture_on_commit_callbacks: Any) -> None:
+    settings.FTOPS_NOTIFY_SERVICE_OWNERS = {"shipping": ["ship-team@example.com"]}
+    settings.FTOPS_NOTIFY_WEBHOOK_URL = ""
+    catalog_import_documents(documents=[shipping_doc()], source="v1.json")
+    breaking = copy.deepcopy(SHIPPING_PARAMS)
+    breaking["properties"]["service_level"] = {"type": "string", "enum": ["standard", "express"]}
+    breaking["required"].append("service_level")
+    doc = shipping_doc(parameters=breaking)
+    for example in doc["training_examples"][:2]:
+        example["correct_parameters"]["service_level"] = "standard"
+    doc["training_examples"][2]["correct_sequence"][1]["parameters"]["service_level"] = "express"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        report = catalog_import_documents(documents=[doc], source="v2.json")
+
+    assert (report.examples_migrated, report.examples_flagged) == (2, 3)
+    [(rcpts, message)] = mailbox.messages
+    assert rcpts == ["ship-team@example.com"]
+    body = message.get_payload(decode=True)
+    assert isinstance(body, bytes)
+    lines = body.decode().splitlines()
+    assert lines[1] == "- create_label: v1 -> v2 (new_required service_level: new required parameter 'service_level')"
+    assert lines[-1] == "Examples migrated to the new schemas: 2; flagged for review (no longer valid): 3."
