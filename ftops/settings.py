@@ -494,6 +494,16 @@ except ValueError as _exc:
 if not 0 < FTOPS_CANARY_ALPHA < 0.5 or not 0 <= FTOPS_CANARY_MARGIN < 1:
     raise SettingsError("FTOPS_CANARY_ALPHA must lie in (0, 0.5) and FTOPS_CANARY_MARGIN in [0, 1)")
 FTOPS_CANARY_MAX_P95_MS = env_int("FTOPS_CANARY_MAX_P95_MS", 2000, minimum=1)
-FTOPS_CANARY_AUTO_PROMOTE = env_bool("FTOPS_CANARY_AUTO_PROMOTE", True)
+# Automatic promotion and the canary's duration come from ft_ops_config.yaml's deployment section
+# (auto_promote, canary_duration_hours); these, when set, override the file for every canary.
+FTOPS_CANARY_AUTO_PROMOTE: bool | None = (env_bool("FTOPS_CANARY_AUTO_PROMOTE", False)
+                                          if env_str("FTOPS_CANARY_AUTO_PROMOTE", "").strip() else None)
+try:
+    FTOPS_CANARY_DURATION_HOURS: float | None = (float(env_str("FTOPS_CANARY_DURATION_HOURS", ""))
+                                                 if env_str("FTOPS_CANARY_DURATION_HOURS", "").strip() else None)
+except ValueError as _exc:
+    raise SettingsError(f"FTOPS_CANARY_DURATION_HOURS must be a number of hours: {_exc}") from None
+if FTOPS_CANARY_DURATION_HOURS is not None and FTOPS_CANARY_DURATION_HOURS < 0:
+    raise SettingsError("FTOPS_CANARY_DURATION_HOURS must be 0 or more")
 FTOPS_JOB_REAPER_TASKS.append("ftops.gateway.tasks.canaries_check")
 CELERY_BEAT_SCHEDULE["gateway-canaries-check"] = {"task": "ftops.gateway.tasks.canaries_check", "schedule": 60.0}

@@ -16,7 +16,19 @@ the canary's current stage, and takes at most one step:
   ``margin``. The score interval stays honest at 0 errors, where a Wald interval would claim
   certainty from a handful of calls; with no errors on either arm it needs about
   z^2 / margin = 135 requests per arm at alpha 0.05 and a 2-point margin;
+  The last step, production, waits until the canary has run its period
+  (``canary_duration_hours`` of ft_ops_config.yaml's deployment section, 24; or the duration
+  given to ``canary_start``; ``FTOPS_CANARY_DURATION_HOURS`` overrides the file);
+* when the period is over: a canary shown not worse takes its next step (production at the
+  last stage); one surely worse than production by more than ``margin`` (the lower bound of the
+  difference above it) is rolled back; one with too few requests, or a test still inconclusive,
+  **keeps running** (``extend``, recorded once, with the reason kept on ``CanaryTraffic.note``):
+  24 hours at a 10 % share of a quiet service may hold 40 requests, and neither promoting nor
+  rolling back on those is better than waiting for the 200 a comparison needs;
 * otherwise **hold**: nothing is written (a row a minute would bury the decisions that matter).
+
+Automatic promotion follows ``deployment.auto_promote`` in ft_ops_config.yaml
+(``FTOPS_CANARY_AUTO_PROMOTE``, when set, overrides it); rollbacks are always automatic.
 
 Every step is a ``CanaryDecision`` with the numbers it was taken on, an audit row, and a
 notification to the approvers. Manual steps from the deployments page (promote now, pause,
@@ -48,6 +60,7 @@ from registry.models import ENTERPRISE_SCOPE, Deployment, DeploymentState
 log = logging.getLogger(__name__)
 
 CHECKER = "canary-checker"
+MAX_DURATION_HOURS = 24 * 90
 
 
 # --- statistics ------------------------------------------------------------------------------------
@@ -96,6 +109,10 @@ def not_worse(*, canary_errors: int, canary_n: int, production_errors: int, prod
 # --- policy and numbers ----------------------------------------------------------------------------
 
 
+def _override(setting: Any, configured: Any) -> Any:
+    return configured if setting is None else setting
+
+
 @dataclass(frozen=True)
 class CanaryPolicy:
     stages: tuple[float, ...]
@@ -107,6 +124,7 @@ class CanaryPolicy:
     max_p95_ms: float
     auto_promote: bool
     initial_share: float
+    duration_hours: float = 24.0
 
     @classmethod
     def current(cls) -> CanaryPolicy:
@@ -122,8 +140,13 @@ class CanaryPolicy:
             rollback_min_samples=settings.FTOPS_CANARY_ROLLBACK_MIN_SAMPLES, alpha=settings.FTOPS_CANARY_ALPHA,
             margin=settings.FTOPS_CANARY_MARGIN,
             max_error_rate=float(config.evaluation.deployment_criteria.max_error_rate),
-            max_p95_ms=float(settings.FTOPS_CANARY_MAX_P95_MS), auto_promote=settings.FTOPS_CANARY_AUTO_PROMOTE,
+            max_p95_ms=float(settings.FTOPS_CANARY_MAX_P95_MS),
+            # ft_ops_config.yaml decides; the settings, when set, override it.
+            auto_promote=_override(getattr(settings, "FTOPS_CANARY_AUTO_PROMOTE", None),
+                                   bool(config.deployment.auto_promote)),
             initial_share=float(config.deployment.canary_traffic),
+            duration_hours=float(_override(getattr(settings, "FTOPS_CANARY_DURATION_HOURS", None),
+                                           float(config.deployment.canary_duration_hours))),
         )
 
     def next_share(self, share: float) -> float:
@@ -231,9 +254,18 @@ def _traffic(deployment: Deployment, policy: CanaryPolicy, *, lock: bool = False
     return traffic
 
 
-def judge(*, canary: ArmNumbers, production: ArmNumbers | None, share: float,
-          policy: CanaryPolicy) -> tuple[str, str, dict[str, Any]]:
-    """(action, reason, test numbers) for one canary; pure, so the rules are tested on their own."""
+def judge(*, canary: ArmNumbers, production: ArmNumbers | None, share: float, policy: CanaryPolicy,
+          period_over: bool = False) -> tuple[str, str, dict[str, Any]]:
+    """(action, reason, test numbers) for one canary; pure, so the rules are tested on their own.
+
+    ``period_over``: the canary has run its ``canary_duration_hours``. Stages below 100 % are
+    taken whenever the test holds; the last step, production, waits for the period's end. Once
+    it is over, a canary shown not worse is promoted (or staged, if stages remain); one surely
+    worse than production by more than the margin is rolled back; one without enough requests,
+    or whose test is still inconclusive, keeps running (HOLD, which the checker records once as
+    EXTEND with its note): the period is a minimum, and promoting or rolling back on too little
+    evidence is exactly what the test exists to prevent.
+    """
     z = z_one_sided(policy.alpha)
     lower, upper = wilson_interval(canary.errors, canary.requests, z)
     test: dict[str, Any] = {"alpha": policy.alpha, "margin": policy.margin, "z": round(z, 4),
@@ -257,14 +289,25 @@ def judge(*, canary: ArmNumbers, production: ArmNumbers | None, share: float,
     verdict, diff_upper = not_worse(canary_errors=canary.errors, canary_n=canary.requests,
                                     production_errors=production.errors, production_n=production.requests,
                                     margin=policy.margin, alpha=policy.alpha)
+    diff_lower, _ = newcombe_difference(canary.errors, canary.requests, production.errors, production.requests, z)
     test["difference_upper"] = round(diff_upper, 5)
+    test["difference_lower"] = round(diff_lower, 5)
     test["not_worse"] = verdict
     if not verdict:
+        if period_over and diff_lower > policy.margin:
+            return (CanaryAction.ROLLBACK, f"its period is over and it is worse than production: the error rate "
+                    f"is at least {diff_lower:.1%} above production's (margin {policy.margin:.1%}, "
+                    f"alpha {policy.alpha})", test)
         return (CanaryAction.HOLD, f"not yet shown not worse: the error rate may be up to {diff_upper:.1%} "
                 f"above production's (margin {policy.margin:.1%})", test)
-    if not policy.auto_promote:
-        return CanaryAction.HOLD, "holds, but automatic promotion is off (FTOPS_CANARY_AUTO_PROMOTE)", test
     nxt = policy.next_share(share)
+    if not policy.auto_promote:
+        return (CanaryAction.HOLD, "not worse than production, but automatic promotion is off "
+                "(deployment.auto_promote in ft_ops_config.yaml, or FTOPS_CANARY_AUTO_PROMOTE); a person "
+                "promotes it", test)
+    if nxt >= 1.0 and not period_over:
+        return (CanaryAction.HOLD, f"not worse than production (difference below {diff_upper:.1%} < margin "
+                f"{policy.margin:.1%}); production waits for the end of its canary period", test)
     action = CanaryAction.PROMOTE if nxt >= 1.0 else CanaryAction.STAGE
     return (action, f"not worse than production (error rate difference below {diff_upper:.1%} < margin "
             f"{policy.margin:.1%} at alpha {policy.alpha}); {share:.0%} -> {nxt:.0%}", test)
@@ -326,14 +369,65 @@ def canary_check(*, deployment_id: int, now: datetime | None = None) -> CheckRes
         if traffic.paused:
             return CheckResult(deployment_id, "paused", "paused by a person", traffic.share,
                                _numbers_dict(numbers, since, {}))
-        action, reason, test = judge(canary=canary, production=production, share=traffic.share, policy=policy)
+        hours, ends_at = canary_period(deployment, traffic, policy)
+        over = now >= ends_at
+        action, reason, test = judge(canary=canary, production=production, share=traffic.share, policy=policy,
+                                     period_over=over)
+        test["period"] = {"hours": hours, "ends_at": ends_at.isoformat(), "over": over}
         recorded = _numbers_dict(numbers, since, test)
-        if action == CanaryAction.HOLD:
-            return CheckResult(deployment_id, action, reason, traffic.share, recorded)
         by = Actor.system(CHECKER)
+        if action == CanaryAction.HOLD:
+            if over:
+                return _extend(deployment, traffic, reason=reason, hours=hours, numbers=recorded, by=by, now=now)
+            return CheckResult(deployment_id, action, reason, traffic.share, recorded)
         decision = _apply(deployment, traffic, action=action, by=by, automatic=True, reason=reason,
                           numbers=recorded, now=now, policy=policy)
         return CheckResult(deployment_id, action, reason, decision.share_after, recorded, decision.pk)
+
+
+def canary_period(deployment: Deployment, traffic: CanaryTraffic, policy: CanaryPolicy) -> tuple[float, datetime]:
+    """(hours, end) of a canary's period: its own duration if one was set at start, else the config's."""
+    hours = traffic.duration_hours if traffic.duration_hours is not None else policy.duration_hours
+    return float(hours), deployment.created_at + timedelta(hours=float(hours))
+
+
+def _extend(deployment: Deployment, traffic: CanaryTraffic, *, reason: str, hours: float, numbers: dict[str, Any],
+            by: Actor, now: datetime) -> CheckResult:
+    """The period is over and the evidence does not decide: keep running, say why on the row, and
+    record it (decision, audit, approvers told) the first time only; later checks update the note."""
+    note = f"its {hours:g} h canary period is over; it keeps running: {reason}"
+    decision_id: int | None = None
+    if traffic.overdue_since is None:
+        traffic.overdue_since = now
+        decision = _record(deployment=deployment, action=CanaryAction.EXTEND, by=by, automatic=True, reason=note,
+                           share_before=traffic.share, share_after=traffic.share, numbers=numbers)
+        decision_id = decision.pk
+    if traffic.note != note or decision_id is not None:
+        traffic.note = note
+        traffic.save(update_fields=["note", "overdue_since", "updated_at"])
+    return CheckResult(deployment.pk, CanaryAction.EXTEND if decision_id else CanaryAction.HOLD, note, traffic.share,
+                       numbers, decision_id)
+
+
+def canary_start(*, model_version_id: int, by: Actor, scope: str = "", reason: str = "",
+                 duration_hours: float | None = None) -> Deployment:
+    """Start a canary (the registry's ``canary_start``) with its own period; ``None`` takes
+    ``deployment.canary_duration_hours`` from ft_ops_config.yaml when the checker looks."""
+    from registry.services import canary_start as registry_canary_start
+
+    if duration_hours is not None and not 0 <= duration_hours <= MAX_DURATION_HOURS:
+        raise ValidationFailed(f"duration_hours must lie between 0 and {MAX_DURATION_HOURS}",
+                               fields={"duration_hours": [str(duration_hours)]})
+    policy = CanaryPolicy.current()
+    label = f"canary for {duration_hours:g} h" if duration_hours is not None else "canary"
+    with transaction.atomic():
+        deployment = registry_canary_start(model_version_id=model_version_id, by=by, scope=scope,
+                                           reason=f"{reason} ({label})" if reason else label)
+        CanaryTraffic.objects.update_or_create(
+            deployment=deployment, defaults={"share": policy.initial_share, "stage": 0,
+                                             "stage_started_at": deployment.created_at,
+                                             "duration_hours": duration_hours})
+    return deployment
 
 
 def _apply(deployment: Deployment, traffic: CanaryTraffic, *, action: str, by: Actor, automatic: bool,
@@ -361,7 +455,8 @@ def _apply(deployment: Deployment, traffic: CanaryTraffic, *, action: str, by: A
         traffic.share = after
         # A new stage, or traffic after a pause, is judged on what it does from now on.
         traffic.stage_started_at = now
-        traffic.save(update_fields=["share", "stage", "paused", "stage_started_at", "updated_at"])
+        traffic.note = ""  # a step was taken: whatever kept it waiting no longer holds
+        traffic.save(update_fields=["share", "stage", "paused", "stage_started_at", "note", "updated_at"])
     return _record(deployment=deployment, action=action, by=by, automatic=automatic, reason=reason,
                    share_before=before, share_after=after if action != CanaryAction.PAUSE else 0.0,
                    numbers=numbers)

@@ -63,6 +63,11 @@ class CanaryTraffic(models.Model):
     stage = models.PositiveSmallIntegerField(default=0, help_text="Index into FTOPS_CANARY_STAGES")
     stage_started_at = models.DateTimeField(help_text="Metrics for the next decision are counted from here")
     paused = models.BooleanField(default=False, help_text="Paused: no traffic and no automatic decision")
+    duration_hours = models.FloatField(null=True, blank=True,
+                                       help_text="This canary's period; empty: deployment.canary_duration_hours")
+    note = models.TextField(blank=True, help_text="Why it is still running after its period, when it is")
+    overdue_since = models.DateTimeField(null=True, blank=True,
+                                         help_text="When the checker first found its period over and kept it running")
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -76,6 +81,7 @@ class CanaryAction(models.TextChoices):
     ROLLBACK = "rollback", "Rolled back"
     PAUSE = "pause", "Paused"
     RESUME = "resume", "Resumed"
+    EXTEND = "extend", "Kept running past its period"
 
 
 class CanaryDecision(models.Model):

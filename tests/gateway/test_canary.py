@@ -16,6 +16,7 @@ from ftops.gateway.canary import (
     canaries_check_all,
     canary_act,
     canary_check,
+    canary_start,
     judge,
     newcombe_difference,
     not_worse,
@@ -82,7 +83,12 @@ def test_judge_rules() -> None:
     # 2 errors in 30 (6.7%) could be luck at a 5% limit: hold and gather more.
     assert judge(canary=arm(30, 2), production=arm(500), share=0.1, policy=POLICY)[0] == CanaryAction.HOLD
     assert judge(canary=arm(250), production=arm(2000), share=0.1, policy=POLICY)[0] == CanaryAction.STAGE
-    assert judge(canary=arm(250), production=arm(2000), share=0.5, policy=POLICY)[0] == CanaryAction.PROMOTE
+    # Production waits for the end of the canary's period; the stages below it do not.
+    assert judge(canary=arm(250), production=arm(2000), share=0.5, policy=POLICY)[0] == CanaryAction.HOLD
+    assert judge(canary=arm(250), production=arm(2000), share=0.5, policy=POLICY,
+                 period_over=True)[0] == CanaryAction.PROMOTE
+    assert judge(canary=arm(250), production=arm(2000), share=0.1, policy=POLICY,
+                 period_over=True)[0] == CanaryAction.STAGE
     assert judge(canary=arm(250), production=arm(150), share=0.1, policy=POLICY)[0] == CanaryAction.HOLD
     no_auto = CanaryPolicy(**{**POLICY.__dict__, "auto_promote": False})
     assert judge(canary=arm(250), production=arm(2000), share=0.1, policy=no_auto)[0] == CanaryAction.HOLD
@@ -147,7 +153,98 @@ def test_bad_canary_is_rolled_back_with_its_numbers(canary_pair: tuple[Deploymen
     assert service_routes(service="payments").canary is None
 
 
-def test_staged_promotion_with_enough_samples(canary_pair: tuple[Deployment, Deployment]) -> None:
+def test_judge_when_the_period_is_over() -> None:
+    over = {"policy": POLICY, "period_over": True}
+    # Too few requests, or a test still inconclusive: keep running rather than decide on too little.
+    assert judge(canary=arm(40), production=arm(2000), share=0.1, **over)[0] == CanaryAction.HOLD
+    assert judge(canary=arm(250, 8), production=arm(2000, 40), share=0.5, **over)[0] == CanaryAction.HOLD
+    # Surely worse than production by more than the margin (4.5% vs 1%, under the 5% limit): rolled back.
+    action, reason, test = judge(canary=arm(2000, 90), production=arm(2000, 20), share=0.5, **over)
+    assert action == CanaryAction.ROLLBACK and test["difference_lower"] > POLICY.margin
+    assert "worse than production" in reason
+    # The same numbers before the period's end only hold.
+    assert judge(canary=arm(2000, 90), production=arm(2000, 20), share=0.5, policy=POLICY)[0] == CanaryAction.HOLD
+    no_auto = CanaryPolicy(**{**POLICY.__dict__, "auto_promote": False})
+    assert judge(canary=arm(250), production=arm(2000), share=0.5, policy=no_auto,
+                 period_over=True)[0] == CanaryAction.HOLD
+
+
+def test_auto_promote_and_duration_come_from_the_config_and_the_settings_override(
+        settings: Any, tmp_path: Any) -> None:
+    config = tmp_path / "ft_ops_config.yaml"
+    config.write_text("deployment:\n  canary_traffic: 0.2\n  canary_duration_hours: 6\n  auto_promote: true\n")
+    settings.FTOPS_CONFIG_FILE = str(config)
+    settings.FTOPS_CANARY_AUTO_PROMOTE = None
+    settings.FTOPS_CANARY_DURATION_HOURS = None
+    policy = CanaryPolicy.current()
+    assert (policy.auto_promote, policy.duration_hours, policy.initial_share) == (True, 6.0, 0.2)
+    config.write_text("deployment:\n  auto_promote: false\n")
+    assert (CanaryPolicy.current().auto_promote, CanaryPolicy.current().duration_hours) == (False, 24.0)
+    settings.FTOPS_CANARY_AUTO_PROMOTE = True
+    settings.FTOPS_CANARY_DURATION_HOURS = 0.5
+    assert (CanaryPolicy.current().auto_promote, CanaryPolicy.current().duration_hours) == (True, 0.5)
+
+
+def test_promotion_waits_for_the_period_and_a_canary_without_evidence_keeps_running(
+        canary_pair: tuple[Deployment, Deployment], settings: Any) -> None:
+    settings.FTOPS_CANARY_AUTO_PROMOTE = True
+    settings.FTOPS_CANARY_DURATION_HOURS = None
+    settings.FTOPS_CANARY_STAGES = [1.0]  # one stage: the next step is production
+    prod, canary = canary_pair  # started 10:00; the config's period is 24 h
+    traffic(prod.model_version, arm="production", n=1800, at=NOW - timedelta(minutes=20))
+    traffic(canary.model_version, arm="canary", n=40, at=NOW - timedelta(minutes=20))
+    tomorrow = datetime(2026, 1, 2, 10, 0, tzinfo=UTC)
+    assert canary_check(deployment_id=canary.pk, now=NOW).action == CanaryAction.HOLD
+    assert CanaryDecision.objects.count() == 0
+    # The period ends with 40 canary requests of the 200 needed: it keeps running, recorded once.
+    first = canary_check(deployment_id=canary.pk, now=tomorrow)
+    assert first.action == CanaryAction.EXTEND and first.decision_id is not None
+    assert "24 h canary period is over" in first.reason and "too few requests: canary 40" in first.reason
+    assert first.numbers["test"]["period"]["over"] is True
+    row = CanaryTraffic.objects.get(deployment=canary)
+    assert row.note == first.reason and row.overdue_since == tomorrow
+    assert canary_check(deployment_id=canary.pk, now=tomorrow + timedelta(minutes=1)).action == CanaryAction.HOLD
+    decision = CanaryDecision.objects.get()
+    assert (decision.action, decision.share_before, decision.share_after) == ("extend", 0.1, 0.1)
+    assert decision.numbers["canary"]["requests"] == 40
+    assert AuditEvent.objects.filter(action=AuditAction.CANARY_DECIDED, detail__action="extend").count() == 1
+    canary.refresh_from_db()
+    assert canary.state == DeploymentState.CANARY
+    # Enough requests arrive: promoted, and the note is history.
+    traffic(canary.model_version, arm="canary", n=200, at=tomorrow)
+    promoted = canary_check(deployment_id=canary.pk, now=tomorrow + timedelta(minutes=2))
+    assert promoted.action == CanaryAction.PROMOTE
+    canary.refresh_from_db()
+    assert canary.state == DeploymentState.PRODUCTION
+
+
+def test_a_canary_started_with_its_own_duration(db: Any, settings: Any) -> None:
+    settings.FTOPS_CANARY_AUTO_PROMOTE = True
+    settings.FTOPS_CANARY_DURATION_HOURS = None
+    prod = deploy(make_version("acme-gpt-v1.0.0"))
+    version = make_version("acme-gpt-v1.1.0", status="approved")
+    with pytest.raises(ValidationFailed):
+        canary_start(model_version_id=version.pk, by=Actor.system("alice"), duration_hours=-1)
+    canary = canary_start(model_version_id=version.pk, by=Actor.system("alice"), duration_hours=2)
+    row = CanaryTraffic.objects.get(deployment=canary)
+    assert (row.duration_hours, row.share, row.stage) == (2.0, 0.1, 0)
+    assert canary.reason == "canary for 2 h"
+    start = canary.created_at
+    traffic(prod.model_version, arm="production", n=1800, at=start + timedelta(minutes=1))
+    traffic(version, arm="canary", n=300, at=start + timedelta(minutes=1))
+    # Not worse at 10%: 50% at once; production only after its own two hours, not the config's 24.
+    assert canary_check(deployment_id=canary.pk, now=start + timedelta(minutes=5)).action == CanaryAction.STAGE
+    later = start + timedelta(minutes=10)
+    traffic(prod.model_version, arm="production", n=1800, at=later)
+    traffic(version, arm="canary", n=300, at=later)
+    assert canary_check(deployment_id=canary.pk, now=later + timedelta(minutes=1)).action == CanaryAction.HOLD
+    assert canary_check(deployment_id=canary.pk,
+                        now=start + timedelta(hours=2, minutes=1)).action == CanaryAction.PROMOTE
+
+
+def test_staged_promotion_with_enough_samples(canary_pair: tuple[Deployment, Deployment], settings: Any) -> None:
+    settings.FTOPS_CANARY_AUTO_PROMOTE = True
+    settings.FTOPS_CANARY_DURATION_HOURS = 0.6  # started 10:00: production from 10:36
     prod, canary = canary_pair
     traffic(prod.model_version, arm="production", n=1800, at=NOW - timedelta(minutes=20))
     traffic(canary.model_version, arm="canary", n=220, at=NOW - timedelta(minutes=20))
