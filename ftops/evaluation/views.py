@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db.models.functions import Length
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -27,6 +28,9 @@ PAGE_SIZE = 25
 FAILURE_PAGE_SIZE = 50
 TOOL_PAGE_SIZE = 50  # imported suites have thousands of tools
 CASE_PAGE_SIZE = 50
+# A group scored on fewer cases than this gets a warning: one case more or less swings it by
+# 10 points or more (a 1-case category drawn as a 100% bar means nothing).
+MIN_GROUP_CASES = 10
 
 
 def _require_reader(request: HttpRequest, view_name: str) -> None:
@@ -90,7 +94,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     context = {
         "nav_section": "evaluation", "run": run, "charts": selectors.chart_data(run, targets), "groups": groups,
         "error_counts": selectors.failure_counts(run), "tool_page": tool_page,
-        "targets": selectors.category_targets(run, targets),
+        "targets": selectors.category_targets(run, targets), "min_cases": MIN_GROUP_CASES,
     }
     if request.htmx:  # type: ignore[attr-defined]
         response = render(request, "evaluation/run_detail.html#progress", context)
@@ -132,6 +136,9 @@ def run_compare(request: HttpRequest) -> HttpResponse:
         except FtopsError as exc:
             context["error"] = exc.message
         else:
+            for key, rows in list(comparison.groups.items()):
+                if key != "tool":  # regressions first, the worst at the top; then unchanged, then gains
+                    comparison.groups[key] = sorted(rows, key=lambda r: (r.delta is None, r.delta or 0.0, r.name))
             if "tool" in comparison.groups:  # biggest changes first, regressions before gains
                 ranked = sorted(comparison.groups["tool"], key=lambda r: (-abs(r.delta or 0.0), r.delta or 0.0,
                                                                           r.name))
@@ -140,9 +147,11 @@ def run_compare(request: HttpRequest) -> HttpResponse:
             if comparison.comparable_cases:
                 # Failed in base and right in other (the row is base's failure), and the reverse.
                 context["case_tables"] = []
-                for key, label, cases, run in (("fixed", "Fixed", selectors.cases_fixed, base),
-                                               ("regressed", "Regressed", selectors.cases_regressed, other)):
-                    page = paginate(request, cases(base=base, other=other), CASE_PAGE_SIZE, param=f"{key}_page")
+                for key, label, cases, run in (("regressed", "Regressed", selectors.cases_regressed, other),
+                                               ("fixed", "Fixed", selectors.cases_fixed, base)):
+                    # Case ids in numeric order (2 before 10): shorter ids first, then by text.
+                    ordered = cases(base=base, other=other).order_by(Length("record_id"), "record_id")
+                    page = paginate(request, ordered, CASE_PAGE_SIZE, param=f"{key}_page")
                     page.object_list = _link_examples(base, list(page.object_list))
                     context["case_tables"].append((key, label, page, run))
             context["comparison"] = comparison
@@ -154,6 +163,7 @@ def run_compare(request: HttpRequest) -> HttpResponse:
             }
             if "category" in context["charts"]:
                 context["charts"]["category"].update(selectors.target_series(context["charts"]["category"]["labels"]))
+    context["min_cases"] = MIN_GROUP_CASES
     status = 422 if "error" in context else 200
     return render(request, "evaluation/compare.html", context, status=status)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -118,3 +119,32 @@ def test_the_actions_need_a_role_that_may_act(client: Any, django_user_model: An
     assert client.post(reverse("evaluation:failure-example", args=[failure.run_id, failure.pk])).status_code == 403
     assert client.post(reverse("evaluation:failure-review", args=[failure.run_id, failure.pk])).status_code == 403
     assert TrainingExample.objects.count() == before
+
+
+def _with_categories(run: Any, categories: dict[str, tuple[float, int]]) -> Any:
+    run.metrics["by_category"] = {name: {"n": n, "exact": exact, "tool": exact, "args": exact, "values": exact}
+                                  for name, (exact, n) in categories.items()}
+    run.save(update_fields=["metrics"])
+    return run
+
+
+def test_compare_puts_regressions_first_sorts_case_ids_numerically_and_flags_thin_groups(staff: Any) -> None:
+    version = dataset_version()
+    suite = EvalSuite.objects.create(name="v1-test", kind="dataset", dataset_version=version, split="test")
+    base = _with_categories(scored_run(suite, failed=["10", "9", "100"], name="base"),
+                            {"simple": (80.0, 40), "multiple": (90.0, 30), "parallel": (100.0, 1)})
+    other = _with_categories(scored_run(suite, failed=["2", "30", "11"], name="other"),
+                             {"simple": (85.0, 40), "multiple": (70.0, 30), "parallel": (0.0, 1)})
+    page = staff.get(reverse("evaluation:compare"), {"base": base.pk, "other": other.pk}).content.decode()
+    assert page.index('id="cases-regressed"') < page.index('id="cases-fixed"')
+    regressed = page.split('id="cases-regressed"')[1].split('id="cases-fixed"')[0]
+    assert [int(n) for n in re.findall(r"<code>(\d+)</code>", regressed)] == [2, 11, 30]
+    fixed = page.split('id="cases-fixed"')[1]
+    assert [int(n) for n in re.findall(r"<code>(\d+)</code>", fixed)] == [9, 10, 100]
+    table = page.split('id="table-category"')[1].split("</table>")[0]
+    names = re.findall(r"<tr(?: class=\"regressed\")?><td>([a-z_]+)", table)
+    assert names == ["parallel", "multiple", "simple"]  # -100, -20, +5
+    assert table.count('<span class="badge warn">few cases</span>') == 1
+    assert re.search(r'<td>parallel <span class="badge warn">few cases</span></td>', table)
+    detail = staff.get(reverse("evaluation:run", args=[base.pk])).content.decode()
+    assert re.search(r"<td>1 <span class=\"badge warn\" title=\"Fewer than 10 cases", detail)
