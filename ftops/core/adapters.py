@@ -108,7 +108,8 @@ class AdapterConfigError(ValueError):
 ADAPTER_KINDS = ("openai", "hf_local", "fewshot", "replay")
 ALLOWED_KEYS: dict[str, frozenset[str]] = {
     "openai": frozenset({"kind", "credential", "model", "temperature", "max_tokens", "concurrency"}),
-    "hf_local": frozenset({"kind", "model_path", "adapter_path", "batch_size", "max_new_tokens", "threads"}),
+    "hf_local": frozenset({"kind", "model_path", "adapter_path", "batch_size", "max_new_tokens", "threads",
+                           "constrained"}),
     "fewshot": frozenset({"kind", "prompt", "examples_from", "inner"}),
     "replay": frozenset({"kind", "path"}),
 }
@@ -164,6 +165,10 @@ def validate_adapter_config(config: Any, *, prefix: str = "") -> dict[str, Any]:
             clean["adapter_path"] = adapter_path
         clean.update(_numbers(config, prefix, {"batch_size": (1, 1024), "max_new_tokens": (1, 8192),
                                                "threads": (0, 256)}))
+        if "constrained" in config:
+            if not isinstance(config["constrained"], bool):
+                raise AdapterConfigError(f"{prefix}constrained", "must be true or false (schema-constrained calls)")
+            clean["constrained"] = config["constrained"]
     elif kind == "fewshot":
         prompt, source = config.get("prompt"), config.get("examples_from")
         if (prompt is None) == (source is None):
@@ -243,7 +248,8 @@ def adapter_from_config(config: Mapping[str, Any], *, credentials: CredentialRes
         )
     if kind == "hf_local":
         return HFLocalAdapter(clean["model_path"], clean.get("adapter_path"), batch_size=clean.get("batch_size", 16),
-                              max_new_tokens=clean.get("max_new_tokens", 128), threads=clean.get("threads", 0))
+                              max_new_tokens=clean.get("max_new_tokens", 128), threads=clean.get("threads", 0),
+                              constrained=clean.get("constrained", False))
     if kind == "fewshot":
         if "prompt" not in clean:
             raise AdapterConfigError("examples_from", "needs the dataset: build it with the evaluation services")
@@ -409,6 +415,8 @@ class HFLocalConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     merge_adapter: bool = True  # fold LoRA weights in once: faster decoding, same outputs
     threads: int = 0  # torch CPU threads for the process (0: torch's default); 1 avoids thrashing on busy hosts
+    # Tool calls forced to the offered tools' JSON Schemas (ftops.core.ml.constrained); free text stays allowed.
+    constrained: bool = False
 
 
 class HFLocalAdapter:
@@ -416,11 +424,13 @@ class HFLocalAdapter:
 
     def __init__(self, model_path: str | Path, adapter_path: str | Path | None = None, batch_size: int = 16,
                  max_new_tokens: int = 128, *, device: str = "auto", merge_adapter: bool = True,
-                 threads: int = 0) -> None:
+                 threads: int = 0, constrained: bool = False) -> None:
         self.config = HFLocalConfig(str(model_path), str(adapter_path) if adapter_path else None,
-                                    max(1, batch_size), max(1, max_new_tokens), device, merge_adapter, threads)
+                                    max(1, batch_size), max(1, max_new_tokens), device, merge_adapter, threads,
+                                    constrained)
         self.name = f"hf:{Path(self.config.model_path).name}" + (
-            f"+{Path(self.config.adapter_path).name}" if self.config.adapter_path else "")
+            f"+{Path(self.config.adapter_path).name}" if self.config.adapter_path else "") + (
+            "+constrained" if constrained else "")
         self._model: Any = None
         self._tokenizer: Any = None
         self._stop_ids: list[int] = []
@@ -481,10 +491,16 @@ class HFLocalAdapter:
 
     def generate(self, requests: list[Request]) -> list[ModelOutput]:
         self.load()
-        return self.generate_texts([self.render(messages, tools) for messages, tools in requests])
+        prompts = [self.render(messages, tools) for messages, tools in requests]
+        if self.config.constrained:
+            return self.generate_texts(prompts, tools=[list(tools) for _, tools in requests])
+        return self.generate_texts(prompts)
 
-    def generate_texts(self, prompts: list[str]) -> list[ModelOutput]:
-        """Outputs for already-rendered prompts, in their order, ``batch_size`` per forward pass."""
+    def generate_texts(self, prompts: list[str], tools: list[list[dict[str, Any]]] | None = None) -> list[ModelOutput]:
+        """Outputs for already-rendered prompts, in their order, ``batch_size`` per forward pass.
+
+        With ``tools`` (one list per prompt) tool calls are constrained to those tools' schemas.
+        """
         self.load()
         # Similar lengths share a batch: less padding, and left padding stays short.
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
@@ -492,21 +508,30 @@ class HFLocalAdapter:
         size = self.config.batch_size
         for start in range(0, len(order), size):
             chunk = order[start:start + size]
-            for index, output in zip(chunk, self._generate_batch([prompts[i] for i in chunk]), strict=True):
+            row_tools = [tools[i] for i in chunk] if tools is not None else None
+            for index, output in zip(chunk, self._generate_batch([prompts[i] for i in chunk], row_tools), strict=True):
                 results[index] = output
         return [r for r in results if r is not None]
 
-    def _generate_batch(self, prompts: list[str]) -> list[ModelOutput]:
+    def _generate_batch(self, prompts: list[str], tools: list[list[dict[str, Any]]] | None = None) -> list[ModelOutput]:
         import torch
 
         tokenizer, model = self._tokenizer, self._model
         encoded = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         encoded = {k: v.to(self._device) for k, v in encoded.items() if k in ("input_ids", "attention_mask")}
+        extra: dict[str, Any] = {}
+        if tools is not None:
+            from transformers import LogitsProcessorList
+
+            from ftops.core.ml.constrained import ToolCallLogitsProcessor
+
+            extra["logits_processor"] = LogitsProcessorList([ToolCallLogitsProcessor(
+                tokenizer, tools, int(encoded["input_ids"].shape[1]), self._stop_ids)])
         started = time.perf_counter()
         with torch.inference_mode():
             generated = model.generate(
                 **encoded, max_new_tokens=self.config.max_new_tokens, do_sample=False,
-                pad_token_id=tokenizer.pad_token_id, eos_token_id=self._stop_ids or None,
+                pad_token_id=tokenizer.pad_token_id, eos_token_id=self._stop_ids or None, **extra,
             )
         latency = (time.perf_counter() - started) * 1000
         width = encoded["input_ids"].shape[1]
