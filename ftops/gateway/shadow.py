@@ -92,6 +92,9 @@ def shadow_start(*, model_version_id: int, scope: str, by: Actor, sample_rate: f
         if version.status not in SHADOWABLE:
             raise Conflict(f"{version.name} is {version.status}; it cannot shadow traffic",
                            fields={"status": [version.status]})
+        if version.scope not in (ENTERPRISE_SCOPE, scope):
+            raise Conflict(f"{version.name} belongs to {version.scope}; it cannot shadow {scope}",
+                           fields={"scope": [scope]})
         if ShadowDeployment.objects.filter(model_version=version, scope=scope, active=True).exists():
             raise Conflict(f"{version.name} already shadows {scope}")
         shadow = ShadowDeployment.objects.create(model_version=version, scope=scope, sample_rate=sample_rate,
