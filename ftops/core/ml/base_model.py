@@ -81,7 +81,9 @@ class BaseModelConfig:
     # A guard, not a schedule: a build that has not finished all its steps by then raises
     # ``BaseModelBuildTimeout`` and saves nothing (a shorter model would be a different model,
     # and the tuned scores moved with where a busy machine happened to stop). 0: no guard.
-    time_budget_s: float = 900.0
+    # Generous: on 2 cores shared with eight other jobs the full build ran at about 1.3 s a
+    # step (some 25 minutes), against about 4 minutes on a quiet machine.
+    time_budget_s: float = 3600.0
     # CPU threads for the build. Fixed rather than "as many as are idle": a float sum split
     # over two threads adds in another order than over one, and the weights differ in their
     # last bits from the first step on (measured here: 1 and 2 threads, different sha256).
@@ -338,6 +340,24 @@ def is_built(path: Path) -> bool:
     return (path / MARKER_FILE).exists() and (path / "config.json").exists()
 
 
+def _holder_alive(lock: Path) -> bool:
+    """Whether the process named in ``lock`` still runs (a lock too new to name one counts as held)."""
+    try:
+        text = lock.read_text().strip()
+        age = time.time() - lock.stat().st_mtime
+    except OSError:
+        return False
+    if not text.isdigit():
+        return age < 30
+    try:
+        os.kill(int(text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def ensure_base_model(path: Path | str, *, config: BaseModelConfig | None = None,
                       on_log: Callable[[str], None] | None = None) -> Path:
     """The base model at ``path``, built there first if it is not (built once, then cached).
@@ -353,7 +373,9 @@ def ensure_base_model(path: Path | str, *, config: BaseModelConfig | None = None
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = path.parent / (path.name + ".lock")
-    deadline = time.monotonic() + 900
+    # A live builder is waited for as long as its own time guard allows; a dead one's lock is taken over.
+    guard = (config or BaseModelConfig()).time_budget_s or 3600.0
+    deadline = time.monotonic() + guard + 120
     while True:
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -361,8 +383,8 @@ def ensure_base_model(path: Path | str, *, config: BaseModelConfig | None = None
         except FileExistsError:
             if is_built(path):
                 return path
-            if time.monotonic() > deadline or time.time() - lock.stat().st_mtime > 900:
-                lock.unlink(missing_ok=True)  # a builder died holding it
+            if time.monotonic() > deadline or not _holder_alive(lock):
+                lock.unlink(missing_ok=True)  # the builder died holding it
                 continue
             time.sleep(1.0)
     try:

@@ -41,3 +41,20 @@ def test_the_time_guard_fails_the_build_and_saves_nothing(tmp_path: Path) -> Non
     with pytest.raises(BaseModelBuildTimeout, match=r"time guard: .* at step 1 of 8"):
         build_base_model(tmp_path / "m", config=replace(REDUCED, time_budget_s=1e-9), on_log=lambda _: None)
     assert not (tmp_path / "m").exists()
+
+
+def test_a_lock_is_held_only_while_its_builder_runs(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from ftops.core.ml.base_model import _holder_alive
+
+    lock = tmp_path / "model.lock"
+    lock.write_text(str(os.getpid()))
+    assert _holder_alive(lock)
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True)
+    lock.write_text(finished.stdout.strip())
+    assert not _holder_alive(lock)
+    assert not _holder_alive(tmp_path / "missing.lock")
