@@ -113,3 +113,27 @@ def test_a_breaking_change_in_tool_documents_is_told_with_the_counts_too(
     lines = body.decode().splitlines()
     assert lines[1] == "- create_label: v1 -> v2 (new_required service_level: new required parameter 'service_level')"
     assert lines[-1] == "Examples migrated to the new schemas: 2; flagged for review (no longer valid): 3."
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_cycle_stage_mails_the_admins_who_want_it(mailbox: Mailbox, settings: Any) -> None:
+    from ftops.catalog.models import Service
+    from ftops.common.actors import Actor
+    from ftops.loop.cycles import cycle_start
+
+    settings.FTOPS_NOTIFY_WEBHOOK_URL = ""
+    user("ada", groups=("admin",))
+    quinn = user("quinn", groups=("admin",))
+    NotificationPreference.objects.create(user=quinn, kind="cycle_stage_failed", email=False)
+    Service.objects.create(name="payments")
+
+    cycle = cycle_start(actor=Actor(label="me"), scope="payments")  # no examples: curate fails
+
+    cycle.refresh_from_db()
+    assert cycle.status == "failed"
+    [(rcpts, message)] = mailbox.messages
+    assert rcpts == ["ada@example.com"]
+    assert message["Subject"] == f"Cycle {cycle.pk} (payments) failed at curate"
+    row = Notification.objects.get()
+    assert (row.kind, row.status, row.recipients, row.channels["email"]["declined"]) == (
+        "cycle_stage_failed", "sent", ["ada@example.com"], 1)
