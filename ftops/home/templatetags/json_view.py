@@ -107,3 +107,9 @@ def json_compare(expected: Any, got: Any, left: str = "Expected", right: str = "
 @register.inclusion_tag("home/_acceptable_values.html")
 def acceptable_values_help() -> dict[str, Any]:
     return {}
+
+
+@register.filter
+def lookup(mapping: Any, key: Any) -> Any:
+    """``mapping[key]`` for a key held in a variable (``None`` when absent or not a mapping)."""
+    return mapping.get(key) if isinstance(mapping, dict) else None

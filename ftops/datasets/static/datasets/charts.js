@@ -5,16 +5,27 @@
     var node = document.getElementById("dataset-charts");
     if (!node || typeof Chart === "undefined") { return; }
     var data = JSON.parse(node.textContent);
+    // One colour per meaning on every chart of the page: a split keeps its colour everywhere, and
+    // colours that mean a split are not reused for sources or edge cases.
     var colors = { train: "#2957d8", validation: "#7aa2f7", test: "#1e8e3e", holdout: "#b7791f" };
+    var sourceColors = ["#7b3fb8", "#0f8b8d", "#6b7280", "#c0392b", "#d946ef", "#334155"];
+    var edgeColor = "#7b3fb8";
+    // Horizontal bar charts get a row of height per tool so every tool name is printed.
+    function fitRows(canvas, n) {
+      var box = canvas.parentElement;
+      if (box) box.style.height = Math.max(260, 22 * n + 60) + "px";
+    }
+    var toolTicks = { autoSkip: false, font: { size: 12 } };
     var perTool = document.getElementById("chart-per-tool");
     if (perTool) {
+      fitRows(perTool, data.tools.length);
       new Chart(perTool, {
         type: "bar",
         data: { labels: data.tools, datasets: Object.keys(data.splits).map(function (s) {
           return { label: s, data: data.splits[s], backgroundColor: colors[s] };
         }) },
         options: { indexAxis: "y", responsive: true, maintainAspectRatio: false,
-                   scales: { x: { stacked: true }, y: { stacked: true } } }
+                   scales: { x: { stacked: true }, y: { stacked: true, ticks: toolTicks } } }
       });
     }
     var sources = document.getElementById("chart-sources");
@@ -23,7 +34,7 @@
         type: "doughnut",
         data: { labels: Object.keys(data.source_mix),
                 datasets: [{ data: Object.values(data.source_mix),
-                             backgroundColor: ["#2957d8", "#1e8e3e", "#b7791f", "#c0392b", "#7aa2f7"] }] },
+                             backgroundColor: sourceColors }] },
         options: { responsive: true, maintainAspectRatio: false }
       });
     }
@@ -32,17 +43,18 @@
       new Chart(test, {
         type: "bar",
         data: { labels: Object.keys(data.test_dimensions),
-                datasets: [{ label: "test examples", data: Object.values(data.test_dimensions), backgroundColor: "#1e8e3e" }] },
+                datasets: [{ label: "test examples", data: Object.values(data.test_dimensions), backgroundColor: colors.test }] },
         options: { responsive: true, maintainAspectRatio: false, plugins: { legend: { display: false } } }
       });
     }
     var edge = document.getElementById("chart-edge");
     if (edge) {
+      fitRows(edge, data.tools.length);
       new Chart(edge, {
         type: "bar",
-        data: { labels: data.tools, datasets: [{ label: "edge-case share", data: data.edge, backgroundColor: "#b7791f" }] },
+        data: { labels: data.tools, datasets: [{ label: "edge-case share", data: data.edge, backgroundColor: edgeColor }] },
         options: { indexAxis: "y", responsive: true, maintainAspectRatio: false,
-                   scales: { x: { min: 0, max: 1 } }, plugins: { legend: { display: false } } }
+                   scales: { x: { min: 0, max: 1 }, y: { ticks: toolTicks } }, plugins: { legend: { display: false } } }
       });
     }
   }
