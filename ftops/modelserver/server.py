@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ftops.modelserver.app import ModelServer, ServerOptions
 from ftops.modelserver.engine import Engine, EngineConfig
@@ -32,3 +33,35 @@ def server_from_settings(**overrides: object) -> ModelServer:
     }
     options.update({k: v for k, v in overrides.items() if v not in (None, "")})
     return build_server(**options)  # type: ignore[arg-type]
+
+
+class ThreadedServer:
+    """An ASGI app under uvicorn on 127.0.0.1 in a daemon thread (the demo and the tests use it)."""
+
+    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0, start_timeout_s: float = 120.0) -> None:
+        import threading
+        import time
+
+        import uvicorn
+
+        class _Server(uvicorn.Server):
+            def install_signal_handlers(self) -> None:  # a thread cannot own signals
+                return
+
+        config = uvicorn.Config(app, host=host, port=port, lifespan="on", log_level="warning", access_log=False,
+                                loop="asyncio")
+        self.server = _Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True, name="uvicorn-in-thread")
+        self.thread.start()
+        deadline = time.monotonic() + start_timeout_s
+        while not self.server.started and time.monotonic() < deadline and self.thread.is_alive():
+            time.sleep(0.02)
+        if not self.server.started:
+            self.stop()
+            raise RuntimeError("the server did not start")
+        self.port = int(self.server.servers[0].sockets[0].getsockname()[1])
+        self.url = f"http://{host}:{self.port}"
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout_s)

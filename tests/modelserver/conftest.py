@@ -1,8 +1,13 @@
-"""A real model server (uvicorn on 127.0.0.1, in a thread) over the micro base model and two LoRA adapters.
+"""A real model server (uvicorn on 127.0.0.1, in a thread) over a micro base model and two LoRA adapters.
 
-The adapters are trained here in seconds: ``weather`` on one record until it answers that
-record's prompt with its call (so tool calls are parsed from a real generation), ``rooms`` for
-a few steps on other records (so the two adapters answer differently). Only ``ml`` tests use them.
+Built here in about a minute on CPU (only ``ml`` tests use them):
+
+- the base: the micro model with an adapter merged in that answers "Weather in Paris?" with
+  ``get_weather {"town": "Paris"}``, a call the schema refuses (``city`` is required, ``town``
+  unknown): a deliberately bad model whose calls are real generations;
+- ``weather``: trained on that base until it answers the same prompt with the valid
+  ``get_weather {"city": "Paris"}`` (so tool calls are parsed from a real generation);
+- ``rooms``: a few steps on other records, so the two adapters answer differently.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +38,11 @@ def weather_record() -> Record:
     return next(r for r in make_records(24) if r.tool == "get_weather")
 
 
+def bad_weather_record() -> Record:
+    """The same request answered with a call its schema refuses."""
+    return replace(weather_record(), expected={"calls": [{"name": "get_weather", "arguments": {"town": ["Paris"]}}]})
+
+
 @dataclass
 class Built:
     base: Path
@@ -49,17 +59,26 @@ class Built:
 
 @pytest.fixture(scope="session")
 def built_models(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     out = tmp_path_factory.mktemp("modelserver")
+    micro = out / "micro"
+    build_base_model(micro, config=MICRO)
     base = out / "base"
-    build_base_model(base, config=MICRO)
     built = Built(base=base, root=out / "artifacts")
-    common: dict[str, Any] = {"base_model": str(base), "batch_examples": 4, "checkpoint_every": 1000, "seed": 1,
-                              "threads": 1, "max_length": 256, "row_length": 256, "dropout": 0.0, "warmup_ratio": 0.0}
+    common: dict[str, Any] = {"batch_examples": 4, "checkpoint_every": 1000, "seed": 1, "threads": 1,
+                              "max_length": 256, "row_length": 256, "dropout": 0.0, "warmup_ratio": 0.0}
     # Measured: 80 epochs over 16 copies of one record make the micro model answer it with its call.
-    train_lora(LoraTrainConfig(**common, epochs=80.0, lr=1e-2, r=16, alpha=32, target_modules=ALL_MODULES),
-               [weather_record()] * 16, [], built.weather)
+    memorize = {**common, "epochs": 80.0, "lr": 1e-2, "r": 16, "alpha": 32, "target_modules": ALL_MODULES}
+    train_lora(LoraTrainConfig(base_model=str(micro), **memorize), [bad_weather_record()] * 16, [], out / "bad")
+    merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(micro), str(out / "bad"))
+    merged.merge_and_unload().save_pretrained(base)
+    AutoTokenizer.from_pretrained(micro).save_pretrained(base)
+    train_lora(LoraTrainConfig(base_model=str(base), **memorize), [weather_record()] * 16, [], built.weather)
     rooms = [r for r in make_records(24) if r.tool != "get_weather"]
-    train_lora(LoraTrainConfig(**common, epochs=3.0, lr=2e-2, r=4, alpha=8), rooms, [], built.rooms)
+    train_lora(LoraTrainConfig(base_model=str(base), **common, epochs=3.0, lr=2e-2, r=4, alpha=8), rooms, [],
+               built.rooms)
     return built
 
 
