@@ -620,7 +620,8 @@ class _Call:
 
 
 _plans: dict[tuple[int, int, str, bool], tuple[Any, Any, _Call]] = {}
-_normalised: dict[str, str] = {}  # argument strings seen, normalised
+_normalised: dict[str, str] = {}  # short argument strings seen, normalised
+_CACHED_STRING_CHARS = 200
 
 
 def _plan(schema: Mapping[str, Any] | None, want: Mapping[str, Any], language: str, underscore_to_dot: bool) -> _Call:
@@ -722,9 +723,10 @@ def _check_value(param: str, value: Any, arg: _Arg, language: str) -> Verdict:
                 normalised = _normalised.get(value)
                 if normalised is None:
                     normalised = normalise_string(value)
-                    if len(_normalised) >= _CACHE_LIMIT:
-                        _normalised.clear()
-                    _normalised[value] = normalised
+                    if len(value) <= _CACHED_STRING_CHARS:  # a model's long strings are not kept
+                        if len(_normalised) >= _CACHE_LIMIT:
+                            _normalised.clear()
+                        _normalised[value] = normalised
                 if normalised in arg.strings:
                     return PASS
             return fail("value_error:string",
