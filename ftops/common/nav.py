@@ -16,6 +16,7 @@ NAV = [
     ("evaluation", "Evaluation", "evaluation:runs"),
     ("registry", "Registry", "registry:models"),
     ("loop", "Cycles", "loop:cycles"),
+    ("discovery", "Publishing", "discovery:publishing_list"),
     ("notifications", "Notifications", "notifications"),
 ]
 

@@ -75,7 +75,7 @@ def _require_editor(request: HttpRequest) -> None:
 def publishing_list(request: HttpRequest) -> HttpResponse:
     _require_editor(request)
     rows = [(s, selectors.publishing_for(s)) for s in Service.objects.order_by("name")]
-    return render(request, "discovery/publishing_list.html", {"rows": rows})
+    return render(request, "discovery/publishing_list.html", {"rows": rows, "nav_section": "discovery"})
 
 
 @login_required
@@ -114,4 +114,5 @@ def publishing_edit(request: HttpRequest, name: str) -> HttpResponse:
         status = 200
     document = selectors.well_known_document(service, base_url=_base_url(request))
     return render(request, "discovery/publishing_edit.html",
-                  {"service": service, "form": form, "document": document}, status=status)
+                  {"service": service, "form": form, "document": document, "nav_section": "discovery"},
+                  status=status)

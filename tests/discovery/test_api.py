@@ -70,7 +70,10 @@ def test_publishing_page_needs_an_editor_and_saves(client: Client, shop: Any, ad
     assert not PublishingSettings.objects.exists()
 
     client.force_login(admin_user)
-    assert client.get("/discovery/publishing/").status_code == 200
+    listing = client.get("/discovery/publishing/")
+    assert listing.status_code == 200
+    # The main navigation links the page, marked as the current section.
+    assert '<a href="/discovery/publishing/" aria-current="page">Publishing</a>' in listing.content.decode()
     bad = client.post("/discovery/publishing/shop/", {"public_model_training": "on", "opt_in_text": ""})
     assert bad.status_code == 400 and not PublishingSettings.objects.exists()
     ok = client.post("/discovery/publishing/shop/", {
