@@ -148,3 +148,11 @@ def test_compare_puts_regressions_first_sorts_case_ids_numerically_and_flags_thi
     assert re.search(r'<td>parallel <span class="badge warn">few cases</span></td>', table)
     detail = staff.get(reverse("evaluation:run", args=[base.pk])).content.decode()
     assert re.search(r"<td>1 <span class=\"badge warn\" title=\"Fewer than 10 cases", detail)
+
+
+def test_a_run_names_its_dataset_version(staff: Any) -> None:
+    version = dataset_version()
+    suite = EvalSuite.objects.create(name="v1-test", kind="dataset", dataset_version=version, split="test")
+    run = scored_run(suite, failed=[])
+    page = staff.get(reverse("evaluation:run", args=[run.pk])).content.decode()
+    assert f'(<a href="/datasets/{version.number}/">dataset v{version.number}</a>, test split)' in page
