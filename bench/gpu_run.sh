@@ -3,8 +3,10 @@
 #   the environment, a short smoke of both recipes (which also fills torch.compile's caches),
 #   then the full measurement of bench/train_throughput.py --gpu-config.
 # Writes everything to $OUT (log, smoke.json, full.json). Wheels in .whl/ (liger-kernel) are
-# installed into /tmp/site first when present. If our recipe's smoke fails, the next fallback
-# is tried (no fused CE, then no compile, then SDPA with dense masks, then the plain recipe).
+# installed into /tmp/site first when present (for --fused-ce). If our recipe's smoke fails, the
+# next fallback is tried (no compile, then SDPA with dense masks, then the plain recipe).
+# MODE=final skips the smoke (one full run; on failure the run-1 configuration), MODE=explore
+# measures variants of our recipe and profiles two steps.
 set -u
 OUT=${OUT:-/tmp/ftops-gpu-out}
 mkdir -p "$OUT"
@@ -21,6 +23,23 @@ $PY -c "import torch, transformers, peft; print('torch', torch.__version__, 'tra
 $PY -c "from liger_kernel.transformers.fused_linear_cross_entropy import LigerFusedLinearCrossEntropyLoss; print('liger ok')" \
   || echo "liger-kernel not importable"
 
+if [ "${MODE:-measure}" = explore ]; then
+  # Our recipe alone, variants side by side, and a profile (torch.profiler) of two steps.
+  B="bench/train_throughput.py --gpu-config --skip-baseline"
+  echo "=== A: default"; timeout 110 $PY $B --tokens-per-micro 18432 --json "$OUT/a.json"
+  echo "=== P: profile"; timeout 110 $PY $B --tokens-per-micro 18432 --steps 8 --profile 2
+  echo "=== C: liger's fused CE"; timeout 90 $PY $B --tokens-per-micro 18432 --steps 12 --fused-ce
+  echo "=== D: one stream per step"; timeout 90 $PY $B --tokens-per-micro 36864 --steps 12
+  date -u
+  exit 0
+fi
+if [ "${MODE:-measure}" = final ]; then
+  F="bench/train_throughput.py --gpu-config --tokens-per-micro 18432"
+  echo "=== full measurement"
+  timeout 230 $PY $F --json "$OUT/full.json" || { echo "=== failed: again with liger's CE"; timeout 200 $PY $F --fused-ce --json "$OUT/full.json"; }
+  date -u
+  exit 0
+fi
 SMOKE_S=${SMOKE_S:-150}
 FULL_S=${FULL_S:-240}
 # The stream length the full run picks for its data (bench/train_throughput.py's 30 steps of 256
@@ -29,7 +48,7 @@ FULL_S=${FULL_S:-240}
 STREAM="--tokens-per-micro ${STREAM_TOKENS:-18432}"
 FLAGS=""
 BASE_FLAGS=""
-for flags in "" "--no-fused-ce" "--no-fused-ce --no-compile" "--no-fused-ce --no-compile --attention sdpa --tokens-per-micro 4096" "--plain"; do
+for flags in "" "--no-compile" "--no-compile --attention sdpa --tokens-per-micro 4096" "--plain"; do
   echo "=== smoke: ours $flags, then the baseline"
   rm -f "$OUT/smoke.json"
   if timeout "$SMOKE_S" $PY bench/train_throughput.py --gpu-config --quick --steps 3 --batch 64 --warmup 1 $STREAM $flags \

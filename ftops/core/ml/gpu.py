@@ -13,8 +13,8 @@ ragged) and the dense mask forces a slow attention kernel. Here instead:
   cross-contamination; tested against the dense-mask path), and blocks with nothing to see are
   skipped, so attention costs what the examples need, not ``L^2``;
 * position ids restart for every example (after a shared prefix), as in the CPU path;
-* the vocabulary projection and cross-entropy run only on assistant positions, fused
-  (liger-kernel's fused linear cross-entropy when it is installed: no logits tensor);
+* the vocabulary projection and cross-entropy run only on assistant positions (liger-kernel's
+  fused linear cross-entropy on request: measured slower here, see ``GpuOptions.fused_ce``);
 * the decoder layers are compiled (``torch.compile``, one graph shared by every layer);
 * gradient checkpointing is left off when the activations of one micro-batch fit easily.
 
@@ -45,7 +45,10 @@ class GpuOptions:
     compile: bool = True  # torch.compile the decoder layers
     compile_mask: bool = True  # build block masks with a compiled kernel (CUDA)
     attention: str = "flex"  # "flex": block mask; "sdpa": dense boolean mask (fallback)
-    fused_ce: bool = True  # liger-kernel's fused linear cross-entropy when importable
+    # liger-kernel's fused linear cross-entropy when importable. Off by default: measured on an
+    # H200 (0.5 B Qwen2, ~4.9k target positions per stream) it was 15% slower end to end than
+    # the plain head + cross-entropy on the target positions (its chunk loop syncs the host).
+    fused_ce: bool = False
     tokens_per_micro: int = 0  # 0: chosen per run from the steps' sizes and free memory
     max_tokens_per_micro: int = 32768
     memory_fraction: float = 0.6  # share of free GPU memory activations may take without checkpointing
@@ -121,44 +124,62 @@ def choose_stream_length(step_sizes: list[list[int]], limit: int, overhead_token
 
 def collate_stream(examples: list[Tokenized], rows: list[Row], length: int, *, pad_id: int,
                    device: Any = None) -> Stream:
-    """One stream of ``length`` tokens for ``rows``; padding only at the end."""
+    """One stream of ``length`` tokens for ``rows``; padding only at the end.
+
+    Built as Python lists and turned into tensors once (slice assignments into tensors cost
+    more host time than the GPU spends on a step's small examples).
+    """
     import torch
 
-    input_ids = torch.full((length,), pad_id, dtype=torch.long)
-    position_ids = torch.zeros((length,), dtype=torch.long)
-    targets = torch.full((length,), IGNORE, dtype=torch.long)
-    segment = torch.full((length,), -2, dtype=torch.int32)  # padding: -2 (sees only padding)
-    prefix = torch.full((length,), -1, dtype=torch.int32)
-    at, next_id, tokens = 0, 0, 0
+    ids: list[int] = []
+    pos: list[int] = []
+    tgt: list[int] = []
+    seg: list[int] = []
+    pre: list[int] = []
+    next_id, tokens = 0, 0
     for row in rows:
         p = row.prefix
         shared = -1
         if p:
             shared = next_id
             next_id += 1
-            input_ids[at:at + p] = torch.tensor(examples[row.members[0]].input_ids[:p])
-            position_ids[at:at + p] = torch.arange(p)
-            segment[at:at + p] = shared
-            at += p
+            ids.extend(examples[row.members[0]].input_ids[:p])
+            pos.extend(range(p))
+            tgt.extend([IGNORE] * p)
+            seg.extend([shared] * p)
+            pre.extend([-1] * p)
         for i in row.members:
             ex = examples[i]
             k = len(ex) - p
-            input_ids[at:at + k] = torch.tensor(ex.input_ids[p:])
-            position_ids[at:at + k] = torch.arange(p, p + k)
-            targets[at:at + k - 1] = torch.tensor(ex.labels[p + 1:])
-            segment[at:at + k] = next_id
-            prefix[at:at + k] = shared
+            ids.extend(ex.input_ids[p:])
+            pos.extend(range(p, p + k))
+            # Position t predicts token t+1 of the same example; the last predicts nothing.
+            tgt.extend(ex.labels[p + 1:])
+            tgt.append(IGNORE)
+            seg.extend([next_id] * k)
+            pre.extend([shared] * k)
             next_id += 1
-            at += k
             tokens += len(ex)
+    at = len(ids)
     if at > length:
         raise ValueError(f"rows hold {at} tokens, more than the stream's {length}")
-    picked = (targets != IGNORE).nonzero().flatten()
-    stream = Stream(input_ids[None], position_ids[None], targets[None], segment, prefix, picked, targets[picked],
-                    tokens, int(picked.numel()), at)
-    if device is not None:
-        for name in ("input_ids", "position_ids", "targets", "segment", "prefix", "picked", "picked_targets"):
-            setattr(stream, name, getattr(stream, name).to(device))
+    pad = length - at
+    ids.extend([pad_id] * pad)
+    pos.extend([0] * pad)
+    tgt.extend([IGNORE] * pad)
+    seg.extend(range(-2, -2 - pad, -1))  # padding tokens see only themselves: no dense block over the tail
+    pre.extend([-1] * pad)
+    picked = [t for t, label in enumerate(tgt) if label != IGNORE]
+    stream = Stream(torch.tensor([ids]), torch.tensor([pos]), torch.tensor([tgt]),
+                    torch.tensor(seg, dtype=torch.int32), torch.tensor(pre, dtype=torch.int32),
+                    torch.tensor(picked, dtype=torch.long), torch.tensor([tgt[t] for t in picked], dtype=torch.long),
+                    tokens, len(picked), at)
+    return to_device(stream, device) if device is not None else stream
+
+
+def to_device(stream: Stream, device: Any) -> Stream:
+    for name in ("input_ids", "position_ids", "targets", "segment", "prefix", "picked", "picked_targets"):
+        setattr(stream, name, getattr(stream, name).to(device))
     return stream
 
 
@@ -266,6 +287,7 @@ class GpuRunner:
         self.compiled = False
         self.computed_tokens = 0
         self.padded_tokens = 0
+        self._ahead: tuple[tuple[int, ...], list[Stream]] | None = None  # the next step's streams, on the host
 
     @classmethod
     def plan(cls, model: Any, steps: list[list[Tokenized]], *, pad_id: int, device: Any, row_length: int,
@@ -315,14 +337,14 @@ class GpuRunner:
                 f"compiled {self.compiled}, fused CE {self.ce is not None}, "
                 f"gradient checkpointing {self.checkpointing}")
 
-    def streams(self, chunk: list[Tokenized]) -> list[Stream]:
+    def streams(self, chunk: list[Tokenized], on_device: bool = True) -> list[Stream]:
         rows = step_rows(chunk, self.row_length, self.share_prefix)
         sizes = [row_size(chunk, r) for r in rows]
         # A row longer than the planned stream (a validation example, say) gets a longer stream.
         length = max(self.length, math.ceil(max(sizes) / STREAM_MULTIPLE) * STREAM_MULTIPLE)
         bins = pack_streams(sizes, length)
-        return [collate_stream(chunk, [rows[i] for i in b], length, pad_id=self.pad_id, device=self.device)
-                for b in bins]
+        return [collate_stream(chunk, [rows[i] for i in b], length, pad_id=self.pad_id,
+                               device=self.device if on_device else None) for b in bins]
 
     def loss_sum(self, model: Any, stream: Stream) -> torch.Tensor:
         """Summed cross-entropy over the stream's target positions."""
@@ -345,15 +367,29 @@ class GpuRunner:
             return self.ce(head.weight, picked, targets)
         return F.cross_entropy(head(picked).float(), targets, reduction="sum")
 
-    def step(self, model: Any, chunk: list[Tokenized], target_tokens: int) -> tuple[float, int]:
-        """Forward and backward for one optimizer step's examples: (loss, example tokens)."""
+    def step(self, model: Any, chunk: list[Tokenized], target_tokens: int,
+             upcoming: list[Tokenized] | None = None) -> tuple[float, int]:
+        """Forward and backward for one optimizer step's examples: (loss, example tokens).
+
+        ``upcoming`` (the next step's examples) is packed on the host while the GPU works on
+        this step's first stream, so the GPU does not wait for it at the next step.
+        """
         import torch
 
         total = torch.zeros((), device=self.device)
         tokens = 0
-        for stream in self.streams(chunk):
+        key = tuple(id(x) for x in chunk)
+        if self._ahead is not None and self._ahead[0] == key:
+            streams = self._ahead[1]
+        else:
+            streams = self.streams(chunk, on_device=False)
+        self._ahead = None
+        for n, stream in enumerate(streams):
+            stream = to_device(stream, self.device)
             loss = self.loss_sum(model, stream) / max(1, target_tokens)
             loss.backward()
+            if n == 0 and upcoming is not None:
+                self._ahead = (tuple(id(x) for x in upcoming), self.streams(upcoming, on_device=False))
             total += loss.detach().float()
             tokens += stream.tokens
             self.computed_tokens += stream.computed_tokens

@@ -424,7 +424,9 @@ def train_lora(cfg: LoraTrainConfig, train: list[Record], val: list[Record], out
         say(f"lora: {fast.describe()}")
     trainable = [p for p in model.parameters() if p.requires_grad]
     trainable_count = sum(p.numel() for p in trainable)
-    optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # On CUDA one fused kernel updates every adapter tensor (the same AdamW arithmetic).
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                  fused=device.type == "cuda" or None)
     total = len(plan)
     warmup = max(1, int(total * cfg.warmup_ratio))
 
@@ -470,7 +472,8 @@ def train_lora(cfg: LoraTrainConfig, train: list[Record], val: list[Record], out
         target_tokens = sum(x.target_tokens for x in chunk)
         step_loss = 0.0
         if fast is not None:
-            step_loss, step_tokens = fast.step(model, chunk, target_tokens)
+            upcoming = [train_data[i] for i in plan[step + 1][1]] if step + 1 < total else None
+            step_loss, step_tokens = fast.step(model, chunk, target_tokens, upcoming)
             run_tokens += step_tokens
             history["tokens"] += step_tokens
         for r0 in range(0, len(rows), cfg.micro_rows):
