@@ -214,15 +214,16 @@ _compiled_flex: Any = None
 def _flex_forward(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, scaling: float | None = None,
                   dropout: float = 0.0, **kwargs: Any) -> tuple[Any, None]:
     """Attention through FlexAttention with the stream's block mask (registered with transformers)."""
+    import torch
     from torch.nn.attention.flex_attention import flex_attention
 
     global _compiled_flex
     fn = flex_attention
-    if query.device.type == "cuda" and not OPTIONS.compile:
-        # Outside a compiled layer, flex attention runs its kernel only when compiled itself.
+    if query.device.type == "cuda" and not torch.compiler.is_compiling():
+        # Outside a compiled layer (compilation off, or gradient checkpointing on), flex
+        # attention runs its fused kernel only when compiled itself; eagerly it would
+        # materialise every score.
         if _compiled_flex is None:
-            import torch
-
             _compiled_flex = torch.compile(flex_attention, dynamic=False)
         fn = _compiled_flex
     out = fn(query, key, value, block_mask=attention_mask, scale=scaling,
