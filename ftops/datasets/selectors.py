@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, cast
 
-from django.db.models import F, Max, Q, QuerySet
+from django.db.models import Exists, F, Max, OuterRef, Q, QuerySet
 
 from ftops.catalog.models import Service, Tool, ToolSchemaVersion
 from ftops.common.errors import Forbidden, NotFound, ValidationFailed
@@ -226,12 +226,32 @@ DIFF_METRICS = ("total_examples", "tools_covered", "unique_queries", "diversity_
 DIFF_CACHE_SECONDS = 3600
 
 
+def _changed_hashes(*, a: DatasetVersion, b: DatasetVersion) -> QuerySet[TrainingExample]:
+    """The content hashes of the examples that may differ between ``a`` and ``b`` (a subquery).
+
+    A membership whose example sits in the other version too, in the same split and dimension,
+    cannot change the diff: the same example has the same content hash on both sides, and equal
+    rows leave both sides' aggregates alike. Only the rest (found with two anti-joins on the
+    membership table's (version, example) index, without reading the examples) are matched by
+    content hash, and only their hash groups are aggregated. Versions built from the same pool
+    share most members, so the join to the examples shrinks from every member to the changes.
+    """
+    def unmatched(x: DatasetVersion, y: DatasetVersion) -> QuerySet[DatasetMembership]:
+        twin = DatasetMembership.objects.filter(version_id=y.pk, example_id=OuterRef("example_id"),
+                                                split=OuterRef("split"), dimension=OuterRef("dimension"))
+        return DatasetMembership.objects.filter(version_id=x.pk).filter(~Exists(twin)).values("example_id")
+
+    return (TrainingExample.objects.filter(Q(pk__in=unmatched(a, b)) | Q(pk__in=unmatched(b, a)))
+            .order_by().values("content_hash"))
+
+
 def versions_diff_changes(*, a: DatasetVersion, b: DatasetVersion) -> dict[str, list[tuple[int, str, str]]]:
     """Examples added, removed and moved (split or dimension changed) from ``a`` to ``b``, by example id.
 
     ``{"added": [(example id, split, dimension)], "removed": [...], "moved": [(id in b, from, to)]}``.
-    Examples are matched by content hash. One grouped pass over both versions' memberships
-    returns only the changed ones; built versions never change, so the answer is cached.
+    Examples are matched by content hash. One query: the members not found unchanged in the other
+    version (``_changed_hashes``) pick the hash groups, and one grouped pass over those groups
+    returns the changed ones; built versions never change, so the answer is cached.
     """
     from django.core.cache import cache
 
@@ -243,7 +263,8 @@ def versions_diff_changes(*, a: DatasetVersion, b: DatasetVersion) -> dict[str, 
             return cast(dict[str, list[tuple[int, str, str]]], found)
     in_a, in_b = Q(version_id=a.pk), Q(version_id=b.pk)
     rows = (
-        DatasetMembership.objects.filter(version_id__in=[a.pk, b.pk])
+        DatasetMembership.objects.filter(version_id__in=[a.pk, b.pk],
+                                         example__content_hash__in=_changed_hashes(a=a, b=b))
         .values("example__content_hash")
         .annotate(a_split=Max("split", filter=in_a), a_dim=Max("dimension", filter=in_a),
                   a_id=Max("example_id", filter=in_a), b_split=Max("split", filter=in_b),
