@@ -61,6 +61,9 @@ def run(ctx: Any) -> None:
     finally:
         httpd.shutdown()
         httpd.server_close()
+        # Its server (this demo's) is gone: left enabled, every later aggregation (the cycle's
+        # aggregate stage, manage.py aggregate) would find it down and alert the admins.
+        AggregationSource.objects.filter(name=SOURCE).update(enabled=False)
     outcome = report.outcomes[0]
     if outcome.status != "ok":
         ctx.fail(f"discovery: aggregation from {url} failed ({outcome.status}): {outcome.error}")

@@ -9,6 +9,7 @@ from ftops.catalog import demo as catalog_demo
 from ftops.common.demo import DemoContext
 from ftops.datasets.models import TrainingExample
 from ftops.discovery import demo
+from ftops.discovery.models import AggregationSource
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,3 +28,5 @@ def test_demo_publishes_and_aggregates_from_itself() -> None:
     assert lines[2] == (f"aggregated: {held} examples from 4 services (0 new, {held} already held here, 0 invalid)")
     assert ctx.summary["aggregated"] == {"examples": held, "services": 4, "created": 0}
     assert TrainingExample.objects.count() == held
+    # The demo's own server is gone afterwards: its source is left disabled, so no later pull finds it down.
+    assert list(AggregationSource.objects.values_list("name", "enabled")) == [(demo.SOURCE, False)]
