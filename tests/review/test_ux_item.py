@@ -107,3 +107,13 @@ def test_the_error_summary_links_to_each_field(alice_client: Client, item: Revie
     links = re.findall(r'<a href="#([^"]+)" data-focus-field="\1">([^<]+)</a>', summary)
     assert links == [("f-calls-0-arg-payment_id", "Call 1: payment_id"),
                      ("f-calls-0-arg-amount_cents", "Call 1: amount_cents")]
+
+
+def test_a_valid_call_of_a_failed_interaction_is_not_shown_as_right(alice_client: Client, payments: Service) -> None:
+    make_interaction(payments, external_id="thumbs-down", query="where is my order?", failure_kind="negative_feedback",
+                     calls=[{"name": "get_order", "arguments": {"order_id": "o-1"}}])
+    review_items_enqueue_failures()
+    body = _page(alice_client, ReviewItem.objects.get())
+    assert "valid against the schema" not in body
+    assert '<span class="badge warn">arguments fit the schema</span>' in body
+    assert '<div class="call-check wrong">' in body

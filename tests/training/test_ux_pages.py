@@ -91,3 +91,14 @@ def test_the_artifact_downloads_as_a_zip_and_only_from_the_artifacts_folder(
     TrainingRun.objects.filter(pk=run.pk).update(artifact_path=str(adapter / ".." / ".." / ".." / "secret.txt"))
     assert staff.get(reverse("training:artifact", args=[run.pk])).status_code == 404
     assert AuditEvent.objects.filter(action="training.artifact_downloaded").count() == 1
+
+
+@pytest.mark.parametrize("versions", [1, 12])
+def test_new_run_page_takes_the_same_queries_whatever_the_rows(staff: Any, make_dataset_version: Any,
+                                                               versions: int, django_assert_max_num_queries: Any
+                                                               ) -> None:
+    from tests.common.pages import get_within
+
+    for _ in range(versions):
+        make_dataset_version(train=make_records(2))
+    get_within(staff, django_assert_max_num_queries, reverse("training:new"), 4)  # session, user, versions, services
