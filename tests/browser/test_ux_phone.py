@@ -70,6 +70,8 @@ def test_every_main_page_fits_a_390px_phone(browser: Any, live_server: Any,  # n
         "interactions": reverse("interactions:list"),
         "interaction": reverse("interactions:detail", args=[item.interaction.external_id]),
         "training": reverse("training:runs"),
+        "training-new": reverse("training:new"),
+        "diff": reverse("datasets:diff") + f"?a={version.number}&b={version.number}",
         "not-found": "/no-such-page/",
     }
     page = _phone_page(browser, live_server.url, "phone")
