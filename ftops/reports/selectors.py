@@ -108,6 +108,8 @@ def month_parse(text: str) -> date:
         parsed = datetime.strptime(text.strip(), "%Y-%m")
     except ValueError:
         raise ValueError(f"month {text!r} is not YYYY-MM (e.g. 2026-11)") from None
+    if (parsed.year, parsed.month) == (9999, 12):  # its end, January 10000, is past the calendar
+        raise ValueError(f"month {text!r} is past the last month there is (9999-11)")
     return date(parsed.year, parsed.month, 1)
 
 

@@ -165,3 +165,33 @@ def test_the_page(month_of_traffic: dict[str, Any]) -> None:
     nobody = User.objects.create_user("eve", "eve@example.com", "pw")
     client.force_login(nobody)
     assert client.get("/reports/monthly/?month=2026-11").status_code == 403
+
+
+@pytest.mark.parametrize("text", ["9999-12", "0000-01", "10000-01"])
+def test_a_month_past_the_calendar_is_a_400_and_a_command_error(text: str) -> None:
+    ann = User.objects.create_user("ann", "ann@example.com", "pw")
+    ann.groups.add(Group.objects.get_or_create(name="approver")[0])
+    client = Client(raise_request_exception=False)
+    client.force_login(ann)
+    page = client.get("/reports/monthly/", {"month": text})
+    assert page.status_code == 400 and f"month {text!r}" in page.content.decode().replace("&#x27;", "'")
+    with pytest.raises(CommandError, match="month"):
+        call_command("monthly-report", "--month", text, stdout=StringIO())
+
+
+@pytest.mark.parametrize("services", [1, 6])
+def test_the_page_takes_the_same_queries_whatever_the_services_and_traffic(
+        services: int, django_assert_max_num_queries: Any) -> None:
+    from tests.common.pages import get_within
+
+    mv = version()
+    deploy(mv, since=at(1))
+    for n in range(services):
+        service = Service.objects.create(name=f"svc-{n}")
+        traffic(service, mv.name, at(5), REFUND, CallVerdict.VALID, False, n=services)
+        traffic(service, mv.name, at(6), ORDER, CallVerdict.INVALID, True)
+    admin = User.objects.create_user("ada", "ada@example.com", "pw", is_staff=True)
+    client = Client()
+    client.force_login(admin)
+    html = get_within(client, django_assert_max_num_queries, "/reports/monthly/", 5, month="2026-11")
+    assert html.count('<th scope="row">service svc-') == services
