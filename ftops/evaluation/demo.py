@@ -1,7 +1,10 @@
 """Demo stage: the base model and the tuned adapter on the dataset version's test split.
 
 Both evaluations are stored as runs (see /evaluation/), and the summary reports exact match
-per split dimension for each: new phrasings, zero-shot tools and multi-step sequences.
+per split dimension for each: new phrasings, zero-shot tools and multi-step sequences. Each
+model is evaluated twice, free and with schema-constrained decoding (``constrained``: tool
+calls forced to the offered tools' schemas); the constrained numbers carry a ``_constrained``
+suffix (``tuned_exact_new_phrasings_constrained``).
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ def run(ctx: DemoContext) -> None:
     suite = eval_suite_for_dataset(dataset_version=version, split="test")
     base_config: dict[str, Any] = {"kind": "hf_local", "model_path": str(ctx.shared["base_model_path"]),
                                    "batch_size": 32, "max_new_tokens": 160}
-    configs = {"base": base_config, "tuned": {**base_config, "adapter_path": str(ctx.shared["tuned_adapter_path"])}}
+    tuned_config = {**base_config, "adapter_path": str(ctx.shared["tuned_adapter_path"])}
+    configs = {"base": base_config, "tuned": tuned_config,
+               "base_constrained": {**base_config, "constrained": True},
+               "tuned_constrained": {**tuned_config, "constrained": True}}
     runs = {}
     for label, config in configs.items():
         created = eval_run_create(suite=suite, adapter_config=config, name=f"demo {label}", created_by="demo",
@@ -43,7 +49,9 @@ def run(ctx: DemoContext) -> None:
             row = by_dimension.get(dimension)
             if row is None:
                 ctx.log(f"  {dimension}: no test cases")
-            ctx.summary[f"{label}_exact_{key}"] = round(float(row["exact"]) if row else 0.0, 1)
+            model, _, constrained = label.partition("_")
+            summary_key = f"{model}_exact_{key}" + (f"_{constrained}" if constrained else "")
+            ctx.summary[summary_key] = round(float(row["exact"]) if row else 0.0, 1)
     comparison = runs_compare(base=runs["base"], other=runs["tuned"])
     for row in comparison.groups.get("category", []):
         ctx.log(f"  {row.name}: base {row.base_exact}% -> tuned {row.other_exact}% ({row.delta:+.1f})"

@@ -23,6 +23,8 @@ def test_demo_skips_with_a_log_line_when_inputs_are_missing() -> None:
 
 
 @pytest.mark.ml
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # four evaluations (free and constrained) of a model that never stops early
 @pytest.mark.django_db
 def test_demo_evaluates_base_and_tuned(tmp_path: Path) -> None:
     from peft import LoraConfig, get_peft_model
@@ -38,12 +40,14 @@ def test_demo_evaluates_base_and_tuned(tmp_path: Path) -> None:
     ctx = DemoContext(out=lines.append, shared={"dataset_version": dataset_version(), "base_model_path": str(base),
                                                 "tuned_adapter_path": str(tmp_path / "adapter")})
     demo.run(ctx)
-    assert set(ctx.summary) == {f"{who}_exact_{dim}" for who in ("base", "tuned")
-                                for dim in ("new_phrasings", "zero_shot_tools", "multi_step")}
+    assert set(ctx.summary) == {f"{who}_exact_{dim}{suffix}" for who in ("base", "tuned")
+                                for dim in ("new_phrasings", "zero_shot_tools", "multi_step")
+                                for suffix in ("", "_constrained")}
     assert all(isinstance(v, float) for v in ctx.summary.values())
     runs = list(EvalRun.objects.order_by("pk"))
-    assert [r.name for r in runs] == ["demo base", "demo tuned"]
-    assert [r.status for r in runs] == ["succeeded", "succeeded"]
+    assert [r.name for r in runs] == ["demo base", "demo tuned", "demo base_constrained", "demo tuned_constrained"]
+    assert [r.status for r in runs] == ["succeeded"] * 4
     assert runs[1].adapter_config["adapter_path"] == str(tmp_path / "adapter")
-    assert set(ctx.shared["eval_runs"]) == {"base", "tuned"}
+    assert [r.adapter_config.get("constrained", False) for r in runs] == [False, False, True, True]
+    assert set(ctx.shared["eval_runs"]) == {"base", "tuned", "base_constrained", "tuned_constrained"}
     assert any(line.startswith("base: exact ") for line in lines)
