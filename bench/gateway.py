@@ -1,7 +1,7 @@
 """Gateway overhead: the same chat completions sent straight to an upstream and through the gateway.
 
-    .venv/bin/python bench/gateway.py                  # 3,000 requests per side at concurrency 32
-    .venv/bin/python bench/gateway.py --n 500          # quick smoke run
+    .venv/bin/python bench/gateway.py                  # 5 rounds of 1,500 requests per side at concurrency 32
+    .venv/bin/python bench/gateway.py --n 500 --rounds 1   # quick smoke run
     .venv/bin/python bench/gateway.py --sqlite         # the embedded default instead of PostgreSQL
 
 Starts three processes on 127.0.0.1:
@@ -11,8 +11,10 @@ Starts three processes on 127.0.0.1:
             PostgreSQL of --pg, created, migrated, seeded with a service, a gateway key, an
             upstream credential and a production deployment, dropped at the end unless --keep);
   client    this process: asyncio + one pooled httpx2 client, ``--concurrency`` requests in flight.
-Rounds alternate direct and gateway (``--rounds``, best round per side kept: the machine is
-shared). Prints throughput and latency of both, the latency the gateway adds at p50 and p95,
+Each round sends ``--n`` requests per side, both sides back to back in alternating order, and
+takes what the gateway added in that round; the median of ``--rounds`` rounds is reported (the
+machine is shared: a side's best round on its own would compare a quiet moment with a busy
+one). Prints throughput and latency of both, the latency the gateway adds at p50 and p95,
 ``logged: N/N`` (every call through the gateway stored as an interaction, waited for after the
 traffic) and last ``ratio: <8 ms / added p95>`` (>= 1: at most 8 ms added at p95, LiteLLM's
 published figure).
@@ -67,9 +69,9 @@ async def upstream_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=3000, help="requests per side per round (default 3000)")
+    parser.add_argument("--n", type=int, default=1500, help="requests per side per round (default 1500)")
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--pg", default=os.environ.get("FTOPS_BENCH_PG", "postgres://postgres@127.0.0.1:5432/test"))
     parser.add_argument("--db", default="ftops_bench_gateway")
@@ -225,31 +227,47 @@ def main() -> None:
         for side in (direct, through):  # warm pools, caches and the database's first writes
             asyncio.run(run_side(*side, args.warmup, args.concurrency, 0))
         sent_through += args.warmup
-        best: dict[str, tuple[float, list[float], int]] = {}
+        # Each round measures both sides back to back (the order alternating, so a load that
+        # drifts during a round favours neither), and what the gateway adds is taken per round:
+        # on a shared machine the load changes between rounds, and a side's best round taken on
+        # its own would compare a quiet moment with a busy one. The median round is reported.
+        pooled: dict[str, list[float]] = {"direct": [], "gateway": []}
+        walls = {"direct": 0.0, "gateway": 0.0}
+        failed = {"direct": 0, "gateway": 0}
+        added: list[tuple[float, float]] = []
         # CPU seconds per side of: the gateway, the upstream, this client; and the wall time.
         cpu = {name: {"gateway": 0.0, "upstream": 0.0, "client": 0.0, "wall": 0.0} for name in ("direct", "gateway")}
         for round_no in range(args.rounds):
-            for name, side in (("direct", direct), ("gateway", through)):
+            sides = [("direct", direct), ("gateway", through)]
+            measured: dict[str, list[float]] = {}
+            for name, side in (sides if round_no % 2 == 0 else sides[::-1]):
                 before = (cpu_seconds(gateway.pid), cpu_seconds(upstream.pid), time.process_time())
-                result = asyncio.run(run_side(*side, args.n, args.concurrency, (round_no + 1) * args.n))
+                wall, latencies, failures = asyncio.run(run_side(*side, args.n, args.concurrency,
+                                                                 (round_no + 1) * args.n))
                 used = cpu[name]
                 used["gateway"] += cpu_seconds(gateway.pid) - before[0]
                 used["upstream"] += cpu_seconds(upstream.pid) - before[1]
                 used["client"] += time.process_time() - before[2]
-                used["wall"] += result[0]
+                used["wall"] += wall
+                walls[name] += wall
+                failed[name] += failures
+                pooled[name] += latencies
+                measured[name] = latencies
                 if name == "gateway":
                     sent_through += args.n
-                if name not in best or pct(result[1], 0.5) < pct(best[name][1], 0.5):
-                    best[name] = result
+            added.append((pct(measured["gateway"], 0.5) - pct(measured["direct"], 0.5),
+                          pct(measured["gateway"], 0.95) - pct(measured["direct"], 0.95)))
+            print(f"round {round_no + 1}: added p50 {added[-1][0]:7.2f} ms   p95 {added[-1][1]:7.2f} ms   "
+                  f"load average {os.getloadavg()[0]:.1f}")
         for name in ("direct", "gateway"):
-            wall, latencies, failures = best[name]
-            print(f"{name:8s} {len(latencies) / wall:8.0f} req/s   p50 {pct(latencies, 0.5):6.2f} ms   "
+            latencies = pooled[name]
+            print(f"{name:8s} {len(latencies) / walls[name]:8.0f} req/s   p50 {pct(latencies, 0.5):6.2f} ms   "
                   f"p95 {pct(latencies, 0.95):6.2f} ms   mean {statistics.fmean(latencies):6.2f} ms   "
-                  f"failed {failures}")
-        added_p50 = pct(best["gateway"][1], 0.5) - pct(best["direct"][1], 0.5)
-        added_p95 = pct(best["gateway"][1], 0.95) - pct(best["direct"][1], 0.95)
-        print(f"added latency: p50 {added_p50:.2f} ms   p95 {added_p95:.2f} ms   "
-              f"(concurrency {args.concurrency}, {args.n} requests per side, best of {args.rounds})")
+                  f"failed {failed[name]}")
+        added_p50 = statistics.median(a[0] for a in added)
+        added_p95 = statistics.median(a[1] for a in added)
+        print(f"added latency: p50 {added_p50:.2f} ms   p95 {added_p95:.2f} ms   (concurrency {args.concurrency}, "
+              f"{args.n} requests per side per round, median of {args.rounds} paired rounds)")
         # The gateway's own CPU per request (event loop and call writer, both included): what it
         # costs on an idle machine too; on a saturated one latency grows with it.
         sent = args.n * args.rounds
