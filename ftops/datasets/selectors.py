@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, cast
 
-from django.db.models import Exists, F, Max, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from ftops.catalog.models import Service, Tool, ToolSchemaVersion
 from ftops.common.errors import Forbidden, NotFound, ValidationFailed
@@ -226,32 +226,52 @@ DIFF_METRICS = ("total_examples", "tools_covered", "unique_queries", "diversity_
 DIFF_CACHE_SECONDS = 3600
 
 
-def _changed_hashes(*, a: DatasetVersion, b: DatasetVersion) -> QuerySet[TrainingExample]:
-    """The content hashes of the examples that may differ between ``a`` and ``b`` (a subquery).
+Place = tuple[str, str]  # (split, dimension)
 
-    A membership whose example sits in the other version too, in the same split and dimension,
-    cannot change the diff: the same example has the same content hash on both sides, and equal
-    rows leave both sides' aggregates alike. Only the rest (found with two anti-joins on the
-    membership table's (version, example) index, without reading the examples) are matched by
-    content hash, and only their hash groups are aggregated. Versions built from the same pool
-    share most members, so the join to the examples shrinks from every member to the changes.
+
+def _members_changed_by_id(*, a: DatasetVersion, b: DatasetVersion
+                           ) -> list[tuple[int, str | None, str | None, str | None, str | None]]:
+    """(example id, split in a, dimension in a, split in b, dimension in b) of every example that is
+    in only one of the versions, or in both but placed differently; ``None`` where it is absent.
+
+    One full outer join of the two versions' memberships on the example id: both sides are read
+    from the (version, example) index with split and dimension included (an index-only scan), and
+    neither the examples nor their content hashes are read. Django's ORM has no full outer join.
     """
-    def unmatched(x: DatasetVersion, y: DatasetVersion) -> QuerySet[DatasetMembership]:
-        twin = DatasetMembership.objects.filter(version_id=y.pk, example_id=OuterRef("example_id"),
-                                                split=OuterRef("split"), dimension=OuterRef("dimension"))
-        return DatasetMembership.objects.filter(version_id=x.pk).filter(~Exists(twin)).values("example_id")
+    from django.db import connection
 
-    return (TrainingExample.objects.filter(Q(pk__in=unmatched(a, b)) | Q(pk__in=unmatched(b, a)))
-            .order_by().values("content_hash"))
+    table = connection.ops.quote_name(DatasetMembership._meta.db_table)
+    sql = (f"SELECT COALESCE(x.example_id, y.example_id), x.split, x.dimension, y.split, y.dimension"
+           f" FROM (SELECT example_id, split, dimension FROM {table} WHERE version_id = %s) x"
+           f" FULL OUTER JOIN (SELECT example_id, split, dimension FROM {table} WHERE version_id = %s) y"
+           f" ON x.example_id = y.example_id"
+           f" WHERE x.example_id IS NULL OR y.example_id IS NULL OR x.split <> y.split OR x.dimension <> y.dimension")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [a.pk, b.pk])
+        return [tuple(row) for row in cursor.fetchall()]  # type: ignore[misc]
+
+
+def _one_sided_hashes(*, a: DatasetVersion, b: DatasetVersion) -> dict[int, str]:
+    """{example id: content hash} of the examples that are members of only one of the versions."""
+    def only(x: DatasetVersion, y: DatasetVersion) -> QuerySet[DatasetMembership]:
+        there = DatasetMembership.objects.filter(version_id=y.pk, example_id=OuterRef("example_id"))
+        return DatasetMembership.objects.filter(version_id=x.pk).filter(~Exists(there)).values("example_id")
+
+    return dict(TrainingExample.objects.filter(Q(pk__in=only(a, b)) | Q(pk__in=only(b, a)))
+                .order_by().values_list("pk", "content_hash"))
 
 
 def versions_diff_changes(*, a: DatasetVersion, b: DatasetVersion) -> dict[str, list[tuple[int, str, str]]]:
     """Examples added, removed and moved (split or dimension changed) from ``a`` to ``b``, by example id.
 
     ``{"added": [(example id, split, dimension)], "removed": [...], "moved": [(id in b, from, to)]}``.
-    Examples are matched by content hash. One query: the members not found unchanged in the other
-    version (``_changed_hashes``) pick the hash groups, and one grouped pass over those groups
-    returns the changed ones; built versions never change, so the answer is cached.
+    Examples are matched by content hash: an example in both versions is itself on both sides
+    (one example, one hash), and what is left on one side only is matched by content hash with
+    what is left on the other (the same content stored again under a new id is not new). A built
+    version holds each content hash once, so this is the same answer as grouping every member
+    of both versions by content hash, without reading the examples of the members the versions
+    share: one query over the membership index, and a second, for the hashes of the one-sided
+    members, only when both sides have some. Built versions never change: the answer is cached.
     """
     from django.core.cache import cache
 
@@ -261,27 +281,39 @@ def versions_diff_changes(*, a: DatasetVersion, b: DatasetVersion) -> dict[str, 
         found = cache.get(key)
         if found is not None:
             return cast(dict[str, list[tuple[int, str, str]]], found)
-    in_a, in_b = Q(version_id=a.pk), Q(version_id=b.pk)
-    rows = (
-        DatasetMembership.objects.filter(version_id__in=[a.pk, b.pk],
-                                         example__content_hash__in=_changed_hashes(a=a, b=b))
-        .values("example__content_hash")
-        .annotate(a_split=Max("split", filter=in_a), a_dim=Max("dimension", filter=in_a),
-                  a_id=Max("example_id", filter=in_a), b_split=Max("split", filter=in_b),
-                  b_dim=Max("dimension", filter=in_b), b_id=Max("example_id", filter=in_b))
-        .filter(Q(a_split__isnull=True) | Q(b_split__isnull=True) | ~Q(a_split=F("b_split"))
-                | ~Q(a_dim=F("b_dim")))
-        .order_by()
-        .values_list("a_split", "a_dim", "a_id", "b_split", "b_dim", "b_id")
-    )
+
+    def where(split: str, dim: str) -> str:
+        return f"{split} {dim}".strip()
+
     changes: dict[str, list[tuple[int, str, str]]] = {"added": [], "removed": [], "moved": []}
-    for a_split, a_dim, a_id, b_split, b_dim, b_id in rows:
+    only_a: dict[int, Place] = {}
+    only_b: dict[int, Place] = {}
+    for pk, a_split, a_dim, b_split, b_dim in _members_changed_by_id(a=a, b=b):
         if a_split is None:
-            changes["added"].append((b_id, b_split, b_dim or ""))
+            only_b[pk] = (str(b_split), b_dim or "")
         elif b_split is None:
-            changes["removed"].append((a_id, a_split, a_dim or ""))
+            only_a[pk] = (a_split, a_dim or "")
         else:
-            changes["moved"].append((b_id, f"{a_split} {a_dim or ''}".strip(), f"{b_split} {b_dim or ''}".strip()))
+            changes["moved"].append((pk, where(a_split, a_dim or ""), where(b_split, b_dim or "")))
+    if only_a and only_b:
+        hashes = _one_sided_hashes(a=a, b=b)
+        groups: dict[str, tuple[list[tuple[int, Place]], list[tuple[int, Place]]]] = {}
+        for side, members in ((0, only_a), (1, only_b)):
+            for pk, place in members.items():
+                groups.setdefault(hashes.get(pk, f"id:{pk}"), ([], []))[side].append((pk, place))
+        only_a, only_b = {}, {}
+        for in_a, in_b in groups.values():
+            if in_a and in_b:  # the same content on both sides: moved, or not changed at all
+                old = (max(p[0] for _, p in in_a), max(p[1] for _, p in in_a))
+                new = (max(p[0] for _, p in in_b), max(p[1] for _, p in in_b))
+                if old != new:
+                    changes["moved"].append((max(pk for pk, _ in in_b), where(*old), where(*new)))
+            elif in_a:
+                only_a[max(pk for pk, _ in in_a)] = (max(p[0] for _, p in in_a), max(p[1] for _, p in in_a))
+            else:
+                only_b[max(pk for pk, _ in in_b)] = (max(p[0] for _, p in in_b), max(p[1] for _, p in in_b))
+    changes["added"] = [(pk, split, dim) for pk, (split, dim) in only_b.items()]
+    changes["removed"] = [(pk, split, dim) for pk, (split, dim) in only_a.items()]
     for values in changes.values():
         values.sort()
     if ready:
