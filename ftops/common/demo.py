@@ -20,6 +20,7 @@ STAGES = [
     "ftops.training.demo",  # tiny base model, LoRA training
     "ftops.evaluation.demo",  # base vs tuned on the test split
     "registry.demo",  # register the tuned model, run the gates, ask an approver
+    "ftops.gateway.demo",  # serve through the gateway: one canary promoted, one rolled back
     "ftops.discovery.demo",  # publish the services, aggregate from our own endpoints
     "ftops.loop.demo",  # retraining triggers over everything above
 ]

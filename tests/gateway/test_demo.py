@@ -1,0 +1,100 @@
+"""The gateway's demo stage: model server and gateway in-process, one canary promoted and one rolled back.
+
+The micro models of tests/modelserver stand in for the demo's: the "base" answers the weather
+request with a call its schema refuses, the tuned adapter with a valid one, so the checker
+promotes the tuned canary and rolls the base back on the schema verdicts of real generations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ftops.catalog.models import Service
+from ftops.common.actors import Actor
+from ftops.common.demo import STAGES, DemoContext
+from ftops.datasets.models import DatasetMembership, DatasetVersion, TrainingExample
+from ftops.evaluation.models import EvalRun
+from ftops.evaluation.services import eval_suite_for_dataset
+from ftops.gateway import demo
+from ftops.gateway.models import CanaryDecision
+from ftops.interactions.models import Interaction
+from registry.models import Deployment, DeploymentState, ModelVersion, VersionStatus
+from registry.services import model_version_attach_evaluation, model_version_register
+from tests.interactions.conftest import add_tool
+from tests.modelserver.conftest import Built, built_models, weather_record  # noqa: F401  (a session fixture)
+from tests.registry.factories import finished_run
+
+DEMO = Actor.system("demo")
+
+
+def test_the_gateway_stage_runs_after_the_registry() -> None:
+    assert STAGES.index("ftops.loop.demo") > STAGES.index("ftops.gateway.demo") > STAGES.index("registry.demo")
+
+
+@pytest.mark.django_db
+def test_the_stage_skips_without_a_registered_version() -> None:
+    lines: list[str] = []
+    ctx = DemoContext(out=lines.append, shared={"base_model_path": "/m/base"})
+    demo.run(ctx)
+    assert lines == ["gateway skipped: earlier stages did not provide model_version, eval_runs, dataset_version"]
+    assert ctx.summary == {} and ctx.failures == []
+
+
+def weather_dataset() -> DatasetVersion:
+    """A ready dataset version whose test split is the weather request, against the weather service's catalog."""
+    record = weather_record()
+    service = Service.objects.create(name="weather", display_name="Weather")
+    tools = {spec["function"]["name"]: add_tool(service, spec["function"]["name"], spec["function"]["parameters"])
+             for spec in record.tools}
+    version = DatasetVersion.objects.create(number=1, status="ready", content_hash="w" * 64)
+    example = TrainingExample.objects.create(
+        service=service, tool=tools["get_weather"], user_query="Weather in Paris?", messages=record.messages,
+        tools=sorted(tools), behavior="call", expected=record.expected, source="manual", quality="high",
+        content_hash=hashlib.sha256(b"weather").hexdigest())
+    DatasetMembership.objects.create(version=version, example=example, split="test", dimension="seen_phrasing",
+                                     position=0, snapshot={**record.to_dict(), "split": "test"})
+    return version
+
+
+@pytest.mark.ml
+@pytest.mark.django_db(transaction=True)
+def test_the_stage_promotes_the_tuned_canary_and_rolls_the_worse_one_back(
+        built_models: Built, settings: Any, tmp_path: Path) -> None:  # noqa: F811
+    config = tmp_path / "ft_ops_config.yaml"
+    config.write_text("evaluation:\n  deployment_criteria:\n    min_cases: 1\n    min_group_cases: 1\n")
+    settings.FTOPS_CONFIG_FILE = str(config)
+    settings.ARTIFACTS_DIR = built_models.root
+    data = weather_dataset()
+    base, adapter = str(built_models.base), str(built_models.weather)
+    suite = eval_suite_for_dataset(dataset_version=data, split="test")
+    runs = {"base": finished_run(suite, exact=0.0, n=1, by_service={"weather": (0.0, 1)}),
+            "tuned": finished_run(suite, exact=100.0, n=1, by_service={"weather": (100.0, 1)})}
+    EvalRun.objects.filter(pk=runs["base"].pk).update(adapter_config={"kind": "hf_local", "model_path": base})
+    EvalRun.objects.filter(pk=runs["tuned"].pk).update(
+        adapter_config={"kind": "hf_local", "model_path": base, "adapter_path": adapter})
+    tuned = model_version_register(base_model=base, artifact_path=adapter, dataset_version=data, by=DEMO)
+    tuned = model_version_attach_evaluation(model_version_id=tuned.pk, candidate_run_id=runs["tuned"].pk,
+                                            baseline_run_id=runs["base"].pk, by=DEMO)
+    lines: list[str] = []
+    ctx = DemoContext(out=lines.append, shared={"model_version": tuned, "base_model_path": base, "eval_runs": runs,
+                                                "dataset_version": data})
+    demo.run(ctx)
+    assert ctx.failures == [], "\n".join(lines)
+    # 30 + 30 requests while the tuned canary is judged, then 24 + 4 for the worse one: all answered.
+    assert ctx.summary["gateway_calls"] == 88
+    assert Interaction.objects.filter(service__name="weather").count() == 88
+    assert ctx.summary["canary_promoted"].startswith(f"{tuned.name} (not worse than production")
+    worse = ModelVersion.objects.filter(status=VersionStatus.ROLLED_BACK).get()
+    assert ctx.summary["canary_rolled_back"].startswith(f"{worse.name} (error rate 100.0% over 24 requests")
+    assert worse.serving == {"kind": "hf_lora", "base_model": base}
+    production = Deployment.objects.get(scope="weather", state=DeploymentState.PRODUCTION)
+    assert production.model_version_id == tuned.pk
+    assert list(CanaryDecision.objects.order_by("pk").values_list("model_version__name", "action", "automatic")) == [
+        (tuned.name, "promote", True), (worse.name, "rollback", True)]
+    # The enterprise scope the registry stage gates against was left alone.
+    assert not Deployment.objects.filter(scope="enterprise").exists()
+    assert any(line.startswith("model server on http://127.0.0.1:") for line in lines)
