@@ -182,10 +182,12 @@ async def run_side(url: str, headers: dict[str, str], model: str, n: int, concur
     return wall, latencies, failures
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used (Linux /proc): what a request costs, whatever the load."""
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """User + system CPU time a process (or one of its threads) has used (Linux /proc): what a
+    request costs, whatever the load."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        fields = Path(path).read_text().rpartition(")")[2].split()
     except OSError:
         return float("nan")
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -236,16 +238,19 @@ def main() -> None:
         failed = {"direct": 0, "gateway": 0}
         added: list[tuple[float, float]] = []
         # CPU seconds per side of: the gateway, the upstream, this client; and the wall time.
-        cpu = {name: {"gateway": 0.0, "upstream": 0.0, "client": 0.0, "wall": 0.0} for name in ("direct", "gateway")}
+        cpu = {name: {"gateway": 0.0, "event_loop": 0.0, "upstream": 0.0, "client": 0.0, "wall": 0.0}
+               for name in ("direct", "gateway")}
         for round_no in range(args.rounds):
             sides = [("direct", direct), ("gateway", through)]
             measured: dict[str, list[float]] = {}
             for name, side in (sides if round_no % 2 == 0 else sides[::-1]):
-                before = (cpu_seconds(gateway.pid), cpu_seconds(upstream.pid), time.process_time())
+                before = (cpu_seconds(gateway.pid), cpu_seconds(upstream.pid), time.process_time(),
+                          cpu_seconds(gateway.pid, gateway.pid))
                 wall, latencies, failures = asyncio.run(run_side(*side, args.n, args.concurrency,
                                                                  (round_no + 1) * args.n))
                 used = cpu[name]
                 used["gateway"] += cpu_seconds(gateway.pid) - before[0]
+                used["event_loop"] += cpu_seconds(gateway.pid, gateway.pid) - before[3]
                 used["upstream"] += cpu_seconds(upstream.pid) - before[1]
                 used["client"] += time.process_time() - before[2]
                 used["wall"] += wall
@@ -272,7 +277,9 @@ def main() -> None:
         # costs on an idle machine too; on a saturated one latency grows with it.
         sent = args.n * args.rounds
         per_request = cpu["gateway"]["gateway"] / sent * 1000
-        print(f"gateway CPU: {per_request:.2f} ms per request; load average {os.getloadavg()[0]:.1f} "
+        loop_share = cpu["gateway"]["event_loop"] / sent * 1000
+        print(f"gateway CPU: {per_request:.2f} ms per request (event loop {loop_share:.2f}, call writer and "
+              f"database threads {per_request - loop_share:.2f}); load average {os.getloadavg()[0]:.1f} "
               f"on {os.cpu_count()} CPUs")
         # Who is busy: CPU per request of each process, and the share of one core it used. The
         # upstream must stay far from a full core, or the bench measures the upstream.
