@@ -45,6 +45,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database (for EXPLAIN)")
     parser.add_argument("--reuse", default="", help="measure a database kept by --keep instead of seeding a new one")
+    parser.add_argument("--only", default="", help="time only the pages whose label contains this text "
+                        "(e.g. 'dataset diff'); the ratio then covers those pages only")
     return parser.parse_args()
 
 
@@ -316,7 +318,7 @@ def pages(user: Any) -> list[tuple[str, str]]:
 
     from ftops.evaluation.models import EvalRun
     from ftops.training.models import TrainingRun
-    from review.access import Actor
+    from ftops.common.actors import Actor
     from review.models import ReviewItem
     from review.services import review_item_claim
 
@@ -424,6 +426,8 @@ def main() -> None:
         client.force_login(info["user"])
         results = []
         for label, page_url in pages(info["user"]):
+            if args.only and args.only not in label:
+                continue
             times = measure(client, page_url.removesuffix("#cold"), args.repeat, cold=page_url.endswith("#cold"))
             results.append((label, statistics.median(times), p95(times)))
             print(f"{label:30s} p50 {results[-1][1]:8.1f} ms   p95 {results[-1][2]:8.1f} ms   {page_url}")

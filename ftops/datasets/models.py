@@ -181,7 +181,12 @@ class DatasetMembership(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["version", "example"], name="uniq_membership_example"),
         ]
-        indexes = [models.Index(fields=["version", "split", "dimension"], name="ix_membership_split")]
+        indexes = [
+            models.Index(fields=["version", "split", "dimension"], name="ix_membership_split"),
+            # The version diff joins two versions on the example id from this index alone
+            # (PostgreSQL: an index-only scan; SQLite ignores the included columns).
+            models.Index(fields=["version", "example"], include=["split", "dimension"], name="ix_membership_diff"),
+        ]
 
     def __str__(self) -> str:
         return f"v{self.version_id} {self.split}: {self.example_id}"
