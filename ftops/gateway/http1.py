@@ -66,6 +66,8 @@ class _Connection(asyncio.Protocol):
         self.size = 0
         self.received_any = False
         self.keep_alive = False
+        self.framed = False  # the answer says where it ends (content-length or chunked)
+        self.headers_done = False
 
     # --- asyncio.Protocol ------------------------------------------------------------------
 
@@ -73,6 +75,9 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not its subclasses
 
     def data_received(self, data: bytes) -> None:
+        if self.waiter is None:  # bytes nobody asked for: the connection cannot be trusted to reuse
+            self.close()
+            return
         self.received_any = True
         try:
             self.parser.feed_data(data)
@@ -86,6 +91,9 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if exc is None and self.headers_done and not self.framed:
+            self.on_message_complete()  # an answer delimited by the end of the connection (HTTP/1.0 style)
+            return
         self._fail(ProtocolBroken("the upstream closed the connection before the answer was complete"))
 
     # --- httptools callbacks ----------------------------------------------------------------
@@ -93,6 +101,17 @@ class _Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.chunks = []
         self.size = 0
+        self.framed = False
+        self.headers_done = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() in (b"content-length", b"transfer-encoding"):
+            self.framed = True
+
+    def on_headers_complete(self) -> None:
+        self.headers_done = True
+        if self.parser.get_status_code() in (204, 304) or 100 <= self.parser.get_status_code() < 200:
+            self.framed = True  # no body at all
 
     def on_body(self, body: bytes) -> None:
         self.size += len(body)
@@ -102,7 +121,7 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.status = self.parser.get_status_code()
-        self.keep_alive = self.parser.should_keep_alive()
+        self.keep_alive = self.framed and not self.closed and self.parser.should_keep_alive()
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -126,6 +145,7 @@ class _Connection(asyncio.Protocol):
         self.status = 0
         self.received_any = False
         self.keep_alive = False
+        self.headers_done = False
         self.transport.write(head + content)
         try:
             await self.waiter

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ftops.common.outbound import OutboundError, OutboundRefused, parse_allow_list
-from ftops.gateway.http1 import ConnectFailed, Http1Pool
+from ftops.gateway.http1 import ConnectFailed, Http1Pool, ProtocolBroken
 
 LOCAL = parse_allow_list(["127.0.0.1/32"])
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -132,6 +132,35 @@ def test_chunked_answer_and_the_answer_cap() -> None:
     ok, error = asyncio.run(main())
     assert ok == (200, b'{"a": 1}')
     assert isinstance(error, OutboundError) and error.kind == "too_large"
+
+
+def test_an_answer_ended_by_closing_the_connection_and_one_cut_short() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        _, body = await read_request(reader)
+        if body == b"cut":  # announces 100 bytes, sends 5, closes
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nhello")
+        else:  # no length, no chunks: the body ends with the connection
+            writer.write(b"HTTP/1.0 200 OK\r\ncontent-type: application/json\r\n\r\n{\"old\": true}")
+        await writer.drain()
+        writer.close()
+
+    async def main() -> tuple[tuple[int, bytes], Exception | None]:
+        server, port = await serve(handler)
+        pool = pool_for(port)
+        try:
+            whole = await pool.post("/chat/completions", b"{}", authorization=b"Bearer k")
+            try:
+                await pool.post("/chat/completions", b"cut", authorization=b"Bearer k")
+            except ProtocolBroken as exc:
+                return whole, exc
+            return whole, None
+        finally:
+            await pool.aclose()
+            server.close()
+
+    whole, cut = asyncio.run(main())
+    assert whole == (200, b'{"old": true}')
+    assert isinstance(cut, ProtocolBroken)
 
 
 def test_the_outbound_guard_refuses_an_address_outside_the_allow_list() -> None:
