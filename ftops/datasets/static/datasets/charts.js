@@ -5,11 +5,15 @@
     var node = document.getElementById("dataset-charts");
     if (!node || typeof Chart === "undefined") { return; }
     var data = JSON.parse(node.textContent);
-    // One colour per meaning on every chart of the page: a split keeps its colour everywhere, and
-    // colours that mean a split are not reused for sources or edge cases.
-    var colors = { train: "#2957d8", validation: "#7aa2f7", test: "#1e8e3e", holdout: "#b7791f" };
-    var sourceColors = ["#7b3fb8", "#0f8b8d", "#6b7280", "#c0392b", "#d946ef", "#334155"];
-    var edgeColor = "#7b3fb8";
+    // One colour per meaning on every chart of every page: the palette is defined once, as CSS
+    // custom properties in ftops.css (the split swatches in the tables use the same ones). A split
+    // keeps its colour everywhere, a source too, and no colour means two things.
+    var css = window.getComputedStyle(document.documentElement);
+    function palette(name) { return css.getPropertyValue("--" + name).trim() || "#6b7280"; }
+    var colors = {};
+    ["train", "validation", "test", "holdout"].forEach(function (s) { colors[s] = palette("split-" + s); });
+    function sourceColor(source) { return palette("source-" + source); }
+    var edgeColor = palette("edge-case");
     // Horizontal bar charts get a row of height per tool so every tool name is printed.
     function fitRows(canvas, n) {
       var box = canvas.parentElement;
@@ -34,7 +38,7 @@
         type: "doughnut",
         data: { labels: Object.keys(data.source_mix),
                 datasets: [{ data: Object.values(data.source_mix),
-                             backgroundColor: sourceColors }] },
+                             backgroundColor: Object.keys(data.source_mix).map(sourceColor) }] },
         options: { responsive: true, maintainAspectRatio: false }
       });
     }
