@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from django.contrib import messages
@@ -49,9 +50,12 @@ def _version_or_404(number: int) -> DatasetVersion:
 def version_list(request: HttpRequest) -> HttpResponse:
     roles = _require(request, READ_ROLES, "datasets:versions")
     page = Paginator(selectors.versions_list(), PAGE_SIZE).get_page(request.GET.get("page"))
+    ready = list(selectors.versions_list().filter(status=RunStatus.READY).values_list("number", flat=True))
     return render(request, "datasets/versions.html", {
         "nav_section": "datasets", "page": page, "can_build": bool(roles & set(BUILD_ROLES)),
-        "versions_for_diff": selectors.versions_list().filter(status=RunStatus.READY).values_list("number", flat=True),
+        "versions_for_diff": ready,
+        # Each ready version links to what changed since the ready version before it (newest first).
+        "previous_ready": dict(itertools.pairwise(ready)),
     })
 
 

@@ -121,6 +121,18 @@ def test_the_version_page_links_to_the_previous_version_and_the_picker(staff_cli
     assert staff_client.get("/datasets/diff", {"a": 1, "b": "x"}).status_code == 404
 
 
+def test_each_ready_version_in_the_list_links_to_the_changes_since_the_ready_one_before(
+        staff_client: Client) -> None:
+    examples = plain_examples(3)
+    ready_version(1, [(e, "train", "") for e in examples[:1]])
+    DatasetVersion.objects.create(number=2, status="failed", content_hash="")
+    ready_version(3, [(e, "train", "") for e in examples])
+    body = staff_client.get("/datasets/").content.decode()
+    rows = {n: body.split(f'href="/datasets/{n}/"')[1].split("</tr>")[0] for n in (1, 2, 3)}
+    assert '<a href="/datasets/diff?a=1&amp;b=3" aria-label="What changed from v1 to v3">since v1</a>' in rows[3]
+    assert "/datasets/diff" not in rows[2] and "/datasets/diff" not in rows[1]
+
+
 @pytest.fixture
 def staff_client(client: Client, admin_user: Any) -> Client:
     client.force_login(admin_user)
