@@ -33,7 +33,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from ftops.common.models import ApiKey
 from ftops.gateway import metrics
 from ftops.gateway.recorder import CallRecorder, record_summary
-from ftops.gateway.routing import DatabaseThreads, Decision, RouteError, Router
+from ftops.gateway.routing import DatabaseThreads, Decision, RouteError, Router, TTLCache
 from ftops.gateway.selectors import Target, gateway_models
 from ftops.gateway.shadow import ShadowRunner
 from ftops.gateway.upstream import (
@@ -187,6 +187,7 @@ class GatewayApp:
         self.router = Router(ttl_s=settings.FTOPS_GATEWAY_CACHE_S,
                              canary_fallback=settings.FTOPS_GATEWAY_CANARY_FALLBACK, threads=self.threads)
         self.upstreams = Upstreams(ttl_s=settings.FTOPS_GATEWAY_CACHE_S, threads=self.threads)
+        self._models: TTLCache[list[dict[str, Any]]] = TTLCache(settings.FTOPS_GATEWAY_CACHE_S, self.threads)
         self.recorder = recorder or CallRecorder(spool_dir=settings.FTOPS_GATEWAY_SPOOL_DIR,
                                                  flush_s=settings.FTOPS_GATEWAY_FLUSH_MS / 1000,
                                                  batch=settings.FTOPS_GATEWAY_BATCH)
@@ -265,7 +266,7 @@ class GatewayApp:
 
     async def models(self, scope: Scope, send: Send, one: str | None = None) -> None:
         await self.authenticate(scope)
-        rows = await self.threads.run(gateway_models)
+        rows = await self._models.get("models", gateway_models)
         data = [{"object": "model", **row} for row in rows]
         if one is not None:
             found = next((row for row in data if row["id"] == one), None)
