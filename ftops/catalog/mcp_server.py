@@ -12,7 +12,8 @@ Each tool carries the JSON Schema of its current schema version (``inputSchema``
 it does not run them: ``tools/call`` answers with a tool error that says so and where to call.
 
 Every request needs an API key (``Authorization: Bearer ftk_...`` or ``X-API-Key``), any role:
-the schemas are the public ``/mcp/schema``'s, the key only says who asks. The Host header is
+the schemas are the public ``/mcp/schema``'s, the key only says who asks. A refused key is
+counted, audited and throttled (429) as on the API (``ftops.common.auth.auth_failure``). The Host header is
 checked against ``ALLOWED_HOSTS`` like Django's own requests (DNS rebinding).
 """
 
@@ -22,6 +23,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
+from types import SimpleNamespace
 from typing import Any
 
 import mcp_types as types
@@ -94,6 +96,21 @@ def _caller_for(secret: str) -> str | None:
 
     key = api_key_for_secret(secret) if secret else None
     return f"api_key:{key.name}" if key is not None else None
+
+
+def _auth_failed(scope: Scope, secret: str) -> int:
+    """Count and audit a refused key as the API does (``ftops.common.auth.auth_failure``): the
+    seconds to wait when this address or key prefix is over the limit, else 0."""
+    from ftops.common.auth import auth_failure
+    from ftops.common.selectors import api_key_by_hash
+    from ftops.common.services import KEY_PREFIX, hash_secret
+
+    revoked = api_key_by_hash(hash_secret(secret)) if secret.startswith(KEY_PREFIX) else None
+    reason = "missing" if not secret else "revoked" if revoked is not None else "unknown"
+    client = scope.get("client") or ("", 0)
+    request = SimpleNamespace(path=str(scope.get("path") or ""), method=str(scope.get("method") or ""),
+                              META={"REMOTE_ADDR": client[0] or ""})
+    return auth_failure(request, reason=reason, secret=secret, api_key=revoked)
 
 
 def _orm(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
@@ -229,6 +246,11 @@ class CatalogMcpApp:
         secret = auth[7:].strip() if auth.startswith("Bearer ") else _header(scope, b"x-api-key").strip()
         caller = await _orm(_caller_for)(secret)
         if caller is None:
+            wait = await _orm(_auth_failed)(scope, secret)
+            if wait:
+                await _json(send, 429, "throttled", "too many failed authentications; try again later",
+                            headers=[(b"retry-after", str(wait).encode())])
+                return
             await _json(send, 401, "unauthenticated", "an API key is needed: Authorization: Bearer <key>",
                         headers=[(b"www-authenticate", b"Bearer")])
             return

@@ -141,3 +141,24 @@ def test_an_api_key_is_needed_and_the_rest_is_still_django(served: str, catalog:
                             headers={**headers, "Authorization": f"Bearer {key.secret}"})
         assert revoked.status_code == 401
 
+
+
+def test_failed_keys_are_audited_and_throttled_like_the_api(served: str, catalog: None, settings: Any) -> None:
+    from ftops.common.models import AuditAction, AuditEvent
+
+    settings.FTOPS_AUTH_FAILURE_LIMIT = 3
+    key = api_key_create(name="agent", roles=["reviewer"])
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    headers = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-06-18",
+               "Authorization": "Bearer ftk_guess_nope"}
+    with httpx2.Client(timeout=10) as http:
+        statuses = [http.post(f"{served}/mcp/server/", json=body, headers=headers).status_code for _ in range(5)]
+        assert statuses == [401, 401, 401, 429, 429]
+        throttled = http.post(f"{served}/mcp/server/", json=body, headers=headers)
+        assert throttled.json()["error"]["code"] == "throttled" and int(throttled.headers["retry-after"]) >= 1
+        good = http.post(f"{served}/mcp/server/", json=body,
+                         headers={**headers, "Authorization": f"Bearer {key.secret}"})
+        assert good.status_code == 200
+    rows = AuditEvent.objects.filter(action=AuditAction.AUTH_FAILED).order_by("pk")
+    assert {(r.detail["reason"], r.detail["path"], r.ip) for r in rows} == {
+        ("unknown", "/mcp/server/", "127.0.0.1"), ("throttled", "/mcp/server/", "127.0.0.1")}
