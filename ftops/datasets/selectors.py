@@ -253,7 +253,7 @@ def _members_changed_by_id(*, a: DatasetVersion, b: DatasetVersion
 
 def _one_sided_hashes(*, a: DatasetVersion, b: DatasetVersion) -> dict[int, str]:
     """{example id: content hash} of the examples that are members of only one of the versions."""
-    def only(x: DatasetVersion, y: DatasetVersion) -> QuerySet[DatasetMembership]:
+    def only(x: DatasetVersion, y: DatasetVersion) -> QuerySet[DatasetMembership, Any]:
         there = DatasetMembership.objects.filter(version_id=y.pk, example_id=OuterRef("example_id"))
         return DatasetMembership.objects.filter(version_id=x.pk).filter(~Exists(there)).values("example_id")
 
