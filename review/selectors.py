@@ -251,6 +251,27 @@ class ItemView:
     suggested: SuggestedFix | None = None
 
 
+DEMO_SOURCE_PREFIX = "sample:"
+
+
+def is_demo_service(source: str | None) -> bool:
+    """Services of the demo enterprise (``manage.py`` sample data) carry a ``sample:`` source."""
+    return str(source or "").startswith(DEMO_SOURCE_PREFIX)
+
+
+def demo_expectation(*, source: str | None, metadata: Any) -> dict[str, Any]:
+    """The simulated expected answer (``metadata.simulated``) of a demo interaction, else ``{}``.
+
+    It is sample-data scaffolding written by the demo's traffic simulator. Real clients may send
+    any metadata, so for a service that is not the demo enterprise's it is ignored: it must not
+    steer the diagnosis, the highlighted arguments or a suggested fix.
+    """
+    if not is_demo_service(source) or not isinstance(metadata, dict):
+        return {}
+    simulated = metadata.get("simulated")
+    return simulated if isinstance(simulated, dict) else {}
+
+
 def _normalise_call(call: Any) -> dict[str, Any]:
     """The stored call; one that names no tool shows as a nameless call rather than vanishing."""
     parsed = parse_tool_call(call)
@@ -273,8 +294,7 @@ def item_view(*, item: ReviewItem, actor: Actor, filters: dict[str, Any] | None 
                                    in_catalog=name in tools))
         offered_schemas[name] = params
     calls = [_normalise_call(c) for c in (interaction.tool_calls if isinstance(interaction.tool_calls, list) else [])]
-    simulated = (interaction.metadata or {}).get("simulated") if isinstance(interaction.metadata, dict) else None
-    simulated = simulated if isinstance(simulated, dict) else {}
+    simulated = demo_expectation(source=item.service.source, metadata=interaction.metadata)
     expected_calls = [c for c in simulated.get("expected_calls") or [] if isinstance(c, dict)]
     expected_behavior = str(simulated.get("expected_behavior") or "")
     # What the model saw is the judge of "unknown tool"; the catalog fills in tools not sent along.
@@ -343,9 +363,9 @@ def suggested_fixes(items: list[ReviewItem]) -> dict[int, SuggestedFix]:
         return {}
     service_ids = {it.service_id for it in waiting}
     calls_by_interaction = {
-        pk: (calls, metadata) for pk, calls, metadata in
+        pk: (calls, demo_expectation(source=source, metadata=metadata)) for pk, calls, metadata, source in
         Interaction.objects.filter(pk__in=[it.interaction_id for it in waiting])
-        .values_list("pk", "tool_calls", "metadata")
+        .values_list("pk", "tool_calls", "metadata", "service__source")
     }
     schemas: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
     for tool in Tool.objects.filter(service_id__in=service_ids, current_version__isnull=False).select_related(
@@ -355,9 +375,7 @@ def suggested_fixes(items: list[ReviewItem]) -> dict[int, SuggestedFix]:
     renames = tool_renames(service_ids)
     out: dict[int, SuggestedFix] = {}
     for it in waiting:
-        raw_calls, metadata = calls_by_interaction.get(it.interaction_id, ([], {}))
-        simulated = metadata.get("simulated") if isinstance(metadata, dict) else None
-        simulated = simulated if isinstance(simulated, dict) else {}
+        raw_calls, simulated = calls_by_interaction.get(it.interaction_id, ([], {}))
         if str(simulated.get("expected_behavior") or "call") != "call":
             continue  # the model should not have called a tool at all: nothing mechanical to fix
         calls = [_normalise_call(c) for c in (raw_calls if isinstance(raw_calls, list) else [])]

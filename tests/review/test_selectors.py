@@ -8,7 +8,15 @@ from django.utils import timezone
 
 from review.forms import NO_TOOL
 from review.models import ReviewItem
-from review.selectors import neighbours, queue_summary, review_queue, reviewer_stats
+from review.selectors import (
+    demo_expectation,
+    item_view,
+    neighbours,
+    queue_summary,
+    review_queue,
+    reviewer_stats,
+    suggested_fixes,
+)
 from review.services import review_item_claim, review_item_reject, review_item_skip, review_items_enqueue_failures
 from tests.review.factories import make_interaction
 
@@ -106,3 +114,44 @@ def test_reviewer_stats_count_decisions_per_reviewer(payments, alice_actor, bob_
     assert stats["alice"].avg_seconds is not None
     assert (stats["bob"].skipped, stats["bob"].decisions) == (1, 0)
     assert [s.actor for s in reviewer_stats()] == ["alice", "bob"]
+
+
+# --- the simulation's expected answer is demo scaffolding, never taken from real traffic -----------
+
+def test_simulated_expectations_count_only_for_the_demo_enterprise(payments, alice_actor) -> None:
+    dollars = [{"name": "refund_payment", "arguments": {"payment_id": "pay_123", "amount_cents": 49.99}}]
+    # A client's own metadata claims another answer, and on a second item that none was due.
+    make_interaction(payments, external_id="claims-other", calls=dollars, expected_calls=[
+        {"name": "refund_payment", "arguments": {"payment_id": "pay_999", "amount_cents": 1}}])
+    make_interaction(payments, external_id="claims-abstain", calls=dollars, expected_behavior="abstain")
+    review_items_enqueue_failures()
+    other = ReviewItem.objects.select_related("interaction", "service").get(interaction__external_id="claims-other")
+    abstain = ReviewItem.objects.get(interaction__external_id="claims-abstain")
+
+    view = item_view(item=other, actor=alice_actor)
+    assert (view.expected_calls, view.expected_behavior, view.expected_tool) == ([], "", "")
+    assert [(a.name, a.expected) for a in view.diagnosis.calls[0].arguments] == [
+        ("payment_id", ""), ("amount_cents", "")]
+    assert view.diagnosis.problems == []
+    assert view.suggested is not None and view.suggested.calls == [
+        {"name": "refund_payment", "arguments": {"payment_id": "pay_123", "amount_cents": 4999}}]
+    assert sorted(suggested_fixes([other, abstain])) == sorted([other.pk, abstain.pk])
+
+    payments.source = "sample:acme:seed=7"  # the demo enterprise: the simulator wrote these
+    payments.save(update_fields=["source"])
+    other = ReviewItem.objects.select_related("interaction", "service").get(pk=other.pk)
+    view = item_view(item=other, actor=alice_actor)
+    assert view.expected_behavior == "call" and view.expected_calls[0]["arguments"]["payment_id"] == "pay_999"
+    assert [(a.name, a.expected) for a in view.diagnosis.calls[0].arguments] == [
+        ("payment_id", '"pay_999"'), ("amount_cents", "1")]
+    assert view.suggested is None  # the fixed call is not the expected one: not confident
+    assert suggested_fixes([other, abstain]) == {}
+
+
+def test_demo_expectation_reads_only_a_sample_source() -> None:
+    simulated = {"expected_behavior": "abstain"}
+    assert demo_expectation(source="sample:acme:seed=7", metadata={"simulated": simulated}) == simulated
+    for source in ("", None, "mcp:https://tools.example.com", "manual", "x-sample:acme"):
+        assert demo_expectation(source=source, metadata={"simulated": simulated}) == {}
+    assert demo_expectation(source="sample:acme", metadata={"simulated": "abstain"}) == {}
+    assert demo_expectation(source="sample:acme", metadata=None) == {}
