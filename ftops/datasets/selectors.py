@@ -235,20 +235,22 @@ def _members_changed_by_id(*, a: DatasetVersion, b: DatasetVersion
     in only one of the versions, or in both but placed differently; ``None`` where it is absent.
 
     One full outer join of the two versions' memberships on the example id: both sides are read
-    from the (version, example) index with split and dimension included (an index-only scan), and
-    neither the examples nor their content hashes are read. Django's ORM has no full outer join.
+    in example order from the (version, example) index with split and dimension included (an
+    index-only scan, merged), and neither the examples nor their content hashes are read.
+    Django's ORM has no full outer join.
     """
     from django.db import connection
 
     table = connection.ops.quote_name(DatasetMembership._meta.db_table)
+    # Ordered sides: PostgreSQL then merges the two index scans as they come, without a hash table.
+    side = f"(SELECT example_id, split, dimension FROM {table} WHERE version_id = %s ORDER BY example_id)"
     sql = (f"SELECT COALESCE(x.example_id, y.example_id), x.split, x.dimension, y.split, y.dimension"
-           f" FROM (SELECT example_id, split, dimension FROM {table} WHERE version_id = %s) x"
-           f" FULL OUTER JOIN (SELECT example_id, split, dimension FROM {table} WHERE version_id = %s) y"
+           f" FROM {side} x FULL OUTER JOIN {side} y"
            f" ON x.example_id = y.example_id"
            f" WHERE x.example_id IS NULL OR y.example_id IS NULL OR x.split <> y.split OR x.dimension <> y.dimension")
     with connection.cursor() as cursor:
         cursor.execute(sql, [a.pk, b.pk])
-        return [tuple(row) for row in cursor.fetchall()]  # type: ignore[misc]
+        return cast(list[tuple[int, str | None, str | None, str | None, str | None]], cursor.fetchall())
 
 
 def _one_sided_hashes(*, a: DatasetVersion, b: DatasetVersion) -> dict[int, str]:
@@ -282,10 +284,16 @@ def versions_diff_changes(*, a: DatasetVersion, b: DatasetVersion) -> dict[str, 
         if found is not None:
             return cast(dict[str, list[tuple[int, str, str]]], found)
 
+    labels: dict[tuple[str, str], str] = {}  # a few (split, dimension) pairs, many rows
+
     def where(split: str, dim: str) -> str:
-        return f"{split} {dim}".strip()
+        label = labels.get((split, dim))
+        if label is None:
+            label = labels[(split, dim)] = f"{split} {dim}".strip()
+        return label
 
     changes: dict[str, list[tuple[int, str, str]]] = {"added": [], "removed": [], "moved": []}
+    moved = changes["moved"]
     only_a: dict[int, Place] = {}
     only_b: dict[int, Place] = {}
     for pk, a_split, a_dim, b_split, b_dim in _members_changed_by_id(a=a, b=b):
@@ -294,7 +302,7 @@ def versions_diff_changes(*, a: DatasetVersion, b: DatasetVersion) -> dict[str, 
         elif b_split is None:
             only_a[pk] = (a_split, a_dim or "")
         else:
-            changes["moved"].append((pk, where(a_split, a_dim or ""), where(b_split, b_dim or "")))
+            moved.append((pk, where(a_split, a_dim or ""), where(str(b_split), b_dim or "")))
     if only_a and only_b:
         hashes = _one_sided_hashes(a=a, b=b)
         groups: dict[str, tuple[list[tuple[int, Place]], list[tuple[int, Place]]]] = {}
