@@ -74,20 +74,36 @@ class TargetOutSerializer(serializers.Serializer):
     met = serializers.BooleanField()
 
 
+class GroupLabelOutSerializer(serializers.Serializer):
+    """How a page names a stored group whose name alone is ambiguous, and what it counts."""
+
+    label = serializers.CharField()
+    meaning = serializers.CharField()
+
+
 class RunOutSerializer(serializers.ModelSerializer):
     suite = SuiteOutSerializer()
     progress_percent = serializers.IntegerField()
     targets = serializers.SerializerMethodField()
+    group_labels = serializers.SerializerMethodField(
+        help_text="{grouping: {stored name: {label, meaning}}} for the run's groups whose stored name is ambiguous "
+                  "(the category multi_step holds every sequence; the dimension multi_step only sequences over "
+                  "seen tools)")
 
     class Meta:
         model = EvalRun
         fields = ["id", "name", "suite", "model_version_id", "model_label", "adapter_config", "case_limit",
                   "category_filter", "status", "progress_done", "progress_total", "progress_percent", "exact",
-                  "metrics", "targets", "error", "created_by", "created_at", "started_at", "finished_at"]
+                  "metrics", "group_labels", "targets", "error", "created_by", "created_at", "started_at",
+                  "finished_at"]
 
     @extend_schema_field(TargetOutSerializer(many=True))
     def get_targets(self, run: EvalRun) -> list[dict[str, Any]]:
         return selectors.category_targets(run)
+
+    @extend_schema_field(serializers.DictField(child=serializers.DictField(child=GroupLabelOutSerializer())))
+    def get_group_labels(self, run: EvalRun) -> dict[str, dict[str, dict[str, str]]]:
+        return selectors.group_labels_of(run)
 
 
 class RunListFilterSerializer(serializers.Serializer):
@@ -117,6 +133,8 @@ class CompareInSerializer(serializers.Serializer):
 
 class DeltaRowOutSerializer(serializers.Serializer):
     name = serializers.CharField()
+    label = serializers.CharField(help_text="What pages show for name (multi_step: 'sequence' as a category, "
+                                            "'multi-step, seen tools' as a dimension)")
     base_n = serializers.IntegerField(allow_null=True)
     base_exact = serializers.FloatField(allow_null=True)
     other_n = serializers.IntegerField(allow_null=True)

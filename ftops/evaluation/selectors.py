@@ -15,6 +15,36 @@ from ftops.evaluation.models import EvalFailure, EvalRun, EvalSuite, RunStatus
 GROUP_KEYS = {"category": "by_category", "service": "by_service", "tool": "by_tool", "dimension": "by_dimension"}
 CHART_LIMIT = 30  # bars per chart; BFCL suites have thousands of distinct tools
 
+# Display names for stored group names that would otherwise read alike. "multi_step" is both a
+# category (``core.scoring.record_category``: every case whose behaviour is a sequence) and a
+# split dimension (``datasets.splitting``: sequences over tools seen in training; a sequence
+# that calls a zero-shot tool is counted under zero_shot_tool), so the dimension is a subset of
+# the category and their counts differ. The stored names stay (filters, API keys, old runs);
+# pages and the API's ``label`` fields show these. {group key: {stored name: (label, meaning)}}
+GROUP_LABELS: dict[str, dict[str, tuple[str, str]]] = {
+    "category": {
+        "multi_step": ("sequence", "every multi-step sequence case (ordered calls), whatever its split "
+                                   "dimension"),
+    },
+    "dimension": {
+        "multi_step": ("multi-step, seen tools", "multi-step sequences over tools seen in training; a sequence "
+                                                 "that calls a zero-shot tool counts under zero_shot_tool"),
+        "zero_shot_tool": ("zero_shot_tool", "cases that call a tool held out of training, sequences included"),
+    },
+}
+
+
+def group_label(key: str, name: str) -> str:
+    """What a page shows for the stored group ``name`` of grouping ``key``."""
+    found = GROUP_LABELS.get(key, {}).get(name)
+    return found[0] if found else name
+
+
+def group_meaning(key: str, name: str) -> str:
+    """One line on what the group counts; empty where the name says it."""
+    found = GROUP_LABELS.get(key, {}).get(name)
+    return found[1] if found else ""
+
 
 def suites_list() -> QuerySet[EvalSuite]:
     return EvalSuite.objects.select_related("dataset_version").order_by("name")
@@ -65,10 +95,23 @@ def failure_counts(run: EvalRun) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
+def group_labels_of(run: EvalRun) -> dict[str, dict[str, dict[str, str]]]:
+    """``{grouping: {stored name: {"label", "meaning"}}}`` for the run's groups listed in GROUP_LABELS."""
+    out: dict[str, dict[str, dict[str, str]]] = {}
+    for key, metric in GROUP_KEYS.items():
+        names = (run.metrics or {}).get(metric) or {}
+        found = {name: {"label": label, "meaning": meaning}
+                 for name, (label, meaning) in GROUP_LABELS.get(key, {}).items() if name in names}
+        if found:
+            out[key] = found
+    return out
+
+
 def group_rows(run: EvalRun, key: str) -> list[dict[str, Any]]:
     """``[{"name", "n", "exact", "tool", "args", "values"}]`` for one grouping of a run."""
     groups = (run.metrics or {}).get(GROUP_KEYS[key]) or {}
-    return [{"name": name, **values} for name, values in groups.items()]
+    return [{"name": name, "label": group_label(key, name), "meaning": group_meaning(key, name), **values}
+            for name, values in groups.items()]
 
 
 def target_key(category: str, targets: Mapping[str, float]) -> str | None:
@@ -130,7 +173,7 @@ def chart_data(run: EvalRun, targets: Mapping[str, float] | None = None) -> dict
             rows = sorted(rows, key=lambda r: (r["exact"], -r["n"]))[:CHART_LIMIT]
         if rows:
             charts[key] = {
-                "labels": [r["name"] for r in rows],
+                "labels": [r["label"] for r in rows],
                 "exact": [r["exact"] for r in rows],
                 "tool": [r["tool"] for r in rows],
                 "args": [r["args"] for r in rows],
@@ -157,6 +200,10 @@ class DeltaRow:
     base_exact: float | None
     other_n: int | None
     other_exact: float | None
+    label: str = ""  # what pages show for ``name`` (``group_label``)
+
+    def __post_init__(self) -> None:
+        self.label = self.label or self.name
 
     @property
     def delta(self) -> float | None:
@@ -184,8 +231,8 @@ class RunComparison:
         return {
             "base": self.base.pk, "other": self.other.pk,
             "base_exact": self.base.exact, "other_exact": self.other.exact, "delta": self.delta,
-            "groups": {key: [{"name": r.name, "base_n": r.base_n, "base_exact": r.base_exact, "other_n": r.other_n,
-                              "other_exact": r.other_exact, "delta": r.delta} for r in rows]
+            "groups": {key: [{"name": r.name, "label": r.label, "base_n": r.base_n, "base_exact": r.base_exact,
+                              "other_n": r.other_n, "other_exact": r.other_exact, "delta": r.delta} for r in rows]
                        for key, rows in self.groups.items()},
             "comparable_cases": self.comparable_cases, "fixed": self.fixed, "regressed": self.regressed,
         }
@@ -218,7 +265,8 @@ def runs_compare(*, base: EvalRun, other: EvalRun, case_lists: bool = True) -> R
         a = (base.metrics or {}).get(metric) or {}
         b = (other.metrics or {}).get(metric) or {}
         rows = [DeltaRow(name, a.get(name, {}).get("n"), a.get(name, {}).get("exact"), b.get(name, {}).get("n"),
-                         b.get(name, {}).get("exact")) for name in sorted(set(a) | set(b))]
+                         b.get(name, {}).get("exact"), label=group_label(key, name))
+                for name in sorted(set(a) | set(b))]
         if rows:
             comparison.groups[key] = rows
     comparison.comparable_cases = (

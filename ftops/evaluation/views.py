@@ -113,7 +113,8 @@ def run_failures(request: HttpRequest, run_id: int) -> HttpResponse:
     failures = selectors.failures_for(run, **filters)
     page = Paginator(failures, FAILURE_PAGE_SIZE).get_page(request.GET.get("page"))
     page.object_list = _link_examples(run, list(page.object_list))
-    facets = [(key, sorted((run.metrics or {}).get(metric, {})), filters[key])
+    facets = [(key, [(name, selectors.group_label(key, name)) for name in sorted((run.metrics or {}).get(metric, {}))],
+               filters[key])
               for key, metric in selectors.GROUP_KEYS.items() if key != "tool"]
     return render(request, "evaluation/failures.html", {
         "nav_section": "evaluation", "run": run, "page": page, "filters": filters, "facets": facets,
@@ -156,13 +157,14 @@ def run_compare(request: HttpRequest) -> HttpResponse:
                     context["case_tables"].append((key, label, page, run))
             context["comparison"] = comparison
             context["charts"] = {
-                key: {"labels": [r.name for r in rows][:selectors.CHART_LIMIT],
+                key: {"labels": [r.label for r in rows][:selectors.CHART_LIMIT],
                       "base": [r.base_exact for r in rows][:selectors.CHART_LIMIT],
                       "other": [r.other_exact for r in rows][:selectors.CHART_LIMIT]}
                 for key, rows in comparison.groups.items() if key != "tool"
             }
             if "category" in context["charts"]:
-                context["charts"]["category"].update(selectors.target_series(context["charts"]["category"]["labels"]))
+                names = [r.name for r in comparison.groups["category"]][:selectors.CHART_LIMIT]
+                context["charts"]["category"].update(selectors.target_series(names))
     context["min_cases"] = MIN_GROUP_CASES
     status = 422 if "error" in context else 200
     return render(request, "evaluation/compare.html", context, status=status)

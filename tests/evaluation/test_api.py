@@ -106,7 +106,8 @@ def test_list_failures_and_compare(make_key: Any, suite: EvalSuite, tmp_path: Pa
     assert client.get(f"{RUNS}/{base.pk}/failures", {"category": "irrelevance"}).json()["count"] == 0
     comparison = client.get("/api/v1/evaluation/compare", {"base": base.pk, "other": other.pk}).json()
     assert (comparison["delta"], comparison["fixed"], comparison["regressed"]) == (33.33, ["simple_python_1"], [])
-    assert comparison["groups"]["category"][1] == {"name": "simple_python", "base_n": 2, "base_exact": 50.0,
+    assert comparison["groups"]["category"][1] == {"name": "simple_python", "label": "simple_python", "base_n": 2,
+                                                   "base_exact": 50.0,
                                                    "other_n": 2, "other_exact": 100.0, "delta": 50.0}
     bad = client.get("/api/v1/evaluation/compare", {"base": base.pk})
     assert (bad.status_code, list(bad.json()["error"]["fields"])) == (422, ["other"])
