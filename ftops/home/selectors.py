@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.core.cache import cache
-from django.db.models import Count, Q
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from ftops.catalog.selectors import catalog_summary
 from ftops.gateway.page_selectors import canaries_in_flight
 from ftops.interactions.selectors import interactions_summary
-from ftops.loop.selectors import loop_summary
+from ftops.loop.selectors import cycles_attention, loop_summary
 from registry.selectors import registry_summary
 from review.selectors import review_queue, review_summary, suggested_fixes
 
@@ -77,23 +76,6 @@ def _review_fixable(now: datetime) -> dict[str, int]:
     """How many of the newest open review items have a confident suggested fix (one click)."""
     newest = list(review_queue(status="open", now=now)[:FIX_SAMPLE]) if FIX_SAMPLE else []
     return {"review_fixable": len(suggested_fixes(newest)), "review_fix_sample": len(newest)}
-
-
-def cycles_attention(*, now: datetime | None = None) -> dict[str, int]:
-    """Improvement cycles running now, and those that failed in the last 7 days (one query).
-
-    Read here until the loop app has a summary selector for it (its selectors are the loop's).
-    """
-    from ftops.loop.models import Cycle, CycleStatus
-
-    now = now or timezone.now()
-    out = {"running": 0, "failed": 0}
-    rows = (Cycle.objects.filter(Q(status=CycleStatus.RUNNING)
-                                 | Q(status=CycleStatus.FAILED, created_at__gte=now - timedelta(days=7)))
-            .values_list("status").order_by().annotate(n=Count("*")))
-    for status, n in rows:
-        out["running" if status == CycleStatus.RUNNING else "failed"] += n
-    return out
 
 
 def _url(name: str, query: str = "") -> str:

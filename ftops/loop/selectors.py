@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from ftops.loop.models import Cycle, CycleStage, HygieneRun, TriggerEvent
+from ftops.loop.models import Cycle, CycleStage, CycleStatus, HygieneRun, TriggerEvent
 
 
 def triggers_recent(*, limit: int = 50) -> QuerySet[TriggerEvent]:
@@ -28,6 +28,19 @@ def loop_summary(*, limit: int = 5, now: datetime | None = None) -> LoopSummary:
     now = now or timezone.now()
     return LoopSummary(recent=list(triggers_recent(limit=limit)),
                        fired_last_7d=TriggerEvent.objects.filter(created_at__gte=now - timedelta(days=7)).count())
+
+
+def cycles_attention(*, days: int = 7, now: datetime | None = None) -> dict[str, int]:
+    """For the home dashboard's inbox: cycles running now, and those that failed in the last
+    ``days`` days (one grouped query on the status index)."""
+    now = now or timezone.now()
+    out = {"running": 0, "failed": 0}
+    rows = (Cycle.objects.filter(Q(status=CycleStatus.RUNNING)
+                                 | Q(status=CycleStatus.FAILED, created_at__gte=now - timedelta(days=days)))
+            .values_list("status").order_by().annotate(n=Count("*")))
+    for status, n in rows:
+        out["running" if status == CycleStatus.RUNNING else "failed"] += n
+    return out
 
 
 def cycles_recent(*, limit: int = 50) -> QuerySet[Cycle]:
