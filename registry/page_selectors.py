@@ -199,6 +199,44 @@ def gate_rows(*, report: GateReport | None) -> list[CheckRow]:
     return rows
 
 
+# Per-group numbers of ``eval_results``: the comparison tables show them (a BFCL suite has
+# thousands of tools), so the JSON view of the results leaves them out.
+GROUPED_RESULTS = ("by_category", "by_service", "by_tool", "by_dimension")
+
+
+@dataclass
+class ConfigSection:
+    """One stored JSON value of a version, with its predecessor's for the side-by-side diff."""
+
+    key: str
+    title: str
+    value: Any
+    previous: Any = None
+    has_previous: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.has_previous and self.previous != self.value
+
+
+def version_config(*, version: ModelVersion) -> list[ConfigSection]:
+    """What the version serves with, which tool schemas it learned and its evaluation summary,
+    each as stored JSON; the first two beside the predecessor's (no query: the predecessor is
+    read with the version)."""
+    previous = version.predecessor if version.predecessor_id else None
+    results = {k: v for k, v in (version.eval_results or {}).items() if k not in GROUPED_RESULTS}
+    sections = [
+        ConfigSection("serving", "Serving configuration", version.serving or {}),
+        ConfigSection("tool_manifest", "Tool schemas it was trained on", version.tool_manifest or {}),
+    ]
+    if previous is not None:
+        sections[0].previous, sections[0].has_previous = previous.serving or {}, True
+        sections[1].previous, sections[1].has_previous = previous.tool_manifest or {}, True
+    if results:
+        sections.append(ConfigSection("eval_results", "Evaluation results (summary)", results))
+    return sections
+
+
 def version_timeline(*, version: ModelVersion) -> list[dict[str, Any]]:
     """Events and deployments of a version in time order (the deployment timeline)."""
     items: list[dict[str, Any]] = [

@@ -92,6 +92,7 @@ def _detail_context(request: HttpRequest, version: ModelVersion, **extra: Any) -
         "lineage": selectors.lineage(model_version=version),
         "checks": page_selectors.gate_rows(report=report),
         "comparison": page_selectors.version_comparison(version=version, report=report),
+        "config": page_selectors.version_config(version=version),
         "deployments": page_selectors.version_deployments(version=version),
         "timeline": page_selectors.version_timeline(version=version),
         "approvals": selectors.model_version_approvals(model_version=version),

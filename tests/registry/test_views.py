@@ -399,3 +399,38 @@ def test_the_dataset_example_page_links_to_the_versions_it_trained(django_user_m
     client.force_login(staff)
     html = client.get(reverse("datasets:example", args=[member.example_id])).content.decode()
     assert reverse("registry:example", args=[member.example_id]) in html
+
+
+# --- stored JSON shown as JSON: serving, tool manifest, evaluation summary, thresholds, cost ------
+
+def _section(html: str, anchor: str) -> str:
+    return html.split(f'id="{anchor}"')[1].split("</details>")[0]
+
+
+def test_version_page_shows_configs_as_json_and_the_change_from_its_predecessor(alice: Client,
+                                                                               suite: EvalSuite) -> None:
+    serving = {"kind": "hf_lora", "base_model": "/models/tiny-base", "adapter_path": "/a/lora-1", "merge": False}
+    first = version(serving=serving, cost={"gpu_seconds": 12.5, "spot": True, "fine_tune_usd": None})
+    second = gated(suite, serving={**serving, "adapter_path": "/a/lora-2"})
+    assert second.predecessor_id == first.pk
+    ModelVersion.objects.filter(pk=second.pk).update(tool_manifest={"payments/create_payment": 2})
+    ModelVersion.objects.filter(pk=first.pk).update(tool_manifest={"payments/create_payment": 2})
+
+    html = alice.get(reverse("registry:version", args=[second.pk])).content.decode()
+    changed = _section(html, "config-serving")
+    assert f'<span class="badge warn">changed since {first.name}</span>' in changed
+    assert '<th scope="row"><code>adapter_path</code> <span class="badge bad">differs</span></th>' in changed
+    assert "<td><code>&quot;/a/lora-1&quot;</code></td>" in changed and "&quot;/a/lora-2&quot;" in changed
+    assert "<td><code>false</code></td>" in changed and "False" not in changed
+    same = _section(html, "config-tool_manifest")
+    assert f"(same as {first.name})" in same
+    assert "{\n  &quot;payments/create_payment&quot;: 2\n}" in same
+    results = _section(html, "config-eval_results")
+    assert "&quot;overall&quot;: {" in results and "by_service" not in results
+    criteria = _section(html, "gate-criteria")
+    assert "Thresholds used" in criteria and "&quot;" in criteria and "{'" not in criteria
+
+    first_html = alice.get(reverse("registry:version", args=[first.pk])).content.decode()
+    assert "gpu_seconds <code>12.5</code>, spot <code>true</code>, fine_tune_usd <code>null</code>" in first_html
+    own = _section(first_html, "config-serving")
+    assert "changed since" not in own and "&quot;merge&quot;: false" in own
