@@ -77,7 +77,8 @@ class TargetOutSerializer(serializers.Serializer):
 class GroupLabelOutSerializer(serializers.Serializer):
     """How a page names a stored group whose name alone is ambiguous, and what it counts."""
 
-    label = serializers.CharField()
+    # DRF's metaclass takes declared fields off the class, so this does not shadow Field.label.
+    label = serializers.CharField()  # type: ignore[assignment]
     meaning = serializers.CharField()
 
 
@@ -133,8 +134,9 @@ class CompareInSerializer(serializers.Serializer):
 
 class DeltaRowOutSerializer(serializers.Serializer):
     name = serializers.CharField()
-    label = serializers.CharField(help_text="What pages show for name (multi_step: 'sequence' as a category, "
-                                            "'multi-step, seen tools' as a dimension)")
+    label = serializers.CharField(  # type: ignore[assignment]  # a declared field, not Field.label
+        help_text="What pages show for name (multi_step: 'sequence' as a category, 'multi-step, seen tools' as a "
+                  "dimension)")
     base_n = serializers.IntegerField(allow_null=True)
     base_exact = serializers.FloatField(allow_null=True)
     other_n = serializers.IntegerField(allow_null=True)
