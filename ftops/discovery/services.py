@@ -101,7 +101,7 @@ def aggregation_source_save(*, name: str, base_url: str, by: Actor, credential_n
     if not SLUG.match(name or ""):
         errors["name"] = ["lower-case letters, digits, '-' and '_'"]
     base_url = (base_url or "").strip().rstrip("/")
-    if not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", base_url):
+    if not re.match(r"^https?://[^/\s?#@]+(/[^\s?#]*)?$", base_url):  # no userinfo: the host is what it seems
         errors["base_url"] = ["an http(s) URL without query, e.g. https://payments.internal"]
     if not 0.1 <= timeout_s <= 120:
         errors["timeout_s"] = ["between 0.1 and 120 seconds"]
@@ -164,6 +164,25 @@ class AggregateReport:
                 "sources": [o.__dict__ for o in self.outcomes]}
 
 
+def url_within(url: str, base: str) -> bool:
+    """``url`` lies under ``base``: the same scheme, host and port, no userinfo, and ``base``'s path
+    as whole segments. A string prefix is not enough: ``https://svc.example`` is a prefix of
+    ``https://svc.example.evil.net`` and of ``https://svc.example@evil.net``."""
+    from urllib.parse import urlsplit
+
+    try:
+        u, b = urlsplit(url.strip()), urlsplit(base.strip())
+        ports = (u.port or {"http": 80, "https": 443}.get(u.scheme.lower())), \
+            (b.port or {"http": 80, "https": 443}.get(b.scheme.lower()))
+    except ValueError:  # a port that is no number or out of range
+        return False
+    if "@" in u.netloc or "@" in b.netloc or not u.hostname or u.scheme.lower() != b.scheme.lower() \
+            or u.hostname != b.hostname or ports[0] != ports[1]:
+        return False
+    base_path, path = b.path.rstrip("/"), u.path.rstrip("/")
+    return path == base_path or path.startswith(base_path + "/")
+
+
 class _Client:
     """GETs against one source's fixed base URL through the guarded outbound client."""
 
@@ -173,7 +192,7 @@ class _Client:
         if source.credential_name:
             credential = upstream_credential_get_secret(source.credential_name)
             # The credential names the one base URL its value may go to; a source elsewhere never gets it.
-            if not source.base_url.rstrip("/").startswith(credential.base_url.rstrip("/")):
+            if not url_within(source.base_url, credential.base_url):
                 raise SourceFailed(OutcomeStatus.ERROR, f"credential {credential.name!r} is bound to "
                                    f"{credential.base_url}, not to {source.base_url}")
             self.headers["Authorization"] = f"Bearer {credential.value}"

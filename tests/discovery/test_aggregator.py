@@ -201,3 +201,26 @@ def test_aggregate_for_cycle_without_sources_says_so() -> None:
     assert result["run_id"] == "" and result["sources"] == 0
     assert result["note"].startswith("no aggregation sources configured")
     assert not AggregationOutcome.objects.exists()
+
+
+def test_a_credential_never_goes_to_a_url_that_only_starts_like_its_own(
+        remote: dict[str, Any], protocol_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The binding is by scheme, host, port and path segments, not by string prefix: userinfo
+    (``http://bound@elsewhere``) and a longer path segment do not pass."""
+    from ftops.common.errors import ValidationFailed
+
+    monkeypatch.setattr(discovery_services, "notify", lambda **kwargs: None)
+    evil = protocol_server(default=Served(200, b"{}"))
+    bound = remote["healthy"].url.rstrip("/")
+    sneaky = f"{bound}@{evil.url.removeprefix('http://').rstrip('/')}"
+    with pytest.raises(ValidationFailed, match="invalid"):
+        aggregation_source_save(name="sneaky", base_url=sneaky, credential_name="healthy-token", by=SYSTEM)
+    # A row written around the service (the admin site edits rows directly) is refused when used.
+    AggregationSource.objects.create(name="sneaky", base_url=sneaky, credential_name="healthy-token")
+    AggregationSource.objects.create(name="longer", base_url=f"{bound}/v1", credential_name="path-token")
+    upstream_credential_set(name="path-token", base_url=f"{bound}/v", value="ftk_path_secret", by=SYSTEM)
+    report = aggregate_all(by=SYSTEM, sources=["sneaky", "longer"])
+    assert sorted((o.source, o.status) for o in report.outcomes) == [("longer", "error"), ("sneaky", "error")]
+    assert all("is bound to" in o.error for o in report.outcomes)
+    assert [auth for _, auth in evil.requests if auth] == []
+    assert all("ftk_path_secret" not in auth for _, auth in remote["healthy"].requests)
