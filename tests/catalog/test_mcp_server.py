@@ -162,3 +162,16 @@ def test_failed_keys_are_audited_and_throttled_like_the_api(served: str, catalog
     rows = AuditEvent.objects.filter(action=AuditAction.AUTH_FAILED).order_by("pk")
     assert {(r.detail["reason"], r.detail["path"], r.ip) for r in rows} == {
         ("unknown", "/mcp/server/", "127.0.0.1"), ("throttled", "/mcp/server/", "127.0.0.1")}
+
+
+def test_a_host_outside_allowed_hosts_is_refused_before_the_key_is_read(served: str, catalog: None) -> None:
+    key = api_key_create(name="agent", roles=["reviewer"])
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    headers = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-06-18",
+               "Authorization": f"Bearer {key.secret}"}
+    with httpx2.Client(timeout=10) as http:
+        for host in ("evil.example", "127.0.0.1.evil.example", ""):
+            refused = http.post(f"{served}/mcp/server/", json=body, headers={**headers, "Host": host})
+            assert refused.status_code == 400, host
+            assert "ALLOWED_HOSTS" in refused.json()["error"]["message"]
+        assert http.post(f"{served}/mcp/server/", json=body, headers=headers).status_code == 200
