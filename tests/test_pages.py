@@ -94,3 +94,38 @@ def test_hostile_query_parameters_on_an_evaluations_pages(root: Client) -> None:
     failures = [(url, p, status) for url in pages for p in params
                 if (status := root.get(url, p).status_code) >= 500]
     assert failures == []
+
+
+def test_no_page_takes_a_post_without_a_csrf_token(django_user_model: Any) -> None:
+    from ftops.common.models import AuditEvent
+
+    user = django_user_model.objects.create_user("root", "root@example.com", "pw", is_staff=True, is_superuser=True)
+    client = Client(enforce_csrf_checks=True, raise_request_exception=False)
+    client.force_login(user)
+    before = AuditEvent.objects.exclude(action__in=["permission.denied", "auth.csrf_failed"]).count()
+    accepted = []
+    for route in page_routes():
+        if route.startswith(("/mcp/", "/.well-known/")):  # API-key endpoints, no session: no CSRF to forge
+            continue
+        status = client.post(route, {"service": "", "email_gate_failed": "on"}).status_code
+        if status not in (403, 405):
+            accepted.append((route, status))
+    assert accepted == []
+    assert AuditEvent.objects.exclude(action__in=["permission.denied", "auth.csrf_failed"]).count() == before
+
+
+def test_the_actions_on_an_evaluation_failure_need_a_csrf_token(django_user_model: Any) -> None:
+    from django.urls import reverse
+
+    from ftops.datasets.models import TrainingExample
+    from review.models import ReviewItem
+    from tests.evaluation.test_ux_failure_pages import _bfcl_failure
+
+    failure = _bfcl_failure()
+    user = django_user_model.objects.create_user("root", "root@example.com", "pw", is_staff=True, is_superuser=True)
+    client = Client(enforce_csrf_checks=True, raise_request_exception=False)
+    client.force_login(user)
+    before = TrainingExample.objects.count()
+    for name in ("evaluation:failure-example", "evaluation:failure-review"):
+        assert client.post(reverse(name, args=[failure.run_id, failure.pk])).status_code == 403
+    assert TrainingExample.objects.count() == before and not ReviewItem.objects.exists()
