@@ -177,16 +177,27 @@ class DpoResult:
         return asdict(self)
 
 
-def self_pairs_from(adapter: Any, records: list[Record], *, limit: int) -> list[PreferencePair]:
+def self_pairs_from(adapter: Any, records: list[Record], *, limit: int, chunk: int = 64) -> list[PreferencePair]:
     """Pairs of (target, the model's own different answer) for records it gets wrong.
 
     ``adapter`` is a ``ModelAdapter`` (``generate([(messages, tools)])``); only call, ask and
     abstain records are used (a sequence's later turns depend on tool results).
     """
     usable = [r for r in records if r.behavior in ("call", "clarify", "ask_for_details", "abstain")]
-    outputs = adapter.generate([(list(r.messages), list(r.tools)) for r in usable]) if usable else []
     pairs: list[PreferencePair] = []
-    for record, output in zip(usable, outputs, strict=True):
+    # In chunks, so that generation stops once ``limit`` mistakes are found.
+    for start in range(0, len(usable), chunk):
+        if len(pairs) >= limit:
+            break
+        part = usable[start:start + chunk]
+        outputs = adapter.generate([(list(r.messages), list(r.tools)) for r in part])
+        pairs.extend(_mistakes(part, outputs))
+    return pairs[:limit]
+
+
+def _mistakes(records: list[Record], outputs: list[Any]) -> list[PreferencePair]:
+    pairs: list[PreferencePair] = []
+    for record, output in zip(records, outputs, strict=True):
         chosen_calls = target_calls(record)
         chosen_text = "" if chosen_calls else target_text(record)
         rejected_calls = [plain_call(c) for c in output.calls]
@@ -200,8 +211,6 @@ def self_pairs_from(adapter: Any, records: list[Record], *, limit: int) -> list[
             continue  # two texts: wording, not behaviour, and an exact-match target would teach one phrasing
         pairs.append(PreferencePair(record.id, list(record.messages), list(record.tools), chosen_calls, chosen_text,
                                     rejected_calls, rejected_text, origin="self"))
-        if len(pairs) >= limit:
-            break
     return pairs
 
 
