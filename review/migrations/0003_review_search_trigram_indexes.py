@@ -47,6 +47,10 @@ def create_indexes(apps: Any, schema_editor: Any) -> None:
         for name, column in INDEXES:
             cursor.execute(f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" ON "{TABLE}" '
                            f'USING gin (UPPER("{column}") gin_trgm_ops)')
+        # Statistics of the indexed expressions exist only once the table is analyzed; until then
+        # the planner guesses a search matches a handful of rows and walks the trigram bitmap even
+        # for a word in most requests (280 ms where the newest-first index answers in 0.1 ms).
+        cursor.execute(f'ANALYZE "{TABLE}"')
 
 
 def drop_indexes(apps: Any, schema_editor: Any) -> None:
