@@ -4,8 +4,10 @@ An API caller names a base model or an adapter by path (``hf_local`` evaluation 
 training run's ``base_model``). Left open, that lets a caller make the server read any folder
 it can reach; so a path must resolve, links and ``..`` followed, inside one of the model roots:
 the artifacts folder (trained adapters), the folder of the built base model, and whatever an
-operator lists in ``FTOPS_MODEL_ROOTS``. A bare Hugging Face id (``org/name``) is still
-accepted: nothing is downloaded at run time, so it only resolves from the local cache.
+operator lists in ``FTOPS_MODEL_ROOTS``. A bare Hugging Face id (``org/name``) is accepted
+only when the model is already in the local Hugging Face cache: nothing may be downloaded at run
+time, and a process without ``HF_HUB_OFFLINE`` would otherwise fetch whatever a caller names
+(from outside the outbound allow-list, of any size).
 """
 
 from __future__ import annotations
@@ -32,11 +34,31 @@ def _is_hub_id(value: str) -> bool:
     return bool(HUB_ID.match(value)) and ".." not in value and not Path(value).exists()
 
 
+def _in_hub_cache(repo_id: str) -> bool:
+    """The id's model (``config.json``) or adapter (``adapter_config.json``) is in the local cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    for filename in ("config.json", "adapter_config.json"):
+        try:
+            if isinstance(try_to_load_from_cache(repo_id, filename), str):
+                return True
+        except Exception:  # an id the hub library refuses is simply not cached
+            return False
+    return False
+
+
 def confined_model_location(value: str, *, field: str) -> str:
-    """``value`` if it is a hub id or a folder inside a model root; else a 422 naming ``field``."""
+    """``value`` if it is a cached hub id or a folder inside a model root; else a 422 naming ``field``."""
     value = value.strip()
-    if not value or _is_hub_id(value):
+    if not value:
         return value
+    if _is_hub_id(value):
+        if _in_hub_cache(value):
+            return value
+        message = (f"{value!r} is not in the local Hugging Face cache, and nothing is downloaded at run time: "
+                   "download it ahead (huggingface-cli download) or give a folder inside the artifacts folder, "
+                   "the base-model folder or FTOPS_MODEL_ROOTS")
+        raise ValidationFailed(f"{field}: {message}", fields={field: [message]})
     try:
         target = Path(value).resolve()
     except (OSError, RuntimeError, ValueError):

@@ -18,6 +18,7 @@ from django.conf import settings
 from ftops.common.models import AuditEvent, UpstreamCredential
 from ftops.evaluation.models import EvalRun, EvalSuite, RunStatus
 from ftops.evaluation.services import bfcl_suite_import, eval_run_create, eval_run_execute
+from tests.common.test_paths import hub_cache, hub_cache_with  # noqa: F401  (fixture)
 from tests.evaluation.helpers import write_mini_bfcl
 from tests.evaluation.openai_server import FakeOpenAI, tool_calls
 
@@ -285,7 +286,9 @@ def test_a_model_folder_outside_the_model_roots_is_refused(
     assert not EvalRun.objects.exists()
 
 
-def test_a_model_folder_inside_the_artifacts_folder_or_a_hub_id_is_accepted(make_key: Any, suite: EvalSuite) -> None:
+def test_a_model_folder_inside_the_artifacts_folder_or_a_hub_id_is_accepted(make_key: Any, suite: EvalSuite,
+                                                                           hub_cache: Path) -> None:  # noqa: F811
+    hub_cache_with(hub_cache, "org/base-model")  # a hub id is accepted once it is in the local cache
     client, _ = make_key("ml_orchestrator")
     inside = Path(settings.ARTIFACTS_DIR) / "runs" / "7" / "adapter"
     for config in ({"kind": "hf_local", "model_path": "org/base-model"},
