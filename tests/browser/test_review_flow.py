@@ -72,6 +72,9 @@ def login(browser: Any, base: str, username: str) -> Any:
 def test_reviewer_corrects_a_cents_failure_end_to_end(browser: Any, live_server: Any,
                                                       django_user_model: Any) -> None:
     payments = make_payments()
+    # The demo enterprise: its traffic simulator records the expected call (real traffic has none).
+    payments.source = "sample:acme:seed=7"
+    payments.save(update_fields=["source"])
     now = timezone.now()
     make_interaction(payments, external_id="browser-cents", when=now - timedelta(minutes=1),
                      query="Please refund $49.99 for payment pay_123, it arrived broken",
