@@ -137,7 +137,8 @@ def _asked_service(ctx: Any) -> str | None:
 async def _list_tools(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
     tools = await _orm(catalog_tools)(service=_asked_service(ctx))
     cursor = getattr(params, "cursor", None) if params is not None else None
-    start = int(cursor) if cursor and cursor.isdigit() else 0
+    # Our own cursors are short ASCII numbers; anything else starts from the top.
+    start = int(cursor) if cursor and cursor.isascii() and cursor.isdigit() and len(cursor) <= 9 else 0
     page = tools[start:start + PAGE_SIZE]
     more = start + PAGE_SIZE < len(tools)
     return types.ListToolsResult(tools=page, next_cursor=str(start + PAGE_SIZE) if more else None)
@@ -253,6 +254,12 @@ class CatalogMcpApp:
                 return
             await _json(send, 401, "unauthenticated", "an API key is needed: Authorization: Bearer <key>",
                         headers=[(b"www-authenticate", b"Bearer")])
+            return
+        if scope.get("method") == "GET":
+            # Stateless with JSON answers: no server-to-client stream to offer, and an SSE stream
+            # held open per GET would let any key pin connections. The transport allows a 405.
+            await _json(send, 405, "method_not_allowed", "POST JSON-RPC requests here; no SSE stream is offered",
+                        headers=[(b"allow", b"POST")])
             return
         service = rest or None
         if service is not None and ("/" in service or not await _orm(_service_exists)(service)):

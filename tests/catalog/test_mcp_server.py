@@ -175,3 +175,19 @@ def test_a_host_outside_allowed_hosts_is_refused_before_the_key_is_read(served: 
             assert refused.status_code == 400, host
             assert "ALLOWED_HOSTS" in refused.json()["error"]["message"]
         assert http.post(f"{served}/mcp/server/", json=body, headers=headers).status_code == 200
+
+
+def test_no_stream_is_held_open_and_a_hostile_cursor_is_a_first_page(served: str, catalog: None) -> None:
+    """Stateless, JSON only: a GET (the optional server-to-client SSE stream) is answered 405 at once,
+    as the streamable HTTP transport allows, rather than held open for as long as the caller likes."""
+    key = api_key_create(name="agent", roles=["reviewer"])
+    headers = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-06-18",
+               "Authorization": f"Bearer {key.secret}"}
+    with httpx2.Client(timeout=5) as http:
+        stream = http.get(f"{served}/mcp/server/", headers=headers)
+        assert stream.status_code == 405 and stream.headers["allow"] == "POST"
+        for cursor in ("1" * 5000, "\u0661\u0662", "-1"):
+            answer = http.post(f"{served}/mcp/server/", headers=headers, json={
+                "jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"cursor": cursor}}).json()
+            assert "error" not in answer, (cursor[:8], answer)
+            assert len(answer["result"]["tools"]) >= 3
