@@ -45,18 +45,19 @@ def test_the_stage_skips_without_a_registered_version() -> None:
 
 
 def weather_dataset() -> DatasetVersion:
-    """A ready dataset version whose test split is the weather request, against the weather service's catalog."""
+    """A ready dataset version whose train and test splits are the weather request, against the weather catalog."""
     record = weather_record()
     service = Service.objects.create(name="weather", display_name="Weather")
     tools = {spec["function"]["name"]: add_tool(service, spec["function"]["name"], spec["function"]["parameters"])
              for spec in record.tools}
     version = DatasetVersion.objects.create(number=1, status="ready", content_hash="w" * 64)
-    example = TrainingExample.objects.create(
-        service=service, tool=tools["get_weather"], user_query="Weather in Paris?", messages=record.messages,
-        tools=sorted(tools), behavior="call", expected=record.expected, source="manual", quality="high",
-        content_hash=hashlib.sha256(b"weather").hexdigest())
-    DatasetMembership.objects.create(version=version, example=example, split="test", dimension="seen_phrasing",
-                                     position=0, snapshot={**record.to_dict(), "split": "test"})
+    for position, split in enumerate(("train", "test")):
+        example = TrainingExample.objects.create(
+            service=service, tool=tools["get_weather"], user_query="Weather in Paris?", messages=record.messages,
+            tools=sorted(tools), behavior="call", expected=record.expected, source="manual", quality="high",
+            content_hash=hashlib.sha256(split.encode()).hexdigest())
+        DatasetMembership.objects.create(version=version, example=example, split=split, dimension="seen_phrasing",
+                                         position=position, snapshot={**record.to_dict(), "split": split})
     return version
 
 
