@@ -232,8 +232,9 @@ def _offline(results: dict[str, Any], group: str, *names: str) -> tuple[float | 
 def monthly_report_build(*, month: date) -> MonthlyReport:
     """The report for ``month``: every version that held production for some scope during it.
 
-    Reads the month's interactions once per version (one grouped pass in Python: the tool is
-    inside the ``tool_calls`` JSON, which no portable SQL groups on) with only the columns it needs.
+    Reads the month's attributed interactions in one query, whatever the number of versions (one
+    grouped pass in Python: the tool is inside the ``tool_calls`` JSON, which no portable SQL
+    groups on), with only the columns it needs; a row goes to the version whose name it carries.
     """
     start, end = month_bounds(month)
     deployments = (Deployment.objects
@@ -243,35 +244,36 @@ def monthly_report_build(*, month: date) -> MonthlyReport:
     windows: dict[int, list[Deployment]] = {}
     for d in deployments:
         windows.setdefault(d.model_version_id, []).append(d)
-    versions: list[VersionReport] = []
     attributed = Q(pk__in=[])
     for deps in windows.values():
         version = deps[0].model_version
-        served = Q(pk__in=[])
-        for d in deps:
+        for d in deps:  # every window names the version: a row it matches carries that version's name
             window = Q(model_version=version.name, timestamp__gte=max(start, d.created_at),
                        timestamp__lt=min(end, d.ended_at) if d.ended_at else end)
             if d.scope != ENTERPRISE_SCOPE:
                 window &= Q(service__name=d.scope)
-            served |= window
-        attributed |= served
+            attributed |= window
+    tallies: dict[str, tuple[Row, dict[str, Row], dict[tuple[str, str], Row]]] = {
+        deps[0].model_version.name: (Row(name="overall"), {}, {}) for deps in windows.values()}
+    rows = (Interaction.objects.filter(attributed).order_by()
+            .values_list("model_version", "service__name", "tool_calls", "call_verdict", "is_failure"))
+    for label, service, calls, verdict, failed in rows.iterator(chunk_size=5000) if windows else ():
+        overall, services, tools = tallies[label]
+        tool = _first_tool(calls)
+        for row in (overall, services.setdefault(service, Row(name=service)),
+                    tools.setdefault((service, tool), Row(name=f"{service}.{tool}"))):
+            row.n += 1
+            row.failures += int(bool(failed))
+            if verdict in (CallVerdict.VALID, CallVerdict.INVALID):
+                row.calls += 1
+                row.valid += int(verdict == CallVerdict.VALID)
+    versions: list[VersionReport] = []
+    for deps in windows.values():
+        version = deps[0].model_version
+        overall, services, tools = tallies[version.name]
         results = version.eval_results or {}
-        overall = Row(name="overall")
         overall.offline_exact, overall.offline_n = _offline({"o": {"overall": results.get("overall") or {}}},
                                                             "o", "overall")
-        services: dict[str, Row] = {}
-        tools: dict[tuple[str, str], Row] = {}
-        rows = (Interaction.objects.filter(served).order_by()
-                .values_list("service__name", "tool_calls", "call_verdict", "is_failure"))
-        for service, calls, verdict, failed in rows.iterator(chunk_size=5000):
-            tool = _first_tool(calls)
-            for row in (overall, services.setdefault(service, Row(name=service)),
-                        tools.setdefault((service, tool), Row(name=f"{service}.{tool}"))):
-                row.n += 1
-                row.failures += int(bool(failed))
-                if verdict in (CallVerdict.VALID, CallVerdict.INVALID):
-                    row.calls += 1
-                    row.valid += int(verdict == CallVerdict.VALID)
         for name, row in services.items():
             row.offline_exact, row.offline_n = _offline(results, "by_service", name)
         for (service, tool), row in tools.items():

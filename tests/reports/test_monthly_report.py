@@ -195,3 +195,22 @@ def test_the_page_takes_the_same_queries_whatever_the_services_and_traffic(
     client.force_login(admin)
     html = get_within(client, django_assert_max_num_queries, "/reports/monthly/", 5, month="2026-11")
     assert html.count('<th scope="row">service svc-') == services
+
+
+@pytest.mark.parametrize("versions", [1, 6])
+def test_the_page_takes_the_same_queries_whatever_the_versions(versions: int,
+                                                               django_assert_max_num_queries: Any) -> None:
+    from tests.common.pages import get_within
+
+    for n in range(versions):
+        service = Service.objects.create(name=f"svc-{n}")
+        mv = version()
+        deploy(mv, since=at(1), scope=service.name)
+        traffic(service, mv.name, at(5), REFUND, CallVerdict.VALID, False, n=2)
+        traffic(service, mv.name, at(6), ORDER, CallVerdict.INVALID, True)
+    admin = User.objects.create_user("ada", "ada@example.com", "pw", is_staff=True)
+    client = Client()
+    client.force_login(admin)
+    html = get_within(client, django_assert_max_num_queries, "/reports/monthly/", 5, month="2026-11")
+    assert html.count('<section class="version-report">') == versions
+    assert html.count('<th scope="row">overall</th><td>3</td>') == versions
