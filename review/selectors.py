@@ -462,17 +462,30 @@ def reviewer_stats(*, days: int | None = 30, now: datetime | None = None) -> lis
 
 
 def review_summary(*, now: datetime | None = None) -> dict[str, int]:
-    """For the home dashboard, in one grouped query: items a reviewer can pick up now (claimable,
-    or claimed with an expired lease) and all items."""
+    """For the home dashboard, in one query: items a reviewer can pick up now (claimable, or
+    claimed with an expired lease) and all items.
+
+    The items per status are counted from a narrow index on the status alone (an index-only
+    scan, no hash of the lease column over every row); the expired claims, a handful, are
+    counted apart through the status index and joined in with UNION ALL.
+    """
+    from django.db.models import CharField, Value
+
     from review.models import CLAIMABLE_STATUSES
 
     now = now or timezone.now()
+    expired_tag = "claimed, lease expired"  # no status is spelled so (statuses are single words)
+    per_status = ReviewItem.objects.order_by().values_list("status").annotate(n=Count("*"))
+    expired = (ReviewItem.objects.order_by().filter(status=ReviewStatus.CLAIMED, lease_expires_at__lt=now)
+               .annotate(tag=Value(expired_tag, output_field=CharField())).values_list("tag")
+               .annotate(n=Count("*")))
     out = {"open": 0, "all": 0}
-    for status, n, expired in (ReviewItem.objects.values_list("status").order_by()
-                               .annotate(n=Count("*"), expired=Count("lease_expires_at",
-                                                                     filter=Q(lease_expires_at__lt=now)))):
+    for status, n in per_status.union(expired, all=True):
+        if status == expired_tag:
+            out["open"] += n
+            continue
         out["all"] += n
-        out["open"] += n if status in CLAIMABLE_STATUSES else (expired if status == ReviewStatus.CLAIMED else 0)
+        out["open"] += n if status in CLAIMABLE_STATUSES else 0
     return out
 
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from ftops.catalog.models import Service
 from ftops.home.selectors import home_dashboard
+from review.models import ReviewItem, ReviewStatus
 from review.services import review_items_enqueue_failures
 from tests.review.factories import add_tool, make_interaction, make_payments
 
@@ -112,11 +113,11 @@ def test_home_query_count_is_constant(logged_in: Client, extra: int, django_asse
         service = Service.objects.create(name=f"svc-{n}")
         make_interaction(service, calls=[])
         make_interaction(payments, failure_kind="missing_required")
-    # session, user; figures: services, tools, rolling counts, grouped window, review;
+    # session, user; figures: services, tools, the window's grouped pass (rolling counts too), review;
     # open review items (newest, for the one-click-fix count; the fixes' reads only when some are open);
     # live cards: registry (awaiting, canaries, production), loop (recent, last week), gateway (canaries),
     # cycles (running and failed)
-    with django_assert_max_num_queries(15):
+    with django_assert_max_num_queries(14):
         assert logged_in.get("/").status_code == 200
 
 
@@ -150,3 +151,33 @@ def test_home_shows_the_registry_and_loop_cards(logged_in: Client) -> None:
 def test_home_cards_are_empty_states_without_rows(logged_in: Client) -> None:
     body = logged_in.get("/").content.decode()
     assert "No model in production yet." in body and "No retraining trigger has fired yet." in body
+
+
+def test_rolling_counts_are_the_same_whatever_the_window(db) -> None:
+    """The 24 hour and 7 day counts come from the window's grouped pass, split at both marks: a
+    window shorter or longer than a week gives the same rolling figures, and its own totals."""
+    seed()
+    now = timezone.now()
+    figures = {days: home_dashboard(days=days, now=now) for days in (1, 7, 30, 120)}
+    assert {(d["last_24h"], d["last_7d"]) for d in figures.values()} == {(4, 6)}
+    assert [(figures[d]["window_total"], figures[d]["window_failures"]) for d in (1, 7, 30, 120)] == [
+        (4, 3), (6, 4), (7, 5), (8, 6)]
+    assert [len(figures[d]["daily"]) for d in (1, 7, 30, 120)] == [1, 7, 30, 120]
+    assert figures[1]["by_kind"] == [{"failure_kind": "type_error", "label": "Wrong type", "n": 3}]
+
+
+def test_open_review_count_takes_expired_claims_and_leaves_live_and_done_ones(db) -> None:
+    seed()
+    review_items_enqueue_failures()
+    now = timezone.now()
+    ids = list(ReviewItem.objects.order_by("id").values_list("pk", flat=True))
+    assert len(ids) == 6
+    ReviewItem.objects.filter(pk=ids[0]).update(status=ReviewStatus.CLAIMED, holder="ann",
+                                                lease_expires_at=now - timedelta(minutes=1))  # expired
+    ReviewItem.objects.filter(pk=ids[1]).update(status=ReviewStatus.CLAIMED, holder="bob",
+                                                lease_expires_at=now + timedelta(minutes=10))  # live
+    ReviewItem.objects.filter(pk=ids[2]).update(status=ReviewStatus.CORRECTED)
+    ReviewItem.objects.filter(pk=ids[3]).update(status=ReviewStatus.SKIPPED)
+    dash = home_dashboard(now=now)
+    # pending 2 + skipped 1 + the expired claim 1; all six items whatever their status
+    assert (dash["review_open"], dash["review_all"]) == (4, 6)
