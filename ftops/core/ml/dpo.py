@@ -111,6 +111,10 @@ class DpoTrainConfig:
     adapter_path: str = ""  # the supervised LoRA adapter this run starts from (and is compared with)
     from_run: int = 0  # the LoRA training run that made it (set by the training app, which resolves the path)
     beta: float = 0.1
+    # Weight of a supervised (NLL) loss on the chosen answer beside the DPO loss (TRL's "sft"
+    # loss type, as in RPO). Measured on the demo: pure DPO (0) drove the chosen answers'
+    # likelihood down with the rejected ones' and exact match fell from 37.6% to 2.9%.
+    sft_weight: float = 1.0
     lr: float = 5e-4
     epochs: float = 2.0
     batch_pairs: int = 8
@@ -145,6 +149,8 @@ class DpoTrainConfig:
             errors["adapter_path"] = "name the LoRA adapter to start from (a succeeded LoRA run's artifact)"
         if not 0 < self.beta <= 10:
             errors["beta"] = "must be in (0, 10]"
+        if self.sft_weight < 0:
+            errors["sft_weight"] = "must be >= 0"
         if not 0 < self.lr < 1:
             errors["lr"] = "must be in (0, 1)"
         if self.epochs <= 0:
@@ -316,6 +322,8 @@ def train_dpo(cfg: DpoTrainConfig, pairs: list[PreferencePair], out_dir: Path | 
                 if on_step is not None:
                     on_step(int(state.global_step), int(state.max_steps), float(logs["loss"]))
 
+    losses_kwargs: dict[str, Any] = (
+        {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, cfg.sft_weight]} if cfg.sft_weight else {})
     scratch = Path(tempfile.mkdtemp(prefix="dpo-", dir=out_dir))
     try:
         args = DPOConfig(
@@ -324,6 +332,7 @@ def train_dpo(cfg: DpoTrainConfig, pairs: list[PreferencePair], out_dir: Path | 
             report_to="none", use_cpu=use_cpu, seed=cfg.seed, data_seed=cfg.seed, lr_scheduler_type="cosine",
             warmup_steps=0.05, disable_tqdm=True, dataloader_num_workers=0, bf16=not use_cpu,
             gradient_checkpointing=False,
+            **losses_kwargs,
         )
         trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                              processing_class=tokenizer, callbacks=[_Progress()])
