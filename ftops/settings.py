@@ -7,6 +7,7 @@ Malformed values stop start-up with a message naming the variable.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +16,13 @@ from kombu import Queue
 from kombu.transport import TRANSPORT_ALIASES
 
 from ftops.common.env import SettingsError, env_bool, env_int, env_list, env_rate, env_str, env_url
+
+# Nothing is downloaded at run time: the embedding model ships in a package and the base model
+# is built here, so the Hugging Face hub stays off in every process that loads these settings
+# (a model id a caller names must already be in the local cache; ftops.common.paths). An
+# operator who wants the hub sets HF_HUB_OFFLINE=0 explicitly.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("FTOPS_VAR_DIR", str(BASE_DIR / "var")))
@@ -49,6 +57,7 @@ INSTALLED_APPS = [
     "review",
     "registry",
     "ftops.gateway",
+    "ftops.modelserver",  # the model-server process (no models; core and common only)
     # The top floor: the continuous loop and the home dashboard read every app above.
     "ftops.loop",
     "ftops.reports",  # periodic alerts and reports: daily digest, stale queue, monthly report
@@ -472,6 +481,19 @@ FTOPS_GATEWAY_FLUSH_MS = env_int("FTOPS_GATEWAY_FLUSH_MS", 500, minimum=10, maxi
 FTOPS_GATEWAY_BATCH = env_int("FTOPS_GATEWAY_BATCH", 500, minimum=1, maximum=1000)
 FTOPS_GATEWAY_SPOOL_DIR = Path(env_str("FTOPS_GATEWAY_SPOOL_DIR", str(VAR_DIR / "gateway" / "spool")))
 FTOPS_GATEWAY_MAX_BODY_MB = env_int("FTOPS_GATEWAY_MAX_BODY_MB", 8, minimum=1, maximum=256)
+
+# --- model server (ftops.modelserver: `manage.py model-server`, a base model with LoRA adapters) ---
+# OpenAI protocol plus vLLM's /v1/load_lora_adapter; register it as the credential named by
+# FTOPS_GATEWAY_LORA_UPSTREAM with this key as its value. lora_path must lie under ADAPTERS_ROOT.
+FTOPS_MODEL_SERVER_HOST = env_str("FTOPS_MODEL_SERVER_HOST", "127.0.0.1")
+FTOPS_MODEL_SERVER_PORT = env_int("FTOPS_MODEL_SERVER_PORT", 8200, minimum=1, maximum=65535)
+FTOPS_MODEL_SERVER_API_KEY = env_str("FTOPS_MODEL_SERVER_API_KEY", "")
+FTOPS_MODEL_SERVER_BASE_MODEL = env_str("FTOPS_MODEL_SERVER_BASE_MODEL", FTOPS_BASE_MODEL)
+FTOPS_MODEL_SERVER_ADAPTERS_ROOT = Path(env_str("FTOPS_MODEL_SERVER_ADAPTERS_ROOT", str(ARTIFACTS_DIR)))
+FTOPS_MODEL_SERVER_MAX_BATCH = env_int("FTOPS_MODEL_SERVER_MAX_BATCH", 16, minimum=1, maximum=1024)
+FTOPS_MODEL_SERVER_BATCH_WAIT_MS = env_int("FTOPS_MODEL_SERVER_BATCH_WAIT_MS", 5, minimum=0, maximum=1000)
+FTOPS_MODEL_SERVER_MAX_ADAPTERS = env_int("FTOPS_MODEL_SERVER_MAX_ADAPTERS", 32, minimum=1, maximum=1024)
+FTOPS_MODEL_SERVER_MAX_TOKENS = env_int("FTOPS_MODEL_SERVER_MAX_TOKENS", 512, minimum=1, maximum=32768)
 
 # --- canaries (ftops.gateway.canary) ------------------------------------------------------
 # Checked every minute on beat, and by the embedded scheduler with the reapers. A canary moves
