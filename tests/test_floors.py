@@ -6,7 +6,7 @@ import still ties the lower app to the higher one. A lower app that must start w
 it sends a Celery task by name, which is a string and not an import.
 
 Floors, lowest first (apps on one floor may import each other):
-core < common < catalog < interactions < review, datasets < training, evaluation < registry
+core < common, modelserver < catalog < interactions < review, datasets < training, evaluation < registry
 < gateway, discovery, loop, reports < home. ``home`` sits above the loop: the dashboard composes every
 app's summary selector, the loop's included.
 """
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 FLOORS: list[tuple[str, ...]] = [
     ("core",),
-    ("common",),
+    ("common", "modelserver"),  # the model server needs only the core (and the settings)
     ("catalog",),
     ("interactions",),
     ("review", "datasets"),
