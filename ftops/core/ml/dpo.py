@@ -112,8 +112,10 @@ class DpoTrainConfig:
     from_run: int = 0  # the LoRA training run that made it (set by the training app, which resolves the path)
     beta: float = 0.1
     # Weight of a supervised (NLL) loss on the chosen answer beside the DPO loss (TRL's "sft"
-    # loss type, as in RPO). Measured on the demo: pure DPO (0) drove the chosen answers'
-    # likelihood down with the rejected ones' and exact match fell from 37.6% to 2.9%.
+    # loss type, as in RPO). Measured on the demo: pure DPO (0, lr 1e-3, beta 0.1) drove the
+    # chosen answers' likelihood down with the rejected ones' and the adapter fell to 2.9%
+    # exact match on the test split; with it (beta 0.5, lr 5e-4, one epoch) it scored 30.2%
+    # against 37.6% for the supervised adapter alone.
     sft_weight: float = 1.0
     lr: float = 5e-4
     epochs: float = 2.0
