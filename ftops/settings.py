@@ -494,6 +494,8 @@ FTOPS_MODEL_SERVER_MAX_BATCH = env_int("FTOPS_MODEL_SERVER_MAX_BATCH", 16, minim
 FTOPS_MODEL_SERVER_BATCH_WAIT_MS = env_int("FTOPS_MODEL_SERVER_BATCH_WAIT_MS", 5, minimum=0, maximum=1000)
 FTOPS_MODEL_SERVER_MAX_ADAPTERS = env_int("FTOPS_MODEL_SERVER_MAX_ADAPTERS", 32, minimum=1, maximum=1024)
 FTOPS_MODEL_SERVER_MAX_TOKENS = env_int("FTOPS_MODEL_SERVER_MAX_TOKENS", 512, minimum=1, maximum=32768)
+# Schema-constrained tool calls by default (a request's "ftops_constrained" decides for itself).
+FTOPS_MODEL_SERVER_CONSTRAINED = env_bool("FTOPS_MODEL_SERVER_CONSTRAINED", False)
 
 # --- canaries (ftops.gateway.canary) ------------------------------------------------------
 # Checked every minute on beat, and by the embedded scheduler with the reapers. A canary moves

@@ -157,6 +157,8 @@ def upstream_body(body: dict[str, Any], plan: Plan) -> dict[str, Any]:
     out = dict(body)
     out["model"] = plan.model
     out["messages"] = with_prompt(body["messages"], plan.prompt)
+    if plan.constrained:
+        out["ftops_constrained"] = True
     metadata = body.get("metadata")
     if isinstance(metadata, dict):
         rest = {k: v for k, v in metadata.items() if k not in OWN_METADATA}

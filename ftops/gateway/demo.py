@@ -10,7 +10,7 @@ The releases happen in that service's scope, so the enterprise scope the registr
 against is left as it was:
 
 1. the base model, registered as a version of its own, goes to production;
-2. the tuned adapter (the registry stage's version) starts as a canary; its adapter is loaded
+2. the tuned adapter (the registry stage's version, served constrained) starts as a canary; its adapter is loaded
    on the model server when the canary starts; the checker (``canary.canary_check``, called
    directly rather than waiting for beat's minute) promotes it once it is shown not worse;
 3. the base model again, approved over its gates as a deliberately worse release, starts as a
@@ -19,9 +19,13 @@ against is left as it was:
 The checker judges with demo-sized samples (``DEMO_POLICY``: one stage to 100 %, 30 requests a
 side, a 15-point margin, automatic promotion on, no minimum canary period) so it decides in
 seconds; production keeps the configured policy.
-The checker's decisions stand: a tuned adapter whose calls fail their schemas more often than
-``max_error_rate`` (the demo's tiny model on CPU does) is rolled back as it would be in
-production, and ``canary_promoted`` then says ``none`` and why; the demo does not fail for it.
+The tuned adapter goes out registered once more with ``"constrained": true`` in its serving
+config: the gateway then asks ftops' model server for schema-constrained decoding
+(``ftops_constrained``), so its calls follow the offered tools' schemas (the demo's tiny model
+otherwise adds arguments no schema lists); the worse release decodes freely.
+The checker's decisions stand: a canary whose calls fail their schemas more often than
+``max_error_rate`` is rolled back as it would be in production, and ``canary_promoted`` then says
+``none`` and why; the demo does not fail for it.
 Summary lines: ``gateway_calls``, ``canary_promoted``, ``canary_rolled_back``.
 """
 
@@ -142,8 +146,9 @@ def _releases(ctx: DemoContext, *, service: str, traffic: list[Any], gateway_url
                           reason="demo: the base model serves the service before the tuned canary")
     ctx.log(f"production for {service}: {base_version.name} (the base model)")
 
-    # 1. The tuned adapter as a canary: loaded on the model server when it starts, then judged.
-    tuned = _approve(tuned, why="demo: the tuned adapter goes out as a canary")
+    # 1. The tuned adapter as a canary, served with schema-constrained calls: loaded on the model
+    #    server when it starts, then judged.
+    tuned = _constrained_version(ctx, tuned, runs)
     canary = canary_start(model_version_id=tuned.pk, by=system, scope=service, reason="demo canary")
     _send(ctx, gateway_url, key, service, traffic, {"canary": DEMO_POLICY["FTOPS_CANARY_MIN_SAMPLES"],
                                                     "production": DEMO_POLICY["FTOPS_CANARY_MIN_SAMPLES"]}, sent)
@@ -164,6 +169,27 @@ def _releases(ctx: DemoContext, *, service: str, traffic: list[Any], gateway_url
                                          else f"none: the checker's decision on {worse.name} was {action} ({reason})")
     if Deployment.objects.filter(pk=second.pk, state=DeploymentState.CANARY).exists():
         canary_rollback(model_version_id=worse.pk, by=system, scope=service, reason="demo: ends the held canary")
+
+
+def _constrained_version(ctx: DemoContext, tuned: Any, runs: dict[str, Any]) -> Any:
+    """The tuned adapter registered again with ``"constrained": true`` in its serving config, gated
+    on the evaluation of that adapter under constrained decoding (the plain one when there is none)
+    and approved: the gateway then asks the model server to hold its calls to the tools' schemas."""
+    from registry.services import model_version_attach_evaluation, model_version_register
+
+    serving = dict(tuned.serving or {})
+    if serving.get("kind") != "hf_lora" or not serving.get("adapter_path"):
+        return _approve(tuned, why="demo: the tuned adapter goes out as a canary")
+    system = Actor.system("demo")
+    version = model_version_register(base_model=tuned.base_model, backend=tuned.backend,
+                                     artifact_path=tuned.artifact_path, serving={**serving, "constrained": True},
+                                     scope=tuned.scope, dataset_version=ctx.shared["dataset_version"],
+                                     metrics=tuned.metrics, card=tuned.card, cost=tuned.cost, by=system)
+    candidate = runs.get("tuned_constrained") or runs["tuned"]
+    version = model_version_attach_evaluation(model_version_id=version.pk, candidate_run_id=candidate.pk,
+                                              baseline_run_id=runs["base"].pk, by=system)
+    ctx.log(f"{version.name}: {tuned.name}'s adapter served with schema-constrained tool calls")
+    return _approve(version, why="demo: the tuned adapter, with schema-constrained calls, goes out as a canary")
 
 
 def _base_version(ctx: DemoContext, runs: dict[str, Any], *, why: str) -> Any:

@@ -50,6 +50,7 @@ class Plan:
     credential: str
     model: str
     prompt: str = ""
+    constrained: bool = False  # ask the LoRA upstream for schema-constrained calls (ftops_constrained)
 
 
 class UpstreamFailure(Exception):
@@ -77,8 +78,10 @@ def plan_for(target: Target) -> Plan:
             # The base model as a version of its own (no adapter): served under its path, as the
             # LoRA upstream names it (vLLM's --model, ftops' model server likewise).
             return Plan(credential=settings.FTOPS_GATEWAY_LORA_UPSTREAM, model=str(serving["base_model"]))
-        # The adapter is loaded under the version's name (registry.serving, when it starts serving).
-        return Plan(credential=settings.FTOPS_GATEWAY_LORA_UPSTREAM, model=target.name)
+        # The adapter is loaded under the version's name (registry.serving, when it starts serving);
+        # ``"constrained": true`` has ftops' model server hold its calls to the tools' schemas.
+        return Plan(credential=settings.FTOPS_GATEWAY_LORA_UPSTREAM, model=target.name,
+                    constrained=serving.get("constrained") is True)
     if kind == "fewshot":
         base = serving.get("base") or {}
         prompt = str(serving.get("prompt") or "")

@@ -10,6 +10,10 @@ Endpoints (all behind ``Authorization: Bearer <FTOPS_MODEL_SERVER_API_KEY>``):
   ``{"lora_name"}``: vLLM's runtime adapter endpoints with vLLM's shapes and answers, so the code
   that drives this server drives vLLM (``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``) unchanged;
   ``lora_path`` must resolve inside the adapters root (ARCHITECTURE rule 15);
+- an extension field of the chat completion body, ``"ftops_constrained": true`` (the ``openai``
+  client sends it with ``extra_body``; the server's default is ``--constrained`` /
+  ``FTOPS_MODEL_SERVER_CONSTRAINED``): tool calls are decoded under the offered tools' JSON
+  Schemas (``ftops.core.ml.constrained``), per row, so one batch mixes constrained and free rows;
 - ``GET /healthz``: no key needed.
 
 Requests that arrive together are generated together: a batcher collects for a few
@@ -103,6 +107,7 @@ class ServerOptions:
     batch_wait_ms: float = 5.0  # how long the first request of a batch waits for company
     max_batch: int = 16
     default_max_tokens: int = 256
+    constrained: bool = False  # schema-constrained tool calls for requests that do not say (ftops_constrained)
 
 
 @dataclass
@@ -374,9 +379,16 @@ class ModelServer:
             stops = tuple(stop)
         elif stop is not None:
             raise ApiError(400, "'stop' must be a string or up to 4 strings", code="invalid_stop", param="stop")
+        constrained = body.get("ftops_constrained")
+        if constrained is None:
+            constrained = self.options.constrained
+        if not isinstance(constrained, bool):
+            raise ApiError(400, "'ftops_constrained' must be true or false (tool calls held to the tools' schemas)",
+                           code="invalid_ftops_constrained", param="ftops_constrained")
         prompt = self.engine.render(messages, tools if offer_tools else [])
         return GenRequest(prompt=prompt, adapter=adapter, max_tokens=max_tokens, temperature=temperature,
-                          top_p=top_p, stop=stops), offer_tools
+                          top_p=top_p, stop=stops,
+                          constrain_tools=list(tools) if constrained and offer_tools else None), offer_tools
 
 
 def _number(body: dict[str, Any], key: str, low: float, high: float, *, default: float) -> float:

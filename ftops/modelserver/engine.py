@@ -66,6 +66,9 @@ class GenRequest:
     temperature: float = 0.0
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
+    # Schema-constrained decoding (ftops.core.ml.constrained): the offered tools whose JSON Schemas
+    # this row's calls must follow; None decodes freely.
+    constrain_tools: list[dict[str, Any]] | None = None
 
     def sampling_key(self) -> tuple[float, float]:
         """Rows of one ``generate`` call share their sampling options; greedy rows all share one key."""
@@ -277,6 +280,9 @@ class Engine:
             options.update(do_sample=True, temperature=temperature, top_p=top_p)
         else:
             options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        constrained = self._constraint(requests, int(encoded["input_ids"].shape[1]))
+        if constrained is not None:
+            options["logits_processor"] = constrained
         model = self._base
         if self._peft is not None:
             model = self._peft
@@ -304,6 +310,23 @@ class Engine:
                                  completion_tokens=len(kept), finish_reason=finish, batch_size=len(requests),
                                  seconds=seconds))
         return out
+
+    def _constraint(self, requests: list[GenRequest], prompt_width: int) -> Any:
+        """A logits processor list that holds each constrained row to its tools' schemas, or None.
+
+        Rows of one batch may differ: the processor has one enforcer per row, and a row asked to
+        decode freely is marked as one its enforcer gave up on, which the processor leaves alone.
+        """
+        if all(r.constrain_tools is None for r in requests):
+            return None
+        from transformers import LogitsProcessorList
+
+        from ftops.core.ml.constrained import ToolCallLogitsProcessor
+
+        processor = ToolCallLogitsProcessor(self._tokenizer, [r.constrain_tools or [] for r in requests],
+                                            prompt_width, self._stop_ids)
+        processor.failed.update(row for row, r in enumerate(requests) if r.constrain_tools is None)
+        return LogitsProcessorList([processor])
 
 
 def adapter_card(path: Path) -> dict[str, Any]:

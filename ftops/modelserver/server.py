@@ -11,12 +11,12 @@ from ftops.modelserver.engine import Engine, EngineConfig
 
 def build_server(*, base_model: str, adapters_root: Path, api_key: str, base_name: str = "", max_batch: int = 16,
                  batch_wait_ms: float = 5.0, max_adapters: int = 32, max_new_tokens: int = 512,
-                 device: str = "auto", threads: int = 0) -> ModelServer:
+                 device: str = "auto", threads: int = 0, constrained: bool = False) -> ModelServer:
     engine = Engine(EngineConfig(base_model=base_model, adapters_root=Path(adapters_root), base_name=base_name,
                                  max_new_tokens=max_new_tokens, max_adapters=max_adapters, device=device,
                                  threads=threads))
     return ModelServer(engine, ServerOptions(api_key=api_key, batch_wait_ms=batch_wait_ms, max_batch=max_batch,
-                                             default_max_tokens=min(256, max_new_tokens)))
+                                             default_max_tokens=min(256, max_new_tokens), constrained=constrained))
 
 
 def server_from_settings(**overrides: object) -> ModelServer:
@@ -30,6 +30,7 @@ def server_from_settings(**overrides: object) -> ModelServer:
         "batch_wait_ms": float(settings.FTOPS_MODEL_SERVER_BATCH_WAIT_MS),
         "max_adapters": settings.FTOPS_MODEL_SERVER_MAX_ADAPTERS,
         "max_new_tokens": settings.FTOPS_MODEL_SERVER_MAX_TOKENS,
+        "constrained": bool(getattr(settings, "FTOPS_MODEL_SERVER_CONSTRAINED", False)),
     }
     options.update({k: v for k, v in overrides.items() if v not in (None, "")})
     return build_server(**options)  # type: ignore[arg-type]

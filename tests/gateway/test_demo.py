@@ -1,8 +1,9 @@
 """The gateway's demo stage: model server and gateway in-process, one canary promoted and one rolled back.
 
 The micro models of tests/modelserver stand in for the demo's: the "base" answers the weather
-request with a call its schema refuses, the tuned adapter with a valid one, so the checker
-promotes the tuned canary and rolls the base back on the schema verdicts of real generations.
+request with a call its schema refuses, the tuned adapter (served with schema-constrained calls)
+with a valid one, so the checker promotes the tuned canary and rolls the free-decoding base back
+on the schema verdicts of real generations.
 """
 
 from __future__ import annotations
@@ -88,14 +89,19 @@ def test_the_stage_promotes_the_tuned_canary_and_rolls_the_worse_one_back(
     # 30 + 30 requests while the tuned canary is judged, then 24 + 4 for the worse one: all answered.
     assert ctx.summary["gateway_calls"] == 88
     assert Interaction.objects.filter(service__name="weather").count() == 88
-    assert ctx.summary["canary_promoted"].startswith(f"{tuned.name} (not worse than production")
+    # The tuned adapter went out registered again with schema-constrained calls, gated on the tuned run.
+    served = ModelVersion.objects.exclude(pk=tuned.pk).get(artifact_path=adapter)
+    assert served.serving == {**tuned.serving, "constrained": True}
+    assert served.eval_run_id == runs["tuned"].pk
+    assert f"{served.name}: {tuned.name}'s adapter served with schema-constrained tool calls" in lines
+    assert ctx.summary["canary_promoted"].startswith(f"{served.name} (not worse than production")
     worse = ModelVersion.objects.filter(status=VersionStatus.ROLLED_BACK).get()
     assert ctx.summary["canary_rolled_back"].startswith(f"{worse.name} (error rate 100.0% over 24 requests")
     assert worse.serving == {"kind": "hf_lora", "base_model": base}
     production = Deployment.objects.get(scope="weather", state=DeploymentState.PRODUCTION)
-    assert production.model_version_id == tuned.pk
+    assert production.model_version_id == served.pk
     assert list(CanaryDecision.objects.order_by("pk").values_list("model_version__name", "action", "automatic")) == [
-        (tuned.name, "promote", True), (worse.name, "rollback", True)]
+        (served.name, "promote", True), (worse.name, "rollback", True)]
     # The enterprise scope the registry stage gates against was left alone.
     assert not Deployment.objects.filter(scope="enterprise").exists()
     assert any(line.startswith("model server on http://127.0.0.1:") for line in lines)

@@ -20,6 +20,9 @@ class Command(BaseCommand):
         parser.add_argument("--lora-modules", nargs="*", default=[], metavar="NAME=PATH",
                             help="adapters to load at start (paths inside FTOPS_MODEL_SERVER_ADAPTERS_ROOT), as vLLM")
         parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+        parser.add_argument("--constrained", action="store_true", default=None,
+                            help="hold tool calls to the offered tools' schemas unless a request says "
+                                 "ftops_constrained: false (default FTOPS_MODEL_SERVER_CONSTRAINED, off)")
         parser.add_argument("--log-level", default="warning")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -31,7 +34,7 @@ class Command(BaseCommand):
         if not settings.FTOPS_MODEL_SERVER_API_KEY:
             raise CommandError("set FTOPS_MODEL_SERVER_API_KEY: every request must carry it as a bearer token")
         server = server_from_settings(base_model=options["base_model"], base_name=options["served_model_name"],
-                                      device=options["device"])
+                                      device=options["device"], constrained=options["constrained"])
         server.engine.load()
         for module in options["lora_modules"]:
             name, sep, path = module.partition("=")
