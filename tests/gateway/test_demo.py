@@ -21,7 +21,10 @@ from ftops.datasets.models import DatasetMembership, DatasetVersion, TrainingExa
 from ftops.evaluation.models import EvalRun
 from ftops.evaluation.services import eval_suite_for_dataset
 from ftops.gateway import demo
+from ftops.gateway.app import upstream_body
 from ftops.gateway.models import CanaryDecision
+from ftops.gateway.selectors import Target
+from ftops.gateway.upstream import plan_for
 from ftops.interactions.models import Interaction
 from registry.models import Deployment, DeploymentState, ModelVersion, VersionStatus
 from registry.services import model_version_attach_evaluation, model_version_register
@@ -34,6 +37,20 @@ DEMO = Actor.system("demo")
 
 def test_the_gateway_stage_runs_after_the_registry() -> None:
     assert STAGES.index("ftops.loop.demo") > STAGES.index("ftops.gateway.demo") > STAGES.index("registry.demo")
+
+
+def test_a_constrained_lora_version_asks_the_upstream_for_constrained_calls(settings: Any) -> None:
+    settings.FTOPS_GATEWAY_LORA_UPSTREAM = "lora"
+    body = {"model": "canary", "messages": [{"role": "user", "content": "hi"}], "tools": []}
+    serving = {"kind": "hf_lora", "base_model": "/m/base", "adapter_path": "/a/tuned"}
+    held = plan_for(Target(1, "acme-v1.0.1", {**serving, "constrained": True}, "weather", "canary"))
+    free = plan_for(Target(2, "acme-v1.0.0", serving, "weather", "production"))
+    assert (held.credential, held.model, held.constrained) == ("lora", "acme-v1.0.1", True)
+    assert upstream_body(body, held) == {**body, "model": "acme-v1.0.1", "ftops_constrained": True}
+    assert upstream_body(body, free) == {**body, "model": "acme-v1.0.0"}
+    # Only a literal true asks for it; the base model as a version of its own decodes freely.
+    assert not plan_for(Target(3, "x", {**serving, "constrained": "yes"}, "weather", "canary")).constrained
+    assert not plan_for(Target(4, "y", {"kind": "hf_lora", "base_model": "/m/base"}, "weather", "canary")).constrained
 
 
 @pytest.mark.django_db
