@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-# The whole demo pipeline takes minutes on two busy cores: more than the 300 s per-test limit.
-pytestmark = [pytest.mark.ml, pytest.mark.slow, pytest.mark.timeout(1200), pytest.mark.django_db(transaction=True)]
+# The whole demo pipeline takes minutes on two busy cores (857 s measured with the PostgreSQL pass
+# running beside it and other work on the machine): more than the 300 s per-test limit.
+pytestmark = [pytest.mark.ml, pytest.mark.slow, pytest.mark.timeout(1800), pytest.mark.django_db(transaction=True)]
 
 
 def test_tuned_adapter_beats_its_base_by_30_points_on_new_phrasings(capsys: Any) -> None:
