@@ -316,9 +316,9 @@ def seed_pipeline(conn: psycopg.Connection, *, tools: list[Any], rng: random.Ran
 def pages(user: Any) -> list[tuple[str, str]]:
     from django.urls import NoReverseMatch, reverse
 
+    from ftops.common.actors import Actor
     from ftops.evaluation.models import EvalRun
     from ftops.training.models import TrainingRun
-    from ftops.common.actors import Actor
     from review.models import ReviewItem
     from review.services import review_item_claim
 
