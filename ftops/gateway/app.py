@@ -20,7 +20,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +30,7 @@ from django.conf import settings
 from django.db import connection
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ftops.common.asgi_http import ApiError, Receive, Send, read_body, respond
 from ftops.common.models import ApiKey
 from ftops.gateway import metrics
 from ftops.gateway.recorder import CallRecorder, record_summary
@@ -53,25 +54,11 @@ from ftops.interactions.validation import ROLES
 logger = logging.getLogger(__name__)
 
 Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 # Our own keys in the body's ``metadata``; removed before the body goes upstream.
 OWN_METADATA = ("service", "conversation_id")
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                404: "invalid_request_error", 413: "invalid_request_error", 429: "rate_limit_error"}
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, *, code: str, param: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = code
-        self.param = param
-        self.headers = headers or {}
 
 
 def error_body(status: int, message: str, code: str, param: str | None = None) -> bytes:
@@ -80,28 +67,6 @@ def error_body(status: int, message: str, code: str, param: str | None = None) -
     return orjson.dumps({"error": {"message": message, "type": kind, "param": param, "code": code}})
 
 
-async def respond(send: Send, status: int, body: bytes, *, content_type: bytes = b"application/json",
-                  headers: dict[str, str] | None = None) -> None:
-    raw = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-    raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def read_body(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ConnectionAbortedError("client went away")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"the request body is over {limit // (1024 * 1024)} MB", code="request_too_large")
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
 
 
 def header(scope: Scope, name: bytes) -> str:

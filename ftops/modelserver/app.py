@@ -41,28 +41,17 @@ from typing import Any
 
 import orjson
 
+from ftops.common.asgi_http import ApiError, Receive, Send, read_body, respond
 from ftops.core.parsing import TOOL_CALL_OPEN
 from ftops.modelserver.engine import Engine, EngineError, GenRequest, GenResult
 
 logger = logging.getLogger(__name__)
 
 Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 MAX_BODY = 8 * 1024 * 1024
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                404: "invalid_request_error", 405: "invalid_request_error", 413: "invalid_request_error"}
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, *, code: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = code
-        self.param = param
 
 
 def error_body(status: int, message: str, code: str, param: str | None = None) -> bytes:
@@ -70,30 +59,9 @@ def error_body(status: int, message: str, code: str, param: str | None = None) -
     return orjson.dumps({"error": {"message": message, "type": kind, "param": param, "code": code}})
 
 
-async def respond(send: Send, status: int, body: bytes, *, content_type: bytes = b"application/json",
-                  headers: dict[str, str] | None = None) -> None:
-    raw = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-    raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
-
-
 async def read_json(receive: Receive) -> dict[str, Any]:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ConnectionAbortedError("client went away")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise ApiError(413, f"the request body is over {MAX_BODY // (1024 * 1024)} MB", code="request_too_large")
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            break
     try:
-        body = orjson.loads(b"".join(chunks))
+        body = orjson.loads(await read_body(receive, MAX_BODY))
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, f"the body is not valid JSON: {exc}", code="invalid_json") from exc
     if not isinstance(body, dict):
