@@ -203,9 +203,7 @@ class ModelServer:
                 raise ApiError(405, f"use {expected} for {path}", code="method_not_allowed")
             self.authenticate(scope)
             await handler(scope, receive, send)
-        except ApiError as exc:
-            await respond(send, exc.status, error_body(exc.status, exc.message, exc.code, exc.param))
-        except EngineError as exc:
+        except (ApiError, EngineError) as exc:
             await respond(send, exc.status, error_body(exc.status, exc.message, exc.code, exc.param))
         except ConnectionAbortedError:
             return
