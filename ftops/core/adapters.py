@@ -18,6 +18,7 @@ torch, transformers and peft are imported on first use so that web processes sta
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ftops.core.parsing import TOOL_CALL_CLOSE, TOOL_CALL_OPEN, parse_tool_calls
+from ftops.core.strict_schema import strict_function, strip_null_optionals
 from ftops.core.toolcalls import parse_tool_call
 
 if TYPE_CHECKING:
@@ -46,6 +48,8 @@ __all__ = [
     "parse_tool_calls",
     "validate_adapter_config",
 ]
+
+log = logging.getLogger(__name__)
 
 Request = tuple[list[dict[str, Any]], list[dict[str, Any]]]
 END_MARKERS = ("<|end|>", "<|im_end|>", "<|eot_id|>", "<|endoftext|>", "<end_of_turn>")
@@ -107,7 +111,7 @@ class AdapterConfigError(ValueError):
 
 ADAPTER_KINDS = ("openai", "hf_local", "fewshot", "replay")
 ALLOWED_KEYS: dict[str, frozenset[str]] = {
-    "openai": frozenset({"kind", "credential", "model", "temperature", "max_tokens", "concurrency"}),
+    "openai": frozenset({"kind", "credential", "model", "temperature", "max_tokens", "concurrency", "constrained"}),
     "hf_local": frozenset({"kind", "model_path", "adapter_path", "batch_size", "max_new_tokens", "threads",
                            "constrained"}),
     "fewshot": frozenset({"kind", "prompt", "examples_from", "inner"}),
@@ -153,6 +157,9 @@ def validate_adapter_config(config: Any, *, prefix: str = "") -> dict[str, Any]:
         clean.update(_numbers(config, prefix, {"max_tokens": (1, 32768), "concurrency": (1, 64)}))
         if "temperature" in config:
             clean["temperature"] = _number(config, prefix, "temperature", 0.0, 2.0)
+        if "constrained" in config:
+            clean["constrained"] = _flag(config, prefix, "constrained", "strict tool schemas: OpenAI decodes "
+                                                                        "the calls under each tool's schema")
     elif kind == "hf_local":
         model_path = config.get("model_path")
         if not isinstance(model_path, str) or not model_path.strip():
@@ -166,9 +173,7 @@ def validate_adapter_config(config: Any, *, prefix: str = "") -> dict[str, Any]:
         clean.update(_numbers(config, prefix, {"batch_size": (1, 1024), "max_new_tokens": (1, 8192),
                                                "threads": (0, 256)}))
         if "constrained" in config:
-            if not isinstance(config["constrained"], bool):
-                raise AdapterConfigError(f"{prefix}constrained", "must be true or false (schema-constrained calls)")
-            clean["constrained"] = config["constrained"]
+            clean["constrained"] = _flag(config, prefix, "constrained", "schema-constrained calls")
     elif kind == "fewshot":
         prompt, source = config.get("prompt"), config.get("examples_from")
         if (prompt is None) == (source is None):
@@ -222,6 +227,12 @@ def _numbers(config: Mapping[str, Any], prefix: str, bounds: dict[str, tuple[int
     return out
 
 
+def _flag(config: Mapping[str, Any], prefix: str, key: str, meaning: str) -> bool:
+    if not isinstance(config[key], bool):
+        raise AdapterConfigError(f"{prefix}{key}", f"must be true or false ({meaning}), got {config[key]!r}")
+    return bool(config[key])
+
+
 def _number(config: Mapping[str, Any], prefix: str, key: str, low: float, high: float) -> float:
     value = config[key]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
@@ -244,7 +255,7 @@ def adapter_from_config(config: Mapping[str, Any], *, credentials: CredentialRes
         return OpenAICompatibleAdapter(
             base_url, api_key, clean["model"],
             temperature=clean.get("temperature", 0.0), max_tokens=clean.get("max_tokens", 512),
-            concurrency=clean.get("concurrency", 4),
+            concurrency=clean.get("concurrency", 4), constrained=clean.get("constrained", False),
         )
     if kind == "hf_local":
         return HFLocalAdapter(clean["model_path"], clean.get("adapter_path"), batch_size=clean.get("batch_size", 16),
@@ -334,14 +345,23 @@ def to_openai_tools(tools: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 class OpenAICompatibleAdapter:
-    """A chat-completions endpoint through the official client, greedy (temperature 0)."""
+    """A chat-completions endpoint through the official client, greedy (temperature 0).
+
+    ``constrained``: each tool goes out with ``"strict": true`` and its schema in strict form
+    (``ftops.core.strict_schema``), so the endpoint decodes the arguments under the schema; the
+    ``null`` it then gives for optional arguments left out is removed from the calls read back.
+    A tool whose schema has no strict form goes out as it is (logged once per tool, with why)."""
 
     def __init__(self, base_url: str, api_key: str, model: str, *, temperature: float = 0.0,
-                 max_tokens: int = 512, timeout: float = 60.0, max_retries: int = 2, concurrency: int = 4) -> None:
+                 max_tokens: int = 512, timeout: float = 60.0, max_retries: int = 2, concurrency: int = 4,
+                 constrained: bool = False) -> None:
         from openai import DefaultHttpxClient, OpenAI
 
-        self.name = f"openai:{model}"
+        self.name = f"openai:{model}" + ("+constrained" if constrained else "")
         self.model = model
+        self.constrained = constrained
+        self.not_strict: dict[str, str] = {}  # tool name -> why it went out without strict
+        self._lock = threading.Lock()
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.concurrency = max(1, concurrency)
@@ -361,6 +381,10 @@ class OpenAICompatibleAdapter:
         kwargs: dict[str, Any] = {"model": self.model, "messages": to_openai_messages(messages),
                                   "temperature": self.temperature, "max_tokens": self.max_tokens}
         openai_tools = to_openai_tools(tools)
+        # The schemas strict calls are read back against: the originals, by tool name.
+        originals: dict[str, Any] = {}
+        if self.constrained:
+            openai_tools, originals = self._strict(openai_tools)
         if openai_tools:
             kwargs["tools"] = openai_tools
         started = time.perf_counter()
@@ -391,7 +415,10 @@ class OpenAICompatibleAdapter:
                 why = tool_call.arguments_error if tool_call is not None else "arguments name no tool"
                 error = f"arguments of {function.name!r} {why.removeprefix('arguments ')}"
                 continue
-            calls.append({"name": tool_call.name, "arguments": tool_call.arguments})
+            arguments = tool_call.arguments
+            if tool_call.name in originals:
+                arguments = strip_null_optionals(arguments, originals[tool_call.name])
+            calls.append({"name": tool_call.name, "arguments": arguments})
         raw = json.dumps({"content": text, "tool_calls": raw_calls}, ensure_ascii=False) if raw_calls else text
         if error:
             return ModelOutput(calls=[], text=text, raw=raw, parse_error=error, latency_ms=latency, **tokens)
@@ -401,6 +428,23 @@ class OpenAICompatibleAdapter:
             if parsed.calls or parsed.parse_error:
                 return parsed
         return ModelOutput(calls=calls, text=text, raw=raw, latency_ms=latency, **tokens)
+
+    def _strict(self, tools: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        originals: dict[str, Any] = {}
+        for tool in tools:
+            function, reason = strict_function(tool["function"])
+            name = function["name"]
+            if reason:
+                with self._lock:
+                    first = name not in self.not_strict
+                    self.not_strict[name] = reason
+                if first:
+                    log.info("%s: tool %r goes out without strict: %s", self.name, name, reason)
+            else:
+                originals[name] = tool["function"]["parameters"]
+            out.append({**tool, "function": function})
+        return out, originals
 
 
 # --------------------------------------------------------------------------- local Hugging Face
