@@ -70,6 +70,16 @@ _REFUSED = {
     "$recursiveRef": "$recursiveRef is not accepted in strict mode",
 }
 _REF_PREFIXES = ("#/$defs/", "#/definitions/")
+_JSON_TYPES = frozenset({"string", "number", "integer", "boolean", "object", "array", "null"})
+# Type names tool catalogs borrow from Python and Java (BFCL's functions use them): strict mode
+# takes JSON Schema's names only, so they are sent under the JSON Schema type they stand for.
+_TYPE_ALIASES = {
+    "dict": "object", "map": "object", "hashmap": "object", "hashtable": "object",
+    "float": "number", "double": "number",
+    "int": "integer", "long": "integer", "short": "integer", "byte": "integer", "bigint": "integer",
+    "bool": "boolean", "str": "string", "char": "string",
+    "list": "array", "tuple": "array", "arraylist": "array", "queue": "array", "stack": "array",
+}
 
 
 @dataclass(frozen=True)
@@ -130,12 +140,16 @@ def strict_function(function: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
 def _types(schema: Mapping[str, Any]) -> list[str]:
     value = schema.get("type")
     if isinstance(value, str):
-        return [value]
+        return [_json_type(value)]
     if isinstance(value, list):
-        return [str(v) for v in value]
+        return [_json_type(str(v)) for v in value]
     if "properties" in schema:
         return ["object"]
     return []
+
+
+def _json_type(name: str) -> str:
+    return name if name in _JSON_TYPES else _TYPE_ALIASES.get(name.lower(), name)
 
 
 def _node(schema: Any, path: str, depth: int, budget: _Budget, *, is_root: bool = False) -> dict[str, Any]:
@@ -167,8 +181,11 @@ def _node(schema: Any, path: str, depth: int, budget: _Budget, *, is_root: bool 
             budget.dropped.append(f"{path}.{key}")  # default, examples, minLength, ... only loosen the schema
     _count_values(schema, path, budget)
     types = _types(schema)
-    if "properties" in schema and "type" not in schema:
-        out["type"] = "object"
+    unknown = [t for t in types if t not in _JSON_TYPES]
+    if unknown:
+        raise _NotStrict(path, f"type {unknown[0]!r} is not a JSON Schema type")
+    if "type" in schema or "properties" in schema:
+        out["type"] = types[0] if len(types) == 1 else types
     if not types and not any(k in schema for k in ("enum", "const", "anyOf")):
         raise _NotStrict(path, "a schema without a type (any value) has no strict form")
     if "object" in types:

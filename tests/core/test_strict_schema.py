@@ -225,3 +225,16 @@ def test_accepts_null() -> None:
     assert not accepts_null({"type": ["string", "null"], "enum": ["a"]})
     assert not accepts_null({"type": "string"})
     assert accepts_null({"$ref": "#/$defs/n"}, {"$defs": {"n": {"type": "null"}}})
+
+
+def test_python_and_java_type_names_go_out_as_json_schema_types() -> None:
+    bfcl = {"type": "dict", "properties": {"base": {"type": "integer"}, "height": {"type": "float"},
+                                           "sides": {"type": "tuple", "items": {"type": "Double"}}},
+            "required": ["base", "height"]}
+    assert to_strict_schema(bfcl).schema == {
+        "type": "object",
+        "properties": {"base": {"type": "integer"}, "height": {"type": "number"},
+                       "sides": {"type": ["array", "null"], "items": {"type": "number"}}},
+        "required": ["base", "height", "sides"], "additionalProperties": False}
+    assert "type 'any' is not a JSON Schema type" in to_strict_schema(
+        {"type": "object", "properties": {"x": {"type": "any"}}}).reason
