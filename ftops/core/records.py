@@ -13,6 +13,14 @@ Expected behaviour (see ``TrainingExample``):
   clarify          expected = {"question": str, "reason": str}
   ask_for_details  expected = {"required_fields": [str], "question": str}
   abstain          expected = {"reason": str}
+
+Evaluation only (never a training example's behaviour, so not in ``BEHAVIORS``):
+  multi_turn       expected = {"turns": [[message, ...] per user turn],
+                               "ground_truth": [[call source, e.g. "cd(folder='x')", ...] per turn],
+                               "involved_classes": [back-end class], "initial_config": {class: state}}
+                   a BFCL multi-turn entry: the model's calls run against simulated back-ends
+                   turn by turn (``ftops.evaluation.bfcl_multi_turn``); ``messages`` hold the
+                   first turn, ``tools`` every function of the involved classes
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 BEHAVIORS = ("call", "sequence", "clarify", "ask_for_details", "abstain")
+MULTI_TURN = "multi_turn"
 PREV_REF = re.compile(r"^\{prev\.([A-Za-z_][A-Za-z0-9_]*)\}$")
 
 

@@ -52,7 +52,7 @@ from ftops.core.checker import (
     category_language,
     check_entry,
 )
-from ftops.core.records import Record
+from ftops.core.records import MULTI_TURN, Record
 from ftops.evaluation.bfcl_official import package_data_dir
 
 # Single-turn categories in the leaderboard's order; multi-turn ones need simulated back-ends.
@@ -273,6 +273,8 @@ def _literal_parameters(parameters: Mapping[str, Any], language: str) -> dict[st
 def entry_record(entry: BfclEntry) -> Record:
     """A BFCL entry as one of our records; scoring then applies the category's own rules to
     the original function docs kept in ``meta``."""
+    if entry.multi_turn:
+        return multi_turn_record(entry)
     calls = [{"name": name, "arguments": args} for item in entry.ground_truth or [] for name, args in item.items()]
     irrelevant = category_kind(entry.category) == IRRELEVANCE
     expected: dict[str, Any] = (
@@ -288,6 +290,23 @@ def entry_record(entry: BfclEntry) -> Record:
         behavior="abstain" if irrelevant else "call",
         expected=expected,
         meta={"bfcl_category": entry.category, "bfcl_functions": entry.functions},
+    )
+
+
+def multi_turn_record(entry: BfclEntry) -> Record:
+    """A multi-turn entry as a record holding all ``run_multi_turn`` needs (``Record``'s
+    ``multi_turn`` contract); the tools are every function of the involved classes."""
+    turns = [[dict(m) for m in turn] for turn in entry.turns]
+    return Record(
+        id=entry.id,
+        service="bfcl",
+        tool="",  # many tools per entry: grouping by the first one would say nothing
+        messages=[dict(m) for m in turns[0]] if turns else [],
+        tools=[openai_tool(f, entry.category) for f in entry.functions],
+        behavior=MULTI_TURN,
+        expected={"turns": turns, "ground_truth": [list(calls) for calls in entry.ground_truth or []],
+                  "involved_classes": list(entry.involved_classes), "initial_config": entry.initial_config or {}},
+        meta={"bfcl_category": entry.category},
     )
 
 

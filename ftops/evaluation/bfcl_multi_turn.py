@@ -28,11 +28,17 @@ import ast
 import copy
 import json
 import re
+import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from ftops.core.adapters import RECORD_ID_KEY, ModelAdapter, ModelOutput
 from ftops.core.checker import PASS, Verdict, fail
+from ftops.core.harness import EvalReport, ProgressCallback, RecordResult, evaluate_records
+from ftops.core.records import MULTI_TURN, Record
+from ftops.core.scoring import RecordScore, record_category
 from ftops.evaluation.bfcl_official import backend_class, stateless_classes
 
 MULTI_TURN_CATEGORIES = ("multi_turn_base",)
@@ -273,3 +279,141 @@ def run_multi_turn(
             return result  # force-terminated
         result.append(steps)
     return result
+
+
+# --------------------------------------------------------------------------- records in evaluation runs
+
+
+@dataclass
+class MultiTurnResult(RecordResult):
+    """A scored multi-turn record: beside the adapter's outputs (one per step asked), the
+    model's calls as ``run_multi_turn`` collected them, turn by turn."""
+
+    turns: list[list[list[dict[str, Any]]]] = field(default_factory=list)
+
+
+def run_record(adapter: ModelAdapter, record: Record, *, max_steps: int = MAX_STEPS_PER_TURN) -> MultiTurnResult:
+    """Drive ``adapter`` through a ``multi_turn`` record and score it with BFCL's checks."""
+    expected = record.expected
+    turns = [[dict(m) for m in turn] for turn in expected.get("turns") or []]
+    if turns and turns[0]:
+        turns[0][0].setdefault(RECORD_ID_KEY, record.id)  # what a replayed answer is looked up by
+    involved = [str(c) for c in expected.get("involved_classes") or []]
+    initial_config = expected.get("initial_config") or {}
+    ground_truth = [list(calls) for calls in expected.get("ground_truth") or []]
+    outputs: list[ModelOutput] = []
+
+    def respond(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        answered = adapter.generate([(messages, tools)])
+        if len(answered) != 1:
+            raise RuntimeError(f"{adapter.name} answered {len(answered)} of 1 requests")
+        outputs.append(answered[0])
+        return answered[0].calls
+
+    result = run_multi_turn(turns, list(record.tools), involved, initial_config, respond, max_steps=max_steps)
+    verdict = check_multi_turn(result, ground_truth, involved, initial_config)
+    return MultiTurnResult(record, multi_turn_score(record, verdict, result), outputs, turns=result)
+
+
+# The checker names the failing turn first in its message ("turn 2: ...").
+_FAILED_TURN = re.compile(r"^(?:no call in )?turn (\d+)")
+
+
+def multi_turn_score(record: Record, verdict: Verdict, result: Sequence[Any]) -> RecordScore:
+    """BFCL's verdict as a record score. Partial credit against the ground truth (a model may
+    reach the same state by other calls, which BFCL accepts): ``tool`` when every turn calls
+    the same functions, ``args`` when they also name the same arguments; ``steps`` count turns."""
+    ground_truth = [list(calls) for calls in record.expected.get("ground_truth") or []]
+    schemas = _schemas(record)
+    want = [[_signature(parse_call(text), schemas) for text in calls] for calls in ground_truth]
+    got = [[_signature(call, schemas) for step in steps for call in _step_calls(step)] for steps in result]
+    tool = len(got) == len(want) and all(
+        Counter(n for n, _ in g) == Counter(n for n, _ in w) for g, w in zip(got, want, strict=True))
+    args = tool and all(Counter(g) == Counter(w) for g, w in zip(got, want, strict=True))
+    total = len(ground_truth)
+    if verdict.valid:
+        passed = total
+    else:
+        found = _FAILED_TURN.match(verdict.error)
+        passed = int(found.group(1)) if found else 0
+    return RecordScore(record.id, record_category(record), record.behavior, verdict.valid, tool or verdict.valid,
+                       args or verdict.valid, verdict.valid, verdict.error_type, verdict.error,
+                       steps_total=total, steps_passed=passed, details=verdict.details)
+
+
+def _step_calls(step: Any) -> list[Call]:
+    try:
+        return to_calls(step)
+    except CallSyntaxError:
+        return []
+
+
+def _schemas(record: Record) -> dict[str, Mapping[str, Any]]:
+    functions = [t.get("function", t) for t in record.tools]
+    return {str(f.get("name", "")): f for f in functions if isinstance(f, Mapping)}
+
+
+def _named(call: Call, schemas: Mapping[str, Mapping[str, Any]]) -> Call:
+    """The call with positional arguments named after the function doc's parameters (in their
+    order), as a function-calling model sends them; ones beyond the doc stay positional."""
+    names = list(((schemas.get(call.name) or {}).get("parameters") or {}).get("properties") or {})
+    if not call.args or len(call.args) > len(names):
+        return call
+    return Call(call.name, (), tuple(zip(names, call.args, strict=False)) + call.kwargs)
+
+
+def _signature(call: Call, schemas: Mapping[str, Mapping[str, Any]]) -> tuple[str, frozenset[str]]:
+    """(name, argument names), positional arguments named as ``_named`` names them."""
+    named = _named(call, schemas)
+    return named.name, frozenset([f"#{i}" for i in range(len(named.args))] + [k for k, _ in named.kwargs])
+
+
+def failure_summaries(result: MultiTurnResult) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(expected, got) as a failure row keeps them: per turn the user's request, then the
+    ground truth's calls and the model's (both as call source, so they line up) and its answer.
+    The initial state stays out (it can be large): the checker's message names what differs."""
+    record = result.record
+    expected = record.expected
+    schemas = _schemas(record)
+    ground_truth = [list(calls) for calls in expected.get("ground_truth") or []]
+    requests = [" / ".join(str(m.get("content") or "") for m in turn if m.get("role") == "user")
+                for turn in expected.get("turns") or []]
+    # Each turn ends with the first answer that makes no call (a force-terminated one never does).
+    answers = [o.text for o in result.outputs if not o.calls]
+    want = [{"user": requests[i] if i < len(requests) else "",
+             "calls": [_named(parse_call(text), schemas).source() for text in calls]}
+            for i, calls in enumerate(ground_truth)]
+    got = [{"user": requests[i] if i < len(requests) else "",
+            "calls": [_named(call, schemas).source() for step in steps for call in _step_calls(step)],
+            "answer": answers[i] if i < len(answers) else ""}
+           for i, steps in enumerate(result.turns)]
+    errors = [o.parse_error for o in result.outputs if o.parse_error]
+    return ({"behavior": MULTI_TURN, "turns": want},
+            {"turns": got, "parse_error": errors[0] if errors else None})
+
+
+def evaluate_with_multi_turn(*, adapter: ModelAdapter, records: Sequence[Record], batch_size: int = 64,
+                             on_progress: ProgressCallback | None = None) -> EvalReport:
+    """``evaluate_records`` for suites that may hold ``multi_turn`` records: the others are
+    scored by it in batches first, then each multi-turn record is driven on its own (its next
+    request depends on the back-ends' answers). Progress counts records of both kinds."""
+    started = time.perf_counter()
+    multi = {i for i, r in enumerate(records) if r.behavior == MULTI_TURN}
+    if not multi:
+        return evaluate_records(adapter=adapter, records=records, batch_size=batch_size, on_progress=on_progress)
+    total = len(records)
+    singles = [r for i, r in enumerate(records) if i not in multi]
+
+    def single_progress(done: int, _: int) -> None:
+        if on_progress:
+            on_progress(done, total)
+
+    report = evaluate_records(adapter=adapter, records=singles, batch_size=batch_size, on_progress=single_progress)
+    scored: dict[int, RecordResult] = {}
+    for done, index in enumerate(sorted(multi), start=len(singles) + 1):
+        scored[index] = run_record(adapter, records[index])
+        if on_progress:
+            on_progress(done, total)
+    rest = iter(report.results)
+    results = [scored[i] if i in multi else next(rest) for i in range(total)]
+    return EvalReport(results, model=getattr(adapter, "name", ""), seconds=time.perf_counter() - started)

@@ -51,6 +51,8 @@ from ftops.core.fewshot import FewShotConfig, build_fewshot
 from ftops.core.harness import EvalReport, RecordResult, evaluate_records
 from ftops.core.records import Record
 from ftops.core.scoring import expected_summary, got_summary
+from ftops.evaluation.bfcl_multi_turn import MultiTurnResult, evaluate_with_multi_turn
+from ftops.evaluation.bfcl_multi_turn import failure_summaries as multi_turn_failure_summaries
 from ftops.evaluation.models import EvalCase, EvalFailure, EvalRun, EvalSuite, RunStatus, SuiteKind
 
 __all__ = [
@@ -105,7 +107,8 @@ class SuiteImport:
 
 
 def bfcl_suite_import(*, data_dir: Path, categories: Sequence[str] | None = None, name: str = "bfcl") -> SuiteImport:
-    """Import BFCL question and answer files as a suite (idempotent).
+    """Import BFCL question and answer files as a suite (idempotent). Without ``categories``
+    every single-turn category; ``multi_turn_base`` when named (``Record``'s multi_turn kind).
 
     Importing the same files again changes nothing; different content under a name that
     runs already use is refused, since their scores would no longer match their cases.
@@ -116,8 +119,10 @@ def bfcl_suite_import(*, data_dir: Path, categories: Sequence[str] | None = None
     if not name:
         raise ValidationFailed("a suite name is required", fields={"name": ["e.g. 'bfcl'"]})
     try:
-        known = available_categories(data_dir)
-        chosen = list(categories) if categories else known
+        known = available_categories(data_dir, multi_turn=True)
+        # Multi-turn categories are imported when named: scoring them needs bfcl-eval's back-ends,
+        # and a default that grew would make re-importing the same folder under a used name fail.
+        chosen = list(categories) if categories else available_categories(data_dir)
         unknown = [c for c in chosen if c not in known]
         if unknown:
             raise ValidationFailed(f"no BFCL files for {unknown} in {data_dir}",
@@ -258,6 +263,7 @@ def eval_run_create(
         if unknown:
             raise ValidationFailed(f"suite {suite.name} has no categories {unknown}",
                                    fields={"categories": [f"choose from {sorted(suite.categories)}"]})
+    _check_multi_turn_backends(suite, categories)
     with transaction.atomic():
         run = EvalRun.objects.create(
             name=name.strip()[:200], suite=suite, model_version_id=model_version_id,
@@ -276,6 +282,18 @@ def eval_run_create(
             # The caller runs it now: the reaper's sender leaves it alone unless it stays unclaimed.
             EvalRun.objects.filter(pk=run.pk).update(enqueued_at=timezone.now())
     return run
+
+
+def _check_multi_turn_backends(suite: EvalSuite, categories: Sequence[str]) -> None:
+    """Multi-turn cases run against bfcl-eval's back-end classes: without the package a run
+    would only fail on the worker, so it is refused here, saying how to install it."""
+    from ftops.evaluation.bfcl import MULTI_TURN_CATEGORIES
+    from ftops.evaluation.bfcl_official import INSTALL_HINT, installed
+
+    scored = categories or list(suite.categories or {})
+    if suite.kind == SuiteKind.BFCL and any(c in MULTI_TURN_CATEGORIES for c in scored) and not installed():
+        raise ValidationFailed(f"suite {suite.name} has multi-turn cases: {INSTALL_HINT}",
+                               fields={"categories": ["leave out the multi-turn categories, or install bfcl-eval"]})
 
 
 def _publish(run_id: int) -> None:
@@ -349,7 +367,8 @@ def eval_run_execute(*, run_id: int, adapter: ModelAdapter | None = None, owner:
 
             # Several adapter batches per call: the HF adapter sorts each call's prompts by length.
             chunk = max(PROGRESS_EVERY, 4 * int(run.adapter_config.get("batch_size") or 0))
-            report = evaluate_records(adapter=model, records=records, batch_size=chunk, on_progress=progress)
+            report = evaluate_with_multi_turn(adapter=model, records=records, batch_size=chunk,
+                                              on_progress=progress)
             if isinstance(model, FewShotAdapter):
                 report.meta["fewshot_prompt"] = model.prompt
     except RunCancelled:
@@ -395,11 +414,15 @@ def build_adapter(config: dict[str, Any]) -> ModelAdapter:
 def _failure_row(run: EvalRun, result: RecordResult) -> EvalFailure:
     record, score = result.record, result.score
     raw = "\n---\n".join(o.raw for o in result.outputs if o.raw)
+    if isinstance(result, MultiTurnResult):
+        expected, got = multi_turn_failure_summaries(result)
+    else:
+        expected, got = expected_summary(record), got_summary(result.outputs)
     return EvalFailure(
         run=run, record_id=record.id[:120], category=score.category[:40], service=record.service[:120],
         tool=record.tool[:200], dimension=record.dimension[:20], behavior=record.behavior[:20],
         error_type=(score.error_type or "unknown")[:80], error=score.error, user_query=record.user_query,
-        expected=expected_summary(record), got=got_summary(result.outputs), raw=raw[:20000],
+        expected=expected, got=got, raw=raw[:20000],
         partial={"tool": score.tool, "args": score.args, "values": score.values,
                  "steps_passed": score.steps_passed, "steps_total": score.steps_total},
     )

@@ -13,12 +13,14 @@ from ftops.evaluation.services import bfcl_suite_import
 
 
 class Command(BaseCommand):
-    help = "Import BFCL question and answer files as an evaluation suite (single-turn categories)."
+    help = ("Import BFCL question and answer files as an evaluation suite (every single-turn category, "
+            "or those named; multi_turn_base when named).")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--data-dir", default=None, help="BFCL data folder (default ../shared/bfcl when present)")
         parser.add_argument("--category", action="append", dest="categories", default=[], metavar="CAT",
-                            help="import only this category (repeatable); default every single-turn category")
+                            help="import only this category (repeatable); default every single-turn category. "
+                                 "multi_turn_base is imported when named (its runs need bfcl-eval)")
         parser.add_argument("--name", default="bfcl", help="suite name (default 'bfcl')")
 
     def handle(self, *args: Any, **opts: Any) -> None:
