@@ -37,6 +37,16 @@ def test_one_seed_builds_the_same_weights_twice(tmp_path: Path) -> None:
 
 
 @pytest.mark.ml
+def test_the_weights_do_not_depend_on_the_thread_count(tmp_path: Path) -> None:
+    # The build follows the idle cores (threads=0), so a busy machine and a quiet one must
+    # still build the same model.
+    one = build_base_model(tmp_path / "one", config=REDUCED, on_log=lambda _: None)
+    two = build_base_model(tmp_path / "two", config=replace(REDUCED, threads=2), on_log=lambda _: None)
+    assert json.loads((tmp_path / "two" / MARKER_FILE).read_text())["report"]["environment"]["threads"] == "2"
+    assert one.weights_sha256 == two.weights_sha256
+
+
+@pytest.mark.ml
 def test_the_time_guard_fails_the_build_and_saves_nothing(tmp_path: Path) -> None:
     with pytest.raises(BaseModelBuildTimeout, match=r"time guard: .* at step 1 of 8"):
         build_base_model(tmp_path / "m", config=replace(REDUCED, time_budget_s=1e-9), on_log=lambda _: None)
