@@ -25,6 +25,9 @@ GROUP_LABELS: dict[str, dict[str, tuple[str, str]]] = {
     "category": {
         "multi_step": ("sequence", "every multi-step sequence case (ordered calls), whatever its split "
                                    "dimension"),
+        "multi_turn_base": ("multi_turn_base", "BFCL's multi-turn entries: the model's calls run turn by turn on "
+                                               "simulated back-ends, right when each turn leaves their state and "
+                                               "results as the ground truth's calls do"),
     },
     "dimension": {
         "multi_step": ("multi-step, seen tools", "multi-step sequences over tools seen in training; a sequence "
