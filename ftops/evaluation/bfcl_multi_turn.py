@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ftops.core.adapters import RECORD_ID_KEY, ModelAdapter, ModelOutput
+from ftops.core.adapters import RECORD_ID_KEY, ModelAdapter, ModelOutput, ReplayAdapter
 from ftops.core.checker import PASS, Verdict, fail
 from ftops.core.harness import EvalReport, ProgressCallback, RecordResult, evaluate_records
 from ftops.core.records import MULTI_TURN, Record
@@ -289,11 +289,16 @@ class MultiTurnResult(RecordResult):
     """A scored multi-turn record: beside the adapter's outputs (one per step asked), the
     model's calls as ``run_multi_turn`` collected them, turn by turn."""
 
-    turns: list[list[list[dict[str, Any]]]] = field(default_factory=list)
+    turns: list[Any] = field(default_factory=list)  # per turn, the steps (recorded ones may be call strings)
 
 
 def run_record(adapter: ModelAdapter, record: Record, *, max_steps: int = MAX_STEPS_PER_TURN) -> MultiTurnResult:
-    """Drive ``adapter`` through a ``multi_turn`` record and score it with BFCL's checks."""
+    """Drive ``adapter`` through a ``multi_turn`` record and score it with BFCL's checks.
+
+    Recorded answers cannot react to the back-ends' results, so a replay is scored as what it
+    holds: the entry's ``result`` line is the model's turns, as for ``bfcl score``."""
+    if isinstance(adapter, ReplayAdapter):
+        return _score_recorded(adapter, record)
     expected = record.expected
     turns = [[dict(m) for m in turn] for turn in expected.get("turns") or []]
     if turns and turns[0]:
@@ -315,6 +320,23 @@ def run_record(adapter: ModelAdapter, record: Record, *, max_steps: int = MAX_ST
     return MultiTurnResult(record, multi_turn_score(record, verdict, result), outputs, turns=result)
 
 
+def _score_recorded(adapter: ReplayAdapter, record: Record) -> MultiTurnResult:
+    expected = record.expected
+    output = adapter.answers.get(record.id)
+    if output is None:
+        verdict = Verdict(False, "missing_result", f"no recorded answer for {record.id!r}")
+        return MultiTurnResult(record, multi_turn_score(record, verdict, []), [], turns=[])
+    try:
+        result = json.loads(output.raw)  # a ``result`` line's value, as the replay file held it
+    except ValueError:
+        result = None
+    verdict = check_multi_turn(result, [list(c) for c in expected.get("ground_truth") or []],
+                               [str(c) for c in expected.get("involved_classes") or []],
+                               expected.get("initial_config") or {})
+    turns = result if isinstance(result, list) else []
+    return MultiTurnResult(record, multi_turn_score(record, verdict, turns), [output], turns=turns)
+
+
 # The checker names the failing turn first in its message ("turn 2: ...").
 _FAILED_TURN = re.compile(r"^(?:no call in )?turn (\d+)")
 
@@ -326,7 +348,8 @@ def multi_turn_score(record: Record, verdict: Verdict, result: Sequence[Any]) ->
     ground_truth = [list(calls) for calls in record.expected.get("ground_truth") or []]
     schemas = _schemas(record)
     want = [[_signature(parse_call(text), schemas) for text in calls] for calls in ground_truth]
-    got = [[_signature(call, schemas) for step in steps for call in _step_calls(step)] for steps in result]
+    got = [[_signature(call, schemas) for step in (steps if isinstance(steps, list) else [])
+            for call in _step_calls(step)] for steps in result]
     tool = len(got) == len(want) and all(
         Counter(n for n, _ in g) == Counter(n for n, _ in w) for g, w in zip(got, want, strict=True))
     args = tool and all(Counter(g) == Counter(w) for g, w in zip(got, want, strict=True))
@@ -384,7 +407,8 @@ def failure_summaries(result: MultiTurnResult) -> tuple[dict[str, Any], dict[str
              "calls": [_named(parse_call(text), schemas).source() for text in calls]}
             for i, calls in enumerate(ground_truth)]
     got = [{"user": requests[i] if i < len(requests) else "",
-            "calls": [_named(call, schemas).source() for step in steps for call in _step_calls(step)],
+            "calls": [_named(call, schemas).source() for step in (steps if isinstance(steps, list) else [])
+                      for call in _step_calls(step)],
             "answer": answers[i] if i < len(answers) else ""}
            for i, steps in enumerate(result.turns)]
     errors = [o.parse_error for o in result.outputs if o.parse_error]

@@ -15,11 +15,16 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from ftops.common.errors import ValidationFailed
-from ftops.core.adapters import ReplayAdapter
+from ftops.core.adapters import ReplayAdapter, replay_output
 from ftops.core.records import MULTI_TURN, Record
 from ftops.evaluation import bfcl_official
 from ftops.evaluation.bfcl import BfclEntry, load_category
-from ftops.evaluation.bfcl_multi_turn import check_multi_turn, evaluate_with_multi_turn, parse_call
+from ftops.evaluation.bfcl_multi_turn import (
+    check_multi_turn,
+    evaluate_with_multi_turn,
+    ground_truth_result,
+    parse_call,
+)
 from ftops.evaluation.bfcl_official import official_multi_turn_verdict
 from ftops.evaluation.models import EvalCase, EvalFailure, EvalRun, EvalSuite, RunStatus
 from ftops.evaluation.services import bfcl_suite_import, eval_run_create, eval_run_execute, suite_records
@@ -179,21 +184,31 @@ def test_a_wrong_argument_scores_the_case_wrong_with_bfcls_error_type(
     assert (by_category["n"], by_category["exact"]) == (SUBSET, 80.0)
 
 
-def test_progress_counts_both_kinds_and_a_silent_model_fails_each_turn(mixed_suite: EvalSuite) -> None:
+def test_progress_counts_both_kinds_and_replays_are_scored_as_recorded(mixed_suite: EvalSuite) -> None:
     records = suite_records(mixed_suite)
+    # Recorded turns cannot react to tool results: they are scored as they are, as `bfcl score` does.
+    recorded = {
+        "simple_python_0": {"result": [{"calc_area": {"base": 10, "height": 5.0}}]},
+        ENTRIES[0].id: {"result": ground_truth_result(ENTRIES[0].ground_truth or [])},
+        ENTRIES[1].id: {"result": [[] for _ in ENTRIES[1].turns]},
+        ENTRIES[2].id: {"result": [[[c] for c in calls] for calls in truth(ENTRIES[2], mutate=False)][:-1]},
+    }
+    adapter = ReplayAdapter(answers={key: replay_output(item) for key, item in recorded.items()})
     seen: list[tuple[int, int]] = []
-    # No recorded answers: every single-turn case gets no call, every multi-turn turn stays empty.
-    report = evaluate_with_multi_turn(adapter=ReplayAdapter(), records=records, batch_size=64,
+    report = evaluate_with_multi_turn(adapter=adapter, records=records, batch_size=64,
                                       on_progress=lambda done, total: seen.append((done, total)))
     assert seen == [(3, 8), (4, 8), (5, 8), (6, 8), (7, 8), (8, 8)]
     assert [r.record.id for r in report.results] == [r.id for r in records]
-    multi = [r for r in report.results if r.record.behavior == MULTI_TURN]
-    assert [r.score.error_type for r in multi] == ["multi_turn:empty_turn_model_response"] * SUBSET
-    # The checker agrees on the result the driver collected (an empty list of steps per turn).
-    entry = ENTRIES[0]
-    verdict = check_multi_turn([[] for _ in entry.turns], entry.ground_truth or [], entry.involved_classes,
-                               entry.initial_config or {})
-    assert verdict.error_type == multi[0].score.error_type
+    verdicts = {r.record.id: r.score.error_type or "valid" for r in report.results}
+    assert [verdicts[e.id] for e in ENTRIES] == [
+        "valid", "multi_turn:empty_turn_model_response", "multi_turn:force_terminated", "missing_result",
+        "missing_result"]
+    # The same verdict as the checker gives the result directly.
+    entry = ENTRIES[1]
+    direct = check_multi_turn(recorded[entry.id]["result"], entry.ground_truth or [], entry.involved_classes,
+                              entry.initial_config or {})
+    assert direct.error_type == verdicts[entry.id]
+    assert report.accuracy_by("category")["multi_turn_base"]["exact"] == 20.0
 
 
 def test_a_run_with_multi_turn_cases_needs_bfcl_eval(mixed_suite: EvalSuite, local_model: dict[str, Any],
