@@ -467,6 +467,16 @@ for _entry in env_list("FTOPS_GATEWAY_UPSTREAM_OPTIONS", []):
                             "e.g. vllm:120:0")
     FTOPS_GATEWAY_UPSTREAM_OPTIONS[_parts[0]] = (int(_parts[1]), int(_parts[2]))
 FTOPS_GATEWAY_MAX_CONNECTIONS = env_int("FTOPS_GATEWAY_MAX_CONNECTIONS", 200, minimum=1)
+# Upstreams that take OpenAI's strict tool schemas ("strict": true on a function), used when a
+# version's serving config says "constrained": true. By default only api.openai.com does; list
+# others (Azure OpenAI, a proxy in front of OpenAI) or turn one off: "azure-prod:on,openai:off".
+FTOPS_GATEWAY_STRICT_TOOLS: dict[str, bool] = {}
+for _entry in env_list("FTOPS_GATEWAY_STRICT_TOOLS", []):
+    _name, _, _flag = _entry.rpartition(":")
+    if not _name or _flag not in ("on", "off"):
+        raise SettingsError(f"FTOPS_GATEWAY_STRICT_TOOLS entry {_entry!r} is not name:on or name:off, "
+                            "e.g. azure-prod:on")
+    FTOPS_GATEWAY_STRICT_TOOLS[_name] = _flag == "on"
 # Model versions served from a local base model with LoRA adapters (serving kind hf_lora) go
 # to this OpenAI-compatible upstream (vLLM with --enable-lora, or ftops' model server), with
 # the version's name as the model id.

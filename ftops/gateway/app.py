@@ -37,6 +37,7 @@ from ftops.gateway.recorder import CallRecorder, record_summary
 from ftops.gateway.routing import DatabaseThreads, Decision, RouteError, Router, TTLCache
 from ftops.gateway.selectors import Target, gateway_models
 from ftops.gateway.shadow import ShadowRunner
+from ftops.gateway.strict_tools import NoteOnce, strict_request, strip_completion
 from ftops.gateway.upstream import (
     OpenStream,
     Plan,
@@ -146,6 +147,7 @@ class Call:
     stream: bool
     fallback_from: Target | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
+    strict_note: str = ""  # whether the answering version's tools went strict, and if not why
 
 
 class GatewayApp:
@@ -160,6 +162,7 @@ class GatewayApp:
                                                  batch=settings.FTOPS_GATEWAY_BATCH)
         self.max_body = settings.FTOPS_GATEWAY_MAX_BODY_MB * 1024 * 1024
         self.shadow = ShadowRunner(self)  # copies production calls to shadow versions, off the request path
+        self.note_strict = NoteOnce()
 
     # --- ASGI ---------------------------------------------------------------------------------
 
@@ -318,7 +321,12 @@ class GatewayApp:
         try:
             plan = plan_for(target)
             upstream = await self.upstreams.get(plan.credential)
-            return await complete(upstream, upstream_body(call.body, plan)), upstream
+            request = strict_request(upstream_body(call.body, plan), plan, upstream, stream=False)
+            call.strict_note = request.note
+            self.note_strict(target.name, request.note)
+            answer = await complete(upstream, request.body)
+            strip_completion(answer, request.originals)
+            return answer, upstream
         except UpstreamFailure as failure:
             self._note_failure(call, target, upstream, failure)
             raise
@@ -330,7 +338,10 @@ class GatewayApp:
         try:
             plan = plan_for(target)
             upstream = await self.upstreams.get(plan.credential)
-            body = upstream_body(call.body, plan)
+            request = strict_request(upstream_body(call.body, plan), plan, upstream, stream=True)
+            call.strict_note = request.note
+            self.note_strict(target.name, request.note)
+            body = request.body
             options = body.get("stream_options")
             # Usage is what the interaction's tokens come from; asked for here, and its extra
             # chunk is not passed on to a client that did not ask for it itself.
@@ -472,6 +483,8 @@ class GatewayApp:
             meta["usage"] = {k: usage[k] for k in ("prompt_tokens", "completion_tokens", "total_tokens") if k in usage}
         if call.fallback_from is not None:
             meta["fallback_from"] = call.fallback_from.name
+        if call.strict_note:
+            meta["strict_tools"] = call.strict_note
         payload = {
             "id": call.id, "service": call.decision.service, "timestamp": datetime.now(UTC).isoformat(),
             "messages": body["messages"], "tools": body.get("tools") or [],

@@ -180,6 +180,7 @@ class ShadowRunner:
 
     async def _run(self, call: Call, target: Target, message: dict[str, Any]) -> None:
         from ftops.gateway.app import upstream_body
+        from ftops.gateway.strict_tools import strict_request, strip_completion
         from ftops.gateway.upstream import UpstreamFailure, complete, plan_for
 
         service = call.decision.service
@@ -200,7 +201,9 @@ class ShadowRunner:
             try:
                 plan = plan_for(shadow.target)
                 upstream = await self.app.upstreams.get(plan.credential)
-                reply = await complete(upstream, upstream_body(body, plan))
+                request = strict_request(upstream_body(body, plan), plan, upstream, stream=False)
+                reply = await complete(upstream, request.body)
+                strip_completion(reply, request.originals)
                 choices = reply.get("choices") or []
                 first = choices[0].get("message") if choices and isinstance(choices[0], dict) else None
                 answer = first if isinstance(first, dict) else {}

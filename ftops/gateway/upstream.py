@@ -25,6 +25,7 @@ import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpcore2
 import httpx2
@@ -51,6 +52,7 @@ class Plan:
     model: str
     prompt: str = ""
     constrained: bool = False  # ask the LoRA upstream for schema-constrained calls (ftops_constrained)
+    strict_tools: bool = False  # send the tools strict to an OpenAI upstream that takes them (gateway.strict_tools)
 
 
 class UpstreamFailure(Exception):
@@ -71,8 +73,11 @@ class UpstreamFailure(Exception):
 def plan_for(target: Target) -> Plan:
     serving = target.serving or {}
     kind = serving.get("kind")
+    # ``"constrained": true`` on an OpenAI-compatible version: its tools go out strict where the
+    # upstream takes them (the hosted counterpart of ftops_constrained).
+    strict = serving.get("constrained") is True
     if kind == "openai" and serving.get("credential") and serving.get("model"):
-        return Plan(credential=str(serving["credential"]), model=str(serving["model"]))
+        return Plan(credential=str(serving["credential"]), model=str(serving["model"]), strict_tools=strict)
     if kind == "hf_lora":
         if not serving.get("adapter_path") and serving.get("base_model"):
             # The base model as a version of its own (no adapter): served under its path, as the
@@ -86,7 +91,8 @@ def plan_for(target: Target) -> Plan:
         base = serving.get("base") or {}
         prompt = str(serving.get("prompt") or "")
         if base.get("kind") == "openai" and base.get("credential") and base.get("model"):
-            return Plan(credential=str(base["credential"]), model=str(base["model"]), prompt=prompt)
+            return Plan(credential=str(base["credential"]), model=str(base["model"]), prompt=prompt,
+                        strict_tools=strict)
         if base.get("kind") == "hf_local" and base.get("model_path"):
             return Plan(credential=settings.FTOPS_GATEWAY_LORA_UPSTREAM, model=str(base["model_path"]), prompt=prompt)
     raise UpstreamFailure("upstream_error", f"{target.name} has no serving config the gateway can call "
@@ -115,6 +121,7 @@ class Upstream:
     # guard, timeouts and answer cap: httpx/httpcore cost most of the gateway's CPU per call.
     pool: Http1Pool | None = None
     authorization: bytes = field(default=b"", repr=False)
+    supports_strict_tools: bool = False  # takes "strict": true functions (supports_strict_tools())
 
 
 class Upstreams:
@@ -165,7 +172,8 @@ class Upstreams:
             pool = None  # a URL the guard refuses outright: the httpx client reports it on use
         upstream = Upstream(name=name, base_url=credential.base_url.rstrip("/"), client=client,
                             timeout_s=float(timeout_s), retries=int(retries), fingerprint=fingerprint,
-                            pool=pool, authorization=f"Bearer {credential.value}".encode())
+                            pool=pool, authorization=f"Bearer {credential.value}".encode(),
+                            supports_strict_tools=supports_strict_tools(name, credential.base_url))
         self._clients[name] = upstream
         return upstream
 
@@ -179,6 +187,15 @@ class Upstreams:
         self._clients.clear()
         self._stale.clear()
         self._stale_pools.clear()
+
+
+def supports_strict_tools(name: str, base_url: str) -> bool:
+    """Whether the upstream takes OpenAI's strict tool schemas: as an admin set it in
+    FTOPS_GATEWAY_STRICT_TOOLS, else only OpenAI's own API. vLLM, TGI, Ollama and LiteLLM speak
+    the protocol but may refuse or ignore ``strict``, so they are not assumed to take it."""
+    if name in settings.FTOPS_GATEWAY_STRICT_TOOLS:
+        return bool(settings.FTOPS_GATEWAY_STRICT_TOOLS[name])
+    return (urlsplit(base_url).hostname or "").lower() == "api.openai.com"
 
 
 def _error_body(response_bytes: bytes) -> dict[str, Any] | None:

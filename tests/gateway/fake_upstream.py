@@ -4,6 +4,7 @@ What it does is chosen by the ``model`` the gateway sends it:
   fake-text   a plain answer                    fake-tools  two parallel tool calls
   fake-bad    a call that breaks the schema     fake-500    HTTP 500
   fake-400    an OpenAI 400 error               fake-slow   answers after 3 s
+  fake-nulls  a call with null optionals, as strict mode gives them
 Streaming (``"stream": true``) sends the same answer as SSE chunks, with a usage chunk when
 ``stream_options.include_usage`` is set. Every request body it received is kept in ``seen``.
 """
@@ -24,6 +25,9 @@ TOOL_CALLS = [
 ]
 BAD_CALL = [{"id": "call_x", "type": "function",
              "function": {"name": "create_payment", "arguments": json.dumps({"amount_cents": "lots"})}}]
+NULLS_CALL = [{"id": "call_n", "type": "function",
+               "function": {"name": "create_payment", "arguments": json.dumps(
+                   {"amount_cents": 500, "currency": "USD", "customer_id": None, "customer_email": None})}}]
 USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
 
 
@@ -32,6 +36,8 @@ def _message(model: str) -> dict[str, Any]:
         return {"role": "assistant", "content": None, "tool_calls": TOOL_CALLS}
     if model == "fake-bad":
         return {"role": "assistant", "content": None, "tool_calls": BAD_CALL}
+    if model == "fake-nulls":
+        return {"role": "assistant", "content": None, "tool_calls": NULLS_CALL}
     return {"role": "assistant", "content": "Hello from the upstream."}
 
 
