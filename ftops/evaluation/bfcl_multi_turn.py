@@ -132,7 +132,9 @@ class Backends:
         if method is None:
             return f"Error during execution: name '{call.name}' is not defined"
         try:
-            result = method(*call.args, **dict(call.kwargs))
+            # Copies: back-ends keep argument lists in their state and later calls change them in
+            # place, which must not rewrite the recorded call (BFCL evaluates fresh literals).
+            result = method(*copy.deepcopy(call.args), **copy.deepcopy(dict(call.kwargs)))
         except Exception as exc:  # a wrong call is part of what is scored
             return f"Error during execution: {exc}"
         if type(result) is str:

@@ -33,8 +33,12 @@ from tests.evaluation.openai_server import FakeOpenAI, tool_calls
 
 pytestmark = pytest.mark.django_db
 
-SUBSET = 5  # multi-turn entries in the runs below: each one is a handful of requests per turn
-ENTRIES = load_category(BFCL_DIR, "multi_turn_base")[:SUBSET]
+# Multi-turn entries in the runs below (each one is a handful of requests per turn). In 147 a
+# later call changes a list an earlier call passed (a tweet's mentions): the recorded call must not.
+SUBSET_IDS = ("multi_turn_base_0", "multi_turn_base_1", "multi_turn_base_2", "multi_turn_base_3",
+              "multi_turn_base_147")
+SUBSET = len(SUBSET_IDS)
+ENTRIES = [e for e in load_category(BFCL_DIR, "multi_turn_base") if e.id in SUBSET_IDS]
 # One argument changed in the first turn of the first entry: the directory made is another one.
 MUTATED_ID, MUTATED_TURN, MUTATED_FROM, MUTATED_TO = "multi_turn_base_0", 0, "mkdir(dir_name='temp')", \
     "mkdir(dir_name='temp_x')"
@@ -44,7 +48,8 @@ def mini_data(folder: Path) -> Path:
     """The two single-turn mini categories and the first SUBSET multi-turn entries, in BFCL's layout."""
     write_mini_bfcl(folder)
     for name in ("BFCL_v4_multi_turn_base.json", "possible_answer/BFCL_v4_multi_turn_base.json"):
-        lines = (BFCL_DIR / name).read_text(encoding="utf-8").splitlines()[:SUBSET]
+        lines = [line for line in (BFCL_DIR / name).read_text(encoding="utf-8").splitlines()
+                 if line.strip() and json.loads(line)["id"] in SUBSET_IDS]
         (folder / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
     shutil.copytree(BFCL_DIR / "multi_turn_func_doc", folder / "multi_turn_func_doc")
     return folder
