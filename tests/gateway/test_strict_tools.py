@@ -4,14 +4,21 @@ them, and the null optionals strict mode adds are gone from the answer the calle
 from __future__ import annotations
 
 import json
+import runpy
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ftops.common.actors import Actor
+from ftops.common.env import SettingsError
+from ftops.gateway.models import ShadowComparison
 from ftops.gateway.selectors import Target
+from ftops.gateway.shadow import shadow_start
 from ftops.gateway.upstream import plan_for, supports_strict_tools
 from ftops.interactions.models import Interaction
 from tests.gateway.conftest import deploy, make_version
+from tests.gateway.test_canary_e2e import wait_compared
 from tests.interactions.conftest import PAYMENT_SCHEMA
 
 TOOLS = [{"type": "function", "function": {"name": "create_payment", "description": "Charge a customer",
@@ -124,3 +131,31 @@ def test_plans_ask_for_strict_tools_only_with_a_literal_true(settings: Any) -> N
     lora = plan_for(Target(5, "e", {"kind": "hf_lora", "base_model": "b", "adapter_path": "a", "constrained": True},
                            "s", "production"))
     assert (lora.constrained, lora.strict_tools) == (True, False)  # ftops' model server constrains itself
+
+
+SETTINGS_FILE = Path(__file__).resolve().parents[2] / "ftops" / "settings.py"
+
+
+def test_the_setting_is_read_and_a_bad_entry_stops_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FTOPS_GATEWAY_STRICT_TOOLS", "azure-prod:on, openai:off")
+    assert runpy.run_path(str(SETTINGS_FILE))["FTOPS_GATEWAY_STRICT_TOOLS"] == {"azure-prod": True, "openai": False}
+    monkeypatch.setenv("FTOPS_GATEWAY_STRICT_TOOLS", "azure-prod:yes")
+    with pytest.raises(SettingsError, match=r"^FTOPS_GATEWAY_STRICT_TOOLS entry 'azure-prod:yes' is not name:on"):
+        runpy.run_path(str(SETTINGS_FILE))
+
+
+def test_a_constrained_shadow_is_compared_on_its_stripped_calls(gateway_factory: Any, settings: Any) -> None:
+    settings.FTOPS_GATEWAY_STRICT_TOOLS = {"fake": True}
+    deploy(make_version("acme-gpt-v1.0.0", serving=CONSTRAINED))
+    strict = make_version("acme-gpt-v1.1.0", status="approved", serving=CONSTRAINED)
+    free = make_version("acme-gpt-v1.2.0", status="approved", model="fake-nulls")
+    for version in (strict, free):
+        shadow_start(model_version_id=version.pk, scope="payments", by=Actor.system("test"))
+    gw = gateway_factory()
+    gw.client().chat.completions.create(model="ftops/payments", messages=USER, tools=TOOLS)
+    assert wait_compared(2) == 2
+    rows = {(r.model_version_id, r.tools_agree, r.arguments_agree) for r in ShadowComparison.objects.all()}
+    # The free shadow keeps the nulls production's answer no longer has.
+    assert rows == {(strict.pk, True, True), (free.pk, True, False)}
+    sent = sorted(bool(s["body"]["tools"][0]["function"].get("strict")) for s in gw.upstream.seen)
+    assert sent == [False, True, True]
