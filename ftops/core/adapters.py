@@ -570,7 +570,7 @@ class HFLocalAdapter:
             from ftops.core.ml.constrained import ToolCallLogitsProcessor
 
             extra["logits_processor"] = LogitsProcessorList([ToolCallLogitsProcessor(
-                tokenizer, tools, int(encoded["input_ids"].shape[1]), self._stop_ids)])
+                tokenizer, tools, int(encoded["input_ids"].shape[1]), self._stop_ids, greedy=True)])
         started = time.perf_counter()
         with torch.inference_mode():
             generated = model.generate(

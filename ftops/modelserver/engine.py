@@ -280,7 +280,7 @@ class Engine:
             options.update(do_sample=True, temperature=temperature, top_p=top_p)
         else:
             options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        constrained = self._constraint(requests, int(encoded["input_ids"].shape[1]))
+        constrained = self._constraint(requests, int(encoded["input_ids"].shape[1]), greedy=temperature <= 0)
         if constrained is not None:
             options["logits_processor"] = constrained
         model = self._base
@@ -311,7 +311,7 @@ class Engine:
                                  seconds=seconds))
         return out
 
-    def _constraint(self, requests: list[GenRequest], prompt_width: int) -> Any:
+    def _constraint(self, requests: list[GenRequest], prompt_width: int, *, greedy: bool) -> Any:
         """A logits processor list that holds each constrained row to its tools' schemas, or None.
 
         Rows of one batch may differ: the processor has one enforcer per row, and a row asked to
@@ -324,7 +324,7 @@ class Engine:
         from ftops.core.ml.constrained import ToolCallLogitsProcessor
 
         processor = ToolCallLogitsProcessor(self._tokenizer, [r.constrain_tools or [] for r in requests],
-                                            prompt_width, self._stop_ids)
+                                            prompt_width, self._stop_ids, greedy=greedy)
         processor.failed.update(row for row, r in enumerate(requests) if r.constrain_tools is None)
         return LogitsProcessorList([processor])
 

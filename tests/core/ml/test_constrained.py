@@ -120,3 +120,45 @@ def test_the_local_adapter_decodes_constrained_when_asked(tiny: Path) -> None:
     assert any("<" in o.raw or o.raw != c.raw for o, c in zip(free.generate(requests), outputs, strict=True))
     data = tokenizer_data(constrained.tokenizer, [constrained.tokenizer.eos_token_id])
     assert data is tokenizer_data(constrained.tokenizer, [constrained.tokenizer.eos_token_id])  # built once
+
+
+def test_the_greedy_shortcut_picks_the_tokens_the_full_mask_picks(tiny: Path) -> None:
+    """``greedy=True`` tries the model's best tokens against the grammar instead of building
+    the whole allowed set; over greedy decoding the two must write the same tokens, including
+    the steps where the model's favourite is refused and the full set is needed."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    model = AutoModelForCausalLM.from_pretrained(tiny).eval()
+    open_id = tokenizer.convert_tokens_to_ids("<tool_call>")
+    stop = [tokenizer.eos_token_id]
+    tools = [{"type": "function", "function": {"name": "set_unit", "parameters": {
+        "type": "object", "properties": {"unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+                                         "level": {"type": "boolean"}, "count": {"type": "integer"}},
+        "required": ["unit", "level"]}}}]
+    prompts = ["<|user|>set the unit<|end|><|assistant|>", "<|user|>weather in Oslo<|end|><|assistant|>",
+               "<|user|>book<|end|><|assistant|>"]
+    encoded = tokenizer(prompts, return_tensors="pt", add_special_tokens=False, padding=True)
+    width = encoded["input_ids"].shape[1]
+
+    def open_calls(input_ids: Any, scores: Any) -> Any:
+        if input_ids.shape[1] == width:
+            scores[:2, open_id] += 1000.0  # two rows are pushed into a call, the third answers in text
+        return scores
+
+    runs = {}
+    processors = {}
+    for greedy in (False, True):
+        processors[greedy] = ToolCallLogitsProcessor(tokenizer, [tools, tools, TOOLS], width, stop, greedy=greedy)
+        with torch.inference_mode():
+            out = model.generate(**encoded, max_new_tokens=60, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                                 eos_token_id=stop,
+                                 logits_processor=LogitsProcessorList([open_calls, processors[greedy]]))
+        runs[greedy] = out[:, width:].tolist()
+    assert runs[True] == runs[False]
+    first = tokenizer.decode(runs[True][0], skip_special_tokens=True)
+    assert first.startswith("<tool_call>"), first
+    assert not processors[True].failed
+    # Both branches ran: most steps took a tried token, some needed the whole set.
+    assert 0 < processors[True].full_walks < processors[False].full_walks
