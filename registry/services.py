@@ -263,14 +263,19 @@ def serving_for(*, backend: str, base_model: str, artifact_path: str, artifact: 
 
 
 def adapter_config_for_serving(serving: dict[str, Any]) -> dict[str, Any]:
-    """The evaluation adapter config (``ftops.core.adapters``) for a version's serving config."""
+    """The evaluation adapter config (``ftops.core.adapters``) for a version's serving config.
+
+    ``"constrained": true`` goes along: the gates must score the model as the gateway serves it
+    (schema-constrained decoding on the model server, strict tools on an OpenAI upstream).
+    """
     kind = serving.get("kind")
+    constrained = {"constrained": True} if serving.get("constrained") is True else {}
     if kind == "openai":
-        return {"kind": "openai", "credential": serving["credential"], "model": serving["model"]}
+        return {"kind": "openai", "credential": serving["credential"], "model": serving["model"], **constrained}
     if kind == "fewshot":
-        return {"kind": "fewshot", "prompt": serving["prompt"], "inner": dict(serving["base"])}
+        return {"kind": "fewshot", "prompt": serving["prompt"], "inner": {**dict(serving["base"]), **constrained}}
     if kind == "hf_lora":
-        config: dict[str, Any] = {"kind": "hf_local", "model_path": serving["base_model"]}
+        config: dict[str, Any] = {"kind": "hf_local", "model_path": serving["base_model"], **constrained}
         if serving.get("adapter_path"):
             config["adapter_path"] = serving["adapter_path"]
         return config
@@ -530,6 +535,8 @@ def _same_model(config: dict[str, Any], expected: dict[str, Any]) -> bool:
 
 def _identity(config: dict[str, Any]) -> dict[str, Any]:
     found: dict[str, Any] = {k: config.get(k) for k in SERVING_KEYS}
+    # Constrained decoding changes the answers, so a free-decoding run is not the served model's.
+    found["constrained"] = config.get("constrained") is True
     if isinstance(config.get("inner"), dict):
         found["inner"] = _identity(config["inner"])
     return found

@@ -173,19 +173,20 @@ def _releases(ctx: DemoContext, *, service: str, traffic: list[Any], gateway_url
 
 def _constrained_version(ctx: DemoContext, tuned: Any, runs: dict[str, Any]) -> Any:
     """The tuned adapter registered again with ``"constrained": true`` in its serving config, gated
-    on the evaluation of that adapter under constrained decoding (the plain one when there is none)
-    and approved: the gateway then asks the model server to hold its calls to the tools' schemas."""
+    on the evaluation of that adapter under constrained decoding and approved: the gateway then
+    asks the model server to hold its calls to the tools' schemas. Without a constrained
+    evaluation the tuned version goes out as it is (gates score a version as it is served)."""
     from registry.services import model_version_attach_evaluation, model_version_register
 
     serving = dict(tuned.serving or {})
-    if serving.get("kind") != "hf_lora" or not serving.get("adapter_path"):
+    candidate = runs.get("tuned_constrained")
+    if serving.get("kind") != "hf_lora" or not serving.get("adapter_path") or candidate is None:
         return _approve(tuned, why="demo: the tuned adapter goes out as a canary")
     system = Actor.system("demo")
     version = model_version_register(base_model=tuned.base_model, backend=tuned.backend,
                                      artifact_path=tuned.artifact_path, serving={**serving, "constrained": True},
                                      scope=tuned.scope, dataset_version=ctx.shared["dataset_version"],
                                      metrics=tuned.metrics, card=tuned.card, cost=tuned.cost, by=system)
-    candidate = runs.get("tuned_constrained") or runs["tuned"]
     version = model_version_attach_evaluation(model_version_id=version.pk, candidate_run_id=candidate.pk,
                                               baseline_run_id=runs["base"].pk, by=system)
     ctx.log(f"{version.name}: {tuned.name}'s adapter served with schema-constrained tool calls")

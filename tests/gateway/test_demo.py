@@ -95,6 +95,10 @@ def test_the_stage_promotes_the_tuned_canary_and_rolls_the_worse_one_back(
     EvalRun.objects.filter(pk=runs["base"].pk).update(adapter_config={"kind": "hf_local", "model_path": base})
     EvalRun.objects.filter(pk=runs["tuned"].pk).update(
         adapter_config={"kind": "hf_local", "model_path": base, "adapter_path": adapter})
+    # The evaluation stage scores the tuned adapter under constrained decoding too.
+    runs["tuned_constrained"] = finished_run(suite, exact=100.0, n=1, by_service={"weather": (100.0, 1)})
+    EvalRun.objects.filter(pk=runs["tuned_constrained"].pk).update(
+        adapter_config={"kind": "hf_local", "model_path": base, "adapter_path": adapter, "constrained": True})
     tuned = model_version_register(base_model=base, artifact_path=adapter, dataset_version=data, by=DEMO)
     tuned = model_version_attach_evaluation(model_version_id=tuned.pk, candidate_run_id=runs["tuned"].pk,
                                             baseline_run_id=runs["base"].pk, by=DEMO)
@@ -106,10 +110,11 @@ def test_the_stage_promotes_the_tuned_canary_and_rolls_the_worse_one_back(
     # 30 + 30 requests while the tuned canary is judged, then 24 + 4 for the worse one: all answered.
     assert ctx.summary["gateway_calls"] == 88
     assert Interaction.objects.filter(service__name="weather").count() == 88
-    # The tuned adapter went out registered again with schema-constrained calls, gated on the tuned run.
+    # The tuned adapter went out registered again with schema-constrained calls, gated on its
+    # constrained run (the free-decoding run would not stand for it).
     served = ModelVersion.objects.exclude(pk=tuned.pk).get(artifact_path=adapter)
     assert served.serving == {**tuned.serving, "constrained": True}
-    assert served.eval_run_id == runs["tuned"].pk
+    assert served.eval_run_id == runs["tuned_constrained"].pk
     assert f"{served.name}: {tuned.name}'s adapter served with schema-constrained tool calls" in lines
     assert ctx.summary["canary_promoted"].startswith(f"{served.name} (not worse than production")
     worse = ModelVersion.objects.filter(status=VersionStatus.ROLLED_BACK).get()

@@ -218,3 +218,39 @@ def test_the_family_name_does_not_repeat_the_enterprise(settings: Any) -> None:
     assert version(base="/var/models/ftops-tiny-base").name == "ftops-tiny-base-v1.0.0"
     settings.FTOPS_ENTERPRISE_NAME = "Acme Corp"
     assert version(base="meta-llama/Llama-3.1-8B").name == "acme-corp-llama-3-1-8b-v1.0.0"
+
+
+def test_a_constrained_serving_config_is_evaluated_constrained() -> None:
+    lora = {"kind": "hf_lora", "base_model": "/m/base", "adapter_path": "/a/lora", "constrained": True}
+    assert services.adapter_config_for_serving(lora) == {"kind": "hf_local", "model_path": "/m/base",
+                                                         "adapter_path": "/a/lora", "constrained": True}
+    openai = {"kind": "openai", "credential": "oa", "model": "ft:x", "constrained": True}
+    assert services.adapter_config_for_serving(openai)["constrained"] is True
+    fewshot = {"kind": "fewshot", "prompt": "p", "base": {"kind": "openai", "credential": "oa", "model": "m"},
+               "constrained": True}
+    assert services.adapter_config_for_serving(fewshot)["inner"]["constrained"] is True
+    assert "constrained" not in services.adapter_config_for_serving({**lora, "constrained": False})
+
+
+def test_a_free_decoding_run_does_not_stand_for_a_constrained_version() -> None:
+    from ftops.evaluation.models import EvalRun
+    from ftops.evaluation.services import eval_suite_for_dataset
+    from tests.evaluation.factories import dataset_version
+    from tests.registry.factories import finished_run
+
+    suite = eval_suite_for_dataset(dataset_version=dataset_version(), split="test")
+    serving = {"kind": "hf_lora", "base_model": "/models/tiny-base", "adapter_path": "/a/lora", "constrained": True}
+    mv = version(serving=serving, dataset_version=suite.dataset_version)
+    free = finished_run(suite, exact=90.0, n=10)
+    base = finished_run(suite, exact=10.0, n=10)
+    as_served = {"kind": "hf_local", "model_path": "/models/tiny-base", "adapter_path": "/a/lora"}
+    EvalRun.objects.filter(pk=free.pk).update(adapter_config=as_served)
+    EvalRun.objects.filter(pk=base.pk).update(adapter_config={"kind": "hf_local", "model_path": "/models/tiny-base"})
+    with pytest.raises(ValidationFailed, match="did not score"):
+        services.model_version_attach_evaluation(model_version_id=mv.pk, candidate_run_id=free.pk,
+                                                 baseline_run_id=base.pk, by=CREATOR)
+    constrained = finished_run(suite, exact=90.0, n=10)
+    EvalRun.objects.filter(pk=constrained.pk).update(adapter_config={**as_served, "constrained": True})
+    attached = services.model_version_attach_evaluation(model_version_id=mv.pk, candidate_run_id=constrained.pk,
+                                                        baseline_run_id=base.pk, by=CREATOR)
+    assert attached.eval_run_id == constrained.pk
