@@ -12,7 +12,9 @@ model that misses tools from one that only misformats values.
 - ``sequence``: ordered calls whose arguments may reference earlier results
   (``{prev.customer_id}``). ``run_sequences`` drives a model turn by turn and feeds each
   step's recorded result back (or a simulated one carrying the fields later steps refer
-  to, typed after the parameter that uses them).
+  to, typed after the parameter that uses them). ``teaching_turns`` builds training turns
+  the same way: one per step, in the conversation the model is evaluated in, and a closing
+  text answer after the last result.
 - ``clarify`` / ``abstain``: no call; ``ask_for_details``: no call and the reply names
   every missing required field.
 """
@@ -38,7 +40,15 @@ from ftops.core.checker import (
     perfect_matching,
     to_bfcl_calls,
 )
-from ftops.core.records import PREV_REF, Record, resolve_prev
+from ftops.core.records import (
+    PREV_REF,
+    Record,
+    arguments_json,
+    first_acceptable,
+    resolve_prev,
+    target_calls,
+    target_text,
+)
 
 if TYPE_CHECKING:
     from ftops.core.adapters import ModelAdapter
@@ -398,6 +408,62 @@ class _SequenceState:
                                  for call_id, result in answered)
         if len(self.checks) >= len(self.steps):
             self.done = True
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One assistant turn a model is taught: the conversation before it and the ideal answer."""
+
+    messages: list[dict[str, Any]]
+    calls: list[dict[str, Any]]  # [{name, arguments}]; empty when the answer is text
+    text: str = ""
+
+
+def teaching_turns(record: Record) -> list[Turn]:
+    """The turns a record teaches: one for a single-step record, one per step and a closing one for a sequence.
+
+    A sequence's turns are built by ``_SequenceState`` itself, fed the ideal call at each
+    step, so the conversation a model is trained on (earlier calls, the results
+    ``run_sequences`` sends back, recorded or simulated) is the one it is evaluated on.
+    """
+    if record.behavior != "sequence":
+        calls = target_calls(record)
+        return [Turn([dict(m) for m in record.messages], calls, "" if calls else target_text(record))]
+    state = _SequenceState(record)
+    turns: list[Turn] = []
+    while not state.done:
+        index = len(state.checks)
+        call = {"name": str(state.steps[index].get("name", "")),
+                "arguments": ideal_step_arguments(record, index, state.results)}
+        turns.append(Turn([dict(m) for m in state.messages], [call]))
+        state.advance(ModelOutput(calls=[call]), len(turns) - 1)
+    if len(state.checks) == len(state.steps) and state.steps:
+        # After the last result the task is done: the model answers in text instead of calling
+        # again (scoring counts any call beyond the steps as an extra call).
+        turns.append(Turn([dict(m) for m in state.messages], [], sequence_closing_text(record, state.results)))
+    return turns
+
+
+def ideal_step_arguments(record: Record, index: int, results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Step ``index``'s arguments with ``{prev.field}`` resolved and alternatives at their canonical value."""
+    step = (record.expected.get("steps") or [])[index]
+    arguments = resolve_prev(dict(step.get("arguments") or {}), [dict(r) for r in results])
+    for param in list(arguments):
+        if _is_alternatives(step, param):
+            send, value = first_acceptable(arguments[param])
+            if send:
+                arguments[param] = value
+            else:
+                del arguments[param]
+    return arguments
+
+
+def sequence_closing_text(record: Record, results: Sequence[Mapping[str, Any]]) -> str:
+    """The short answer after a sequence's last result: which call finished it and what it returned."""
+    steps = record.expected.get("steps") or []
+    last = str(steps[-1].get("name", "")) if steps else ""
+    outcome = arguments_json(dict(results[-1])) if results else "{}"
+    return f"Done: {last} returned {outcome}."
 
 
 def tag_request(record: Record) -> list[dict[str, Any]]:

@@ -11,11 +11,12 @@ from ftops.core.ml.lora import (
     OWNER_FILE,
     LoraTrainConfig,
     TrainingStopped,
+    _tokenize_records,
     latest_checkpoint,
     record_target,
     train_lora,
 )
-from tests.training.conftest import make_records
+from tests.training.conftest import BOOK, WEATHER, make_records
 
 
 def _cfg(base: Path, **overrides: object) -> LoraTrainConfig:
@@ -45,6 +46,29 @@ def test_record_target_for_each_behaviour(records: list) -> None:
     assert record_target(records[0]) == '<tool_call>{"name":"get_weather","arguments":{"city":"Paris"}}</tool_call>'
     assert record_target(records[4]) == "Which room, and for how many hours?"
     assert record_target(records[5]) == "None of the available tools can do that."
+
+
+def test_a_sequence_record_tokenises_into_one_example_per_step_and_a_closing_one(micro_tokenizer: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from ftops.core.ml.data import IGNORE
+    from ftops.core.records import Record
+
+    steps = [{"name": "get_weather", "arguments": {"city": "Paris"}, "result": {"room": "Atlas"}},
+             {"name": "book_room", "arguments": {"room": "{prev.room}", "hours": 2}}]
+    seq = Record(id="seq-1", service="weather", tool="get_weather", tools=[WEATHER, BOOK], behavior="sequence",
+                 messages=[{"role": "user", "content": "Check Paris, then book the room it suggests for 2 hours"}],
+                 expected={"steps": steps}, split="train")
+    tokenizer = AutoTokenizer.from_pretrained(micro_tokenizer)
+    data, skipped = _tokenize_records(tokenizer, [make_records(1)[0], seq], 512)
+    assert (len(data), skipped) == (1 + 3, 0)
+    targets = [tokenizer.decode([t for t in x.labels if t != IGNORE]) for x in data[1:]]
+    assert '"get_weather"' in targets[0] and '"book_room"' in targets[1] and '"Atlas"' in targets[1]
+    assert "tool_call" not in targets[2] and "Done: book_room returned" in targets[2]
+    # Later turns carry the earlier ones: each prompt is longer, and all pack under one prefix group.
+    prompts = [sum(1 for t in x.labels if t == IGNORE) for x in data[1:]]
+    assert prompts[0] < prompts[1] < prompts[2]
+    assert len({x.group for x in data}) == 1
 
 
 @pytest.mark.ml

@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from ftops.core.ml.chat import render_assistant
-from ftops.core.records import Record, target_calls, target_text
+from ftops.core.records import Record
+from ftops.core.scoring import teaching_turns
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +167,9 @@ class TrainingStopped(Exception):
 
 
 def record_target(record: Record) -> str:
-    """The assistant text a record teaches: its calls, or its question / refusal."""
-    calls = target_calls(record)
-    return render_assistant(calls, "" if calls else target_text(record))
+    """The assistant text of a record's first turn: its calls, or its question / refusal."""
+    turns = teaching_turns(record)
+    return render_assistant(turns[0].calls, turns[0].text) if turns else ""
 
 
 def records_for_service(records: list[Record], service: str) -> list[Record]:
@@ -228,13 +229,17 @@ def _tokenize_records(tokenizer: Any, records: list[Record], max_length: int) ->
     out = []
     skipped = 0
     for record in records:
-        target = record_target(record)
-        tok = tokenize_chat(tokenizer, record.messages, record.tools, target, max_length,
-                            group=_prefix_group(record)) if target else None
-        if tok is None:
-            skipped += 1
-        else:
-            out.append(tok)
+        # A sequence teaches every step (and the closing answer), not only its first call; its
+        # turns share the record's tools and system prompt, so they pack under one prefix.
+        group = _prefix_group(record)
+        for turn in teaching_turns(record):
+            target = render_assistant(turn.calls, turn.text)
+            tok = tokenize_chat(tokenizer, turn.messages, record.tools, target, max_length,
+                                group=group) if target else None
+            if tok is None:
+                skipped += 1
+            else:
+                out.append(tok)
     return out, skipped
 
 
