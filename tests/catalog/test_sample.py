@@ -185,3 +185,17 @@ def test_now_is_overridable() -> None:
     stamps = [datetime.fromisoformat(i["timestamp"].replace("Z", "+00:00"))
               for i in generate_interactions(seed=7, n=200, days=30, now=now)]
     assert now - timedelta(days=30) <= min(stamps) and max(stamps) <= now
+
+
+def test_the_traffic_is_the_same_whatever_the_clock_says() -> None:
+    """Only the timestamps follow ``now``: a demo run at 09:00 and one at 23:59 curate the same
+    requests (drawn for ``now`` itself, the number of draws followed the time of day)."""
+    def without_time(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in i.items() if k != "timestamp"} for i in items]
+
+    morning = generate_interactions(seed=7, n=300, now=datetime(2030, 1, 1, 9, 0, tzinfo=UTC))
+    night = generate_interactions(seed=7, n=300, now=datetime(2030, 3, 7, 23, 59, 59, tzinfo=UTC))
+    assert without_time(morning) == without_time(night)
+    gap = [datetime.fromisoformat(b["timestamp"].replace("Z", "+00:00"))
+           - datetime.fromisoformat(a["timestamp"].replace("Z", "+00:00")) for a, b in zip(morning, night, strict=True)]
+    assert len(set(gap)) == 1

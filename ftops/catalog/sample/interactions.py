@@ -64,15 +64,21 @@ CHANNELS = ("support-console", "chat-widget", "ops-slack")
 
 def generate_interactions(*, seed: int = 7, n: int = 2000, days: int = 120,
                           now: datetime | None = None) -> list[dict[str, Any]]:
-    """``n`` ingest payloads spread over the ``days`` before ``now``, oldest first."""
+    """``n`` ingest payloads spread over the ``days`` before ``now``, oldest first.
+
+    The traffic is drawn for ``DEFAULT_NOW`` and then moved in time to end by ``now``: only the
+    timestamps depend on ``now``. Drawn for ``now`` itself, the random stream followed the
+    clock (how many draws the time of day let through), so every demo run curated other
+    requests and trained another model.
+    """
     if n < 0 or days < 1:
         raise ValueError("n must be >= 0 and days >= 1")
     r = Random(f"{ENTERPRISE}:interactions:{seed}")
-    now = now or DEFAULT_NOW
+    shift = (now - DEFAULT_NOW) if now is not None else timedelta(0)
     tools_offered = {s.name: [openai_tool(t) for t in service_tools(s.name)] for s in SERVICES}
-    stamps = _timestamps(r, n, days, now)
-    start = now - timedelta(days=days)
-    return [_interaction(r, seed, i, ts, start, days, tools_offered) for i, ts in enumerate(stamps)]
+    stamps = _timestamps(r, n, days, DEFAULT_NOW)
+    start = DEFAULT_NOW - timedelta(days=days)
+    return [_interaction(r, seed, i, ts, start, days, tools_offered, shift=shift) for i, ts in enumerate(stamps)]
 
 
 def _timestamps(r: Random, n: int, days: int, now: datetime) -> list[datetime]:
@@ -95,7 +101,7 @@ def _timestamps(r: Random, n: int, days: int, now: datetime) -> list[datetime]:
 
 
 def _interaction(r: Random, seed: int, i: int, ts: datetime, start: datetime, days: int,
-                 tools_offered: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+                 tools_offered: dict[str, list[dict[str, Any]]], *, shift: timedelta) -> dict[str, Any]:
     service = r.choices(list(SERVICE_WEIGHTS), weights=list(SERVICE_WEIGHTS.values()))[0]
     service_spec = next(s for s in SERVICES if s.name == service)
     share = (ts - start).total_seconds() / (days * 86400)
@@ -148,7 +154,7 @@ def _interaction(r: Random, seed: int, i: int, ts: datetime, start: datetime, da
     return {
         "id": f"{ENTERPRISE}-{seed}-{i:06d}",
         "service": service,
-        "timestamp": ts.isoformat().replace("+00:00", "Z"),
+        "timestamp": (ts + shift).isoformat().replace("+00:00", "Z"),
         "messages": messages,
         "tools": tools_offered[service],
         "tool_calls": calls,
