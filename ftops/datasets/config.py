@@ -53,6 +53,9 @@ class SplitConfig:
     holdout: float = field(default=0.2, metadata=_range(0, 1))
     zero_shot_tool_fraction: float = field(default=0.2, metadata=_range(0, 0.9))
     new_phrasing_fraction: float = field(default=0.2, metadata=_range(0, 0.9))
+    # Of the sequences whose tools are all seen tools, the share (whole phrasing groups) that
+    # trains; the rest stay evaluation-only (multi_step). 0: every sequence is evaluation-only.
+    sequence_train_share: float = field(default=0.5, metadata=_range(0, 1))
     test_composition: dict[str, float] = field(
         default_factory=lambda: {"seen_phrasing": 0.4, "new_phrasing": 0.4, "zero_shot_tool": 0.2}
     )

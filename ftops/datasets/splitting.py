@@ -5,7 +5,10 @@ validation, test, holdout) and evaluation dimension:
 
 - zero_shot_tool: a share of the tools (chosen by seed; ``rotation`` walks the seeded order
   so successive versions hold out other tools) never reaches train or validation.
-- multi_step: sequences are evaluation-only; training sees single-step examples.
+- multi_step: sequences the model is evaluated on, turn by turn. A share of the sequences
+  (``sequence_train_share``, whole phrasing groups, only sequences whose tools are all seen
+  tools) goes to train so tuning learns to chain calls; the rest are evaluation-only, in
+  wordings train never saw. With a share of 0 every sequence is evaluation-only.
 - new_phrasing: per tool, whole phrasing groups (one template's wordings) are kept out of
   train so the test asks in wordings the model never saw, for tools it did see.
 - seen_phrasing: evaluation examples whose wording family also appears in train.
@@ -27,7 +30,7 @@ the rest is train. In order:
    holdout)), more when the holdout could not hold the rest, and never more than half the
    test, so the test still mostly measures tool choice.
 3. Holdout: the evaluation-only examples the test did not take, topped up with seen ones.
-4. Validation: seen examples; train: the rest.
+4. Validation: seen examples; train: the rest, with the taught sequences.
 
 When the pools cannot fit (few tools, so one zero-shot tool is a large share; many
 sequences; a recent window larger than the holdout; phrasing groups larger than the room
@@ -82,6 +85,7 @@ class SplitParams:
     rotation: int = 0
     time_holdout_days: int = 0
     now: datetime | None = None
+    sequence_train_share: float = 0.5  # of the seen-tool sequences, by whole phrasing group
 
 
 @dataclass
@@ -212,6 +216,30 @@ def _hold_out_phrasings(items: list[Item], *, fraction: float, seed: int, low: i
     return {f"{t}\x00{g}" for t, names in groups.items() for g in names}, groups
 
 
+def _train_sequence_groups(pool: list[Item], *, share: float, seed: int) -> set[str]:
+    """Phrasing groups ("tool\x00group") of sequences that go to train: about ``share`` of ``pool``.
+
+    Groups are taken in seeded order whenever one brings the count nearer the target; below a
+    share of 1 at least one group stays out, so some sequences are still evaluated.
+    """
+    if share <= 0 or not pool:
+        return set()
+    sizes = Counter(f"{i.tool}\x00{i.group}" for i in pool)
+    names = sorted(sizes)
+    _rng(seed, "sequence-train").shuffle(names)
+    target = share * len(pool)
+    room = len(names) if share >= 1 else len(names) - 1
+    taken: set[str] = set()
+    total = 0
+    for name in names:
+        if len(taken) >= room:
+            break
+        if abs(total + sizes[name] - target) < abs(total - target):
+            taken.add(name)
+            total += sizes[name]
+    return taken
+
+
 def assign_splits(items: Sequence[Item], params: SplitParams, *, seed: int) -> Assignment:
     out = Assignment()
     items = sorted(items, key=lambda i: i.key)
@@ -242,6 +270,11 @@ def assign_splits(items: Sequence[Item], params: SplitParams, *, seed: int) -> A
             multi_pool.append(item)
         else:
             single.append(item)
+    # Sequences of seen tools are taught too (zero-shot ones are already in zero_pool), by whole
+    # phrasing group: the evaluation sequences then ask in wordings train never saw.
+    taught_sequences = _train_sequence_groups(multi_pool, share=params.sequence_train_share, seed=seed)
+    sequence_train = [i for i in multi_pool if f"{i.tool}\x00{i.group}" in taught_sequences]
+    multi_pool = [i for i in multi_pool if f"{i.tool}\x00{i.group}" not in taught_sequences]
 
     # The room the holdout has for evaluation-only examples once the recent window is in it.
     hold_room = max(0, n_hold - len(recent))
@@ -336,8 +369,11 @@ def assign_splits(items: Sequence[Item], params: SplitParams, *, seed: int) -> A
         out.notes.append(f"holdout holds {in_holdout} examples (target {n_hold}): {' and '.join(reasons)}; "
                          "none of them may go to train")
     take_seen(n_val, VALIDATION)
-    for item in seen_order:
+    for item in (*seen_order, *sequence_train):
         put(item, TRAIN, "")
+    if sequence_train and not multi_pool and not any(i.behavior == "sequence" for i in recent):
+        out.notes.append(f"all {len(sequence_train)} sequences of seen tools are in train: no multi-step "
+                         "evaluation (sequences of zero-shot tools count as zero-shot)")
     # A recent example whose whole phrasing group (or whole tool) fell in the window was never
     # trained on in that wording (or at all): label it for what the model saw, not for the pool.
     taught_groups = {(i.tool, i.group) for i in items if out.split[i.key] == TRAIN}

@@ -29,7 +29,9 @@ from ftops.datasets.splitting import (
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
-def make_items(n_tools: int = 10, templates: int = 5, per_template: int = 4, sequences: int = 12) -> list[Item]:
+def make_items(n_tools: int = 10, templates: int = 5, per_template: int = 4, sequences: int = 12,
+               sequence_wordings: int = 0) -> list[Item]:
+    """``sequence_wordings`` > 0: sequences share that many phrasing groups (per primary tool) instead of one each."""
     items = []
     for t in range(n_tools):
         for g in range(templates):
@@ -40,7 +42,8 @@ def make_items(n_tools: int = 10, templates: int = 5, per_template: int = 4, seq
     for s in range(sequences):
         a, b = s % n_tools, (s + 1) % n_tools
         items.append(Item(key=hashlib.sha256(f"seq{s}".encode()).hexdigest(), tool=f"svc.tool{a}",
-                          tools_called=(f"svc.tool{a}", f"svc.tool{b}"), behavior="sequence", group=f"s{s}"))
+                          tools_called=(f"svc.tool{a}", f"svc.tool{b}"), behavior="sequence",
+                          group=f"s{s % sequence_wordings if sequence_wordings else s}"))
     return items
 
 
@@ -135,8 +138,9 @@ def assert_invariants(items: list[Item], out: Assignment) -> None:
         item = by_key[key]
         if split in (TRAIN, VALIDATION):
             assert not set(item.tools_called) & set(out.zero_shot_tools)
-            assert item.behavior != "sequence"
             assert item.group not in out.new_phrasing_groups.get(item.tool, [])
+        if split == VALIDATION:
+            assert item.behavior != "sequence"
         if out.dimension[key] == SEEN:
             assert item.group in taught  # "seen phrasing" means that wording family is in train
         if out.dimension[key] == NEW:
@@ -155,7 +159,9 @@ def test_ten_tools_400_items_hold_60_10_10_20_exactly() -> None:
 
 def test_shares_hold_with_many_sequences_and_multi_step_sits_inside_the_test() -> None:
     items = make_items(n_tools=10, templates=5, per_template=8, sequences=40)  # 440 items
-    out = assign_splits(items, SplitParams(), seed=3)
+    # A sequence share of 0 is the split from before sequences were taught: all evaluation-only.
+    out = assign_splits(items, SplitParams(sequence_train_share=0.0), seed=3)
+    assert not [k for k, s in out.split.items() if s == TRAIN and k in sequence_keys(items)]
     assert_shares_within_tolerance(out)  # before: 44/10/12/34
     dims = dims_in_test(out)
     assert sum(dims.values()) == 44  # multi-step examples count inside the test's 10%, not on top
@@ -226,3 +232,44 @@ def test_a_recent_window_larger_than_the_holdout_grows_it_and_says_why() -> None
     assert any(n.startswith("holdout holds 180 examples (target 80): 134 examples of the time-based holdout and 46 "
                           "zero-shot-tool examples") for n in out.notes)
     assert_invariants(items, out)
+
+
+def sequence_keys(items: list[Item]) -> set[str]:
+    return {i.key for i in items if i.behavior == "sequence"}
+
+
+def test_a_share_of_seen_tool_sequences_trains_by_whole_phrasing_group() -> None:
+    items = make_items(n_tools=10, templates=5, per_template=8, sequences=40, sequence_wordings=5)  # 440 items
+    out = assign_splits(items, SplitParams(sequence_train_share=0.5), seed=3)
+    assert_invariants(items, out)
+    assert_shares_within_tolerance(out)
+    sequences = [i for i in items if i.behavior == "sequence"]
+    seen_tool = [i for i in sequences if not set(i.tools_called) & set(out.zero_shot_tools)]
+    trained = [i for i in sequences if out.split[i.key] == TRAIN]
+    assert len(seen_tool) == 24 and len(sequences) - len(seen_tool) == 16
+    # About half of the seen-tool sequences (whole groups of 4 here), none touching a zero-shot tool.
+    assert len(trained) == 12
+    assert all(i in seen_tool for i in trained)
+    assert all(out.dimension[i.key] == ZERO for i in sequences if i not in seen_tool)
+    # Whole groups: every evaluated sequence is in a wording train never saw.
+    taught = {(i.tool, i.group) for i in trained}
+    evaluated = [i for i in seen_tool if out.split[i.key] != TRAIN]
+    assert evaluated and all(out.dimension[i.key] == MULTI and (i.tool, i.group) not in taught for i in evaluated)
+    assert dims_in_test(out)[MULTI] > 0
+    again = assign_splits(list(reversed(items)), SplitParams(sequence_train_share=0.5), seed=3)
+    assert (again.split, again.dimension) == (out.split, out.dimension)
+
+
+def test_sequence_share_zero_keeps_every_sequence_out_of_train_and_one_keeps_none_for_evaluation() -> None:
+    items = make_items(n_tools=10, templates=5, per_template=8, sequences=40, sequence_wordings=5)
+    keys = sequence_keys(items)
+    before = assign_splits(items, SplitParams(sequence_train_share=0.0), seed=3)
+    assert not [k for k in keys if before.split[k] == TRAIN]
+    assert {before.dimension[k] for k in keys} == {MULTI, ZERO}
+    everything = assign_splits(items, SplitParams(sequence_train_share=1.0), seed=3)
+    assert {everything.dimension[k] for k in keys if everything.split[k] != TRAIN} == {ZERO}
+    assert any(n.startswith("all 24 sequences of seen tools are in train") for n in everything.notes)
+    # Below a share of 1 one group always stays for evaluation, however small the pool.
+    few = make_items(n_tools=10, templates=5, per_template=8, sequences=3)
+    kept = assign_splits(few, SplitParams(sequence_train_share=0.9), seed=3)
+    assert any(kept.dimension[k] == MULTI for k in sequence_keys(few))

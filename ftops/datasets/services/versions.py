@@ -124,6 +124,7 @@ def normalise_params(params: dict[str, Any] | None, cfg: CurationConfig) -> dict
         "splits": {"train": cfg.splits.train, "validation": cfg.splits.validation, "test": cfg.splits.test,
                    "holdout": cfg.splits.holdout, "zero_shot_tool_fraction": cfg.splits.zero_shot_tool_fraction,
                    "new_phrasing_fraction": cfg.splits.new_phrasing_fraction,
+                   "sequence_train_share": cfg.splits.sequence_train_share,
                    "test_composition": dict(sorted(cfg.splits.test_composition.items()))},
     }
     return out
@@ -371,6 +372,7 @@ def build_members(*, seed: int, params: dict[str, Any], cfg: CurationConfig, emb
     split_params = SplitParams(
         train=sp.train, validation=sp.validation, test=sp.test, holdout=sp.holdout,
         zero_shot_tool_fraction=sp.zero_shot_tool_fraction, new_phrasing_fraction=sp.new_phrasing_fraction,
+        sequence_train_share=sp.sequence_train_share,
         composition=(comp["seen_phrasing"], comp["new_phrasing"], comp["zero_shot_tool"]),
         rotation=params["rotation"], time_holdout_days=params["time_holdout_days"], now=timezone.now(),
     )
