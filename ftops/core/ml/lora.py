@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ftops.core.ml.augment import augment_record, parse_kinds
 from ftops.core.ml.chat import render_assistant
 from ftops.core.records import Record
 from ftops.core.scoring import teaching_turns
@@ -64,6 +65,10 @@ class LoraTrainConfig:
     share_prefix: bool = True  # examples with the same tools share one copy of the prompt prefix per row
     grad_clip: float = 1.0
     seed: int = 0
+    # Per-epoch surface variants of the training records (ftops.core.ml.augment): a comma-separated
+    # list of phrasing, tools, names; empty is off. Epoch 0 always trains on the records as they are
+    # and the number of steps does not change.
+    augment: str = ""
     # durability and reporting
     checkpoint_every: int = 50
     keep_checkpoints: int = 2
@@ -123,6 +128,10 @@ class LoraTrainConfig:
             errors["dtype"] = "auto, float32, bfloat16 or float16"
         if self.gradient_checkpointing not in ("auto", "on", "off"):
             errors["gradient_checkpointing"] = "auto, on or off"
+        if not isinstance(self.augment, str):
+            errors["augment"] = "a comma-separated list of phrasing, tools, names (empty: off)"
+        elif (problem := parse_kinds(self.augment)[1]):
+            errors["augment"] = problem
         return errors
 
 
@@ -223,24 +232,81 @@ def _rows(chunk: list[Any], cfg: LoraTrainConfig) -> list[Any]:
     return pack_rows([len(x) for x in chunk], row_length)
 
 
-def _tokenize_records(tokenizer: Any, records: list[Record], max_length: int) -> tuple[list[Any], int]:
+def _tokenize_record(tokenizer: Any, record: Record, max_length: int) -> list[Any]:
+    """One tokenised example (or None when too long / empty) per turn the record teaches."""
     from ftops.core.ml.data import tokenize_chat
 
+    # A sequence teaches every step (and the closing answer), not only its first call; its
+    # turns share the record's tools and system prompt, so they pack under one prefix.
+    group = _prefix_group(record)
+    out = []
+    for turn in teaching_turns(record):
+        target = render_assistant(turn.calls, turn.text)
+        out.append(tokenize_chat(tokenizer, turn.messages, record.tools, target, max_length,
+                                 group=group) if target else None)
+    return out
+
+
+def _tokenize_records(tokenizer: Any, records: list[Record], max_length: int) -> tuple[list[Any], int]:
     out = []
     skipped = 0
     for record in records:
-        # A sequence teaches every step (and the closing answer), not only its first call; its
-        # turns share the record's tools and system prompt, so they pack under one prefix.
-        group = _prefix_group(record)
-        for turn in teaching_turns(record):
-            target = render_assistant(turn.calls, turn.text)
-            tok = tokenize_chat(tokenizer, turn.messages, record.tools, target, max_length,
-                                group=group) if target else None
+        for tok in _tokenize_record(tokenizer, record, max_length):
             if tok is None:
                 skipped += 1
             else:
                 out.append(tok)
     return out, skipped
+
+
+class _EpochExamples:
+    """The training examples of each epoch: epoch 0 as tokenised, later epochs augmented.
+
+    Example i of every epoch comes from the same record and turn as in epoch 0, so the step
+    plan (built once on epoch 0's count) holds for every epoch. A variant that tokenises to a
+    different number of turns, or runs past ``max_length``, falls back to the original example.
+    Epochs are tokenised when first reached; only the latest two are kept besides epoch 0.
+    """
+
+    def __init__(self, tokenizer: Any, records: list[Record], cfg: LoraTrainConfig) -> None:
+        self.tokenizer, self.records, self.cfg = tokenizer, records, cfg
+        self.kinds = parse_kinds(cfg.augment)[0]
+        self.base: list[Any] = []
+        self.owners: list[tuple[int, int]] = []  # (record index, turn index) per example
+        self.skipped = 0
+        self.turns: list[int] = []  # turns per record
+        for r, record in enumerate(records):
+            toks = _tokenize_record(tokenizer, record, cfg.max_length)
+            self.turns.append(len(toks))
+            for t, tok in enumerate(toks):
+                if tok is None:
+                    self.skipped += 1
+                else:
+                    self.base.append(tok)
+                    self.owners.append((r, t))
+        self.cache: dict[int, list[Any]] = {}
+
+    def __call__(self, epoch: int) -> list[Any]:
+        if epoch == 0 or not self.kinds:
+            return self.base
+        if epoch not in self.cache:
+            for old in sorted(self.cache)[:-1]:
+                del self.cache[old]
+            self.cache[epoch] = self._tokenize(epoch)
+        return self.cache[epoch]
+
+    def _tokenize(self, epoch: int) -> list[Any]:
+        variants: dict[int, list[Any]] = {}
+        out = []
+        for i, (r, t) in enumerate(self.owners):
+            if r not in variants:
+                record = self.records[r]
+                variant = augment_record(record, self.kinds, seed=self.cfg.seed, epoch=epoch)
+                toks = _tokenize_record(self.tokenizer, variant, self.cfg.max_length) if variant is not record else []
+                variants[r] = toks if len(toks) == self.turns[r] else []
+            toks = variants[r]
+            out.append(toks[t] if t < len(toks) and toks[t] is not None else self.base[i])
+        return out
 
 
 def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
@@ -401,7 +467,8 @@ def train_lora(cfg: LoraTrainConfig, train: list[Record], val: list[Record], out
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     tokenizer, model = load_base(cfg.base_model, dtype=dtype, device=device)
-    train_data, skipped = _tokenize_records(tokenizer, train, cfg.max_length)
+    examples = _EpochExamples(tokenizer, train, cfg)
+    train_data, skipped = examples.base, examples.skipped
     val_data, _ = _tokenize_records(tokenizer, val, cfg.max_length)
     if not train_data:
         raise ValueError(f"every training record is longer than max_length={cfg.max_length} tokens")
@@ -472,12 +539,14 @@ def train_lora(cfg: LoraTrainConfig, train: list[Record], val: list[Record], out
     last_loss = history["losses"][-1][1] if history["losses"] else float("nan")
     for step in range(start_step, total):
         epoch, indices = plan[step]
-        chunk = [train_data[i] for i in indices]
+        epoch_data = examples(epoch)
+        chunk = [epoch_data[i] for i in indices]
         rows = _rows(chunk, cfg) if fast is None else []
         target_tokens = sum(x.target_tokens for x in chunk)
         step_loss = 0.0
         if fast is not None:
-            upcoming = [train_data[i] for i in plan[step + 1][1]] if step + 1 < total else None
+            upcoming = ([examples(plan[step + 1][0])[i] for i in plan[step + 1][1]]
+                        if step + 1 < total else None)
             step_loss, step_tokens = fast.step(model, chunk, target_tokens, upcoming)
             run_tokens += step_tokens
             history["tokens"] += step_tokens
@@ -546,6 +615,7 @@ def write_model_card(out_dir: Path, cfg: LoraTrainConfig, result: TrainResult,
         "dataset_version": cfg.dataset_version,
         "service": cfg.service or None,
         "config": cfg.to_dict(),
+        "augment": parse_kinds(cfg.augment)[0] if isinstance(cfg.augment, str) else [],
         "metrics": {"final_loss": result.final_loss, "final_val_loss": result.final_val_loss,
                     "steps": result.steps, "train_examples": result.train_examples,
                     "val_examples": result.val_examples, "skipped_examples": result.skipped_examples,
@@ -562,6 +632,7 @@ def write_model_card(out_dir: Path, cfg: LoraTrainConfig, result: TrainResult,
         f"`{cfg.dataset_version or 'n/a'}` ({scope}).\n\n"
         f"- LoRA r={cfg.r}, alpha={cfg.alpha}, dropout={cfg.dropout}, modules {', '.join(cfg.target_modules)}\n"
         f"- {cfg.epochs} epochs, lr {cfg.lr}, {result.steps} steps of {cfg.batch_examples} examples\n"
+        f"- augmentation per epoch after the first: {cfg.augment or 'none'}\n"
         f"- {result.train_examples} training / {result.val_examples} validation examples\n"
         f"- final loss {result.final_loss:.4f}, validation loss {result.final_val_loss}\n\n"
         "Load with `PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), this_folder)`; "
