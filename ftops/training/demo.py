@@ -9,6 +9,12 @@ new phrasings ten epochs gave 34% where six gave 37%; on a test set of rarer wor
 gave 23% and ten 33%. Eight gave 39.7% overall and 54.1% on new phrasings where ten gave
 38.6% and 50.0%, in 560 steps instead of 700, which keeps the demo under ten minutes.
 lr 1e-2 diverged; rank 64 did no better than 32).
+
+Every epoch after the first trains on another surface of each record (``augment``, see
+``ftops.core.ml.augment``): reworded politeness around the request, a shuffled and sometimes
+shorter tool list, and sometimes synonym tool names in the tools and the target alike. Tuned
+on one enterprise's fixed names the model learnt to recall names instead of reading the tools
+offered; the variants make it read them, at the same number of steps.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ DEMO_LORA: dict[str, Any] = {
     "checkpoint_every": 100,
     "max_val_examples": 64,
     "seed": 0,
+    "augment": "phrasing,tools,names",
 }
 QUICK_EPOCHS = 3.0
 

@@ -178,3 +178,38 @@ def test_per_service_adapter_trains_on_that_service_only(micro_base: Path, tmp_p
     assert card["service"] == "rooms"
     with pytest.raises(ValueError, match="no training records for service 'billing'"):
         train_lora(_cfg(micro_base, service="billing"), train, [], tmp_path / "none")
+
+
+def test_augmented_epochs_keep_the_example_count_and_epoch_zero(micro_tokenizer: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from ftops.core.ml.lora import _EpochExamples
+
+    tokenizer = AutoTokenizer.from_pretrained(micro_tokenizer)
+    records = make_records(12)
+    plain, _ = _tokenize_records(tokenizer, records, 256)
+    examples = _EpochExamples(tokenizer, records, _cfg(micro_tokenizer, augment="phrasing,tools,names"))
+    assert examples(0) == plain
+    changed = 0
+    for epoch in range(1, 5):
+        data = examples(epoch)
+        assert len(data) == len(plain)
+        changed += sum(a.input_ids != b.input_ids for a, b in zip(data, plain, strict=True))
+    assert changed > len(plain)  # later epochs see other surfaces of most examples
+    assert _EpochExamples(tokenizer, records, _cfg(micro_tokenizer))(3) == plain
+
+
+@pytest.mark.ml
+def test_augmented_run_trains_the_same_number_of_steps(micro_base: Path, tmp_path: Path) -> None:
+    train, val = make_records(8), make_records(4, seed=1)
+    plain = train_lora(_cfg(micro_base, epochs=3.0), train, val, tmp_path / "plain")
+    augmented = train_lora(_cfg(micro_base, epochs=3.0, augment="phrasing,tools,names"), train, val,
+                           tmp_path / "augmented")
+    assert augmented.steps == plain.steps == 6 and augmented.train_examples == plain.train_examples
+    # The first epoch trains on the records as they are; later ones on other surfaces.
+    assert augmented.losses[:2] == plain.losses[:2]
+    assert augmented.losses[2:] != plain.losses[2:]
+    card = json.loads((tmp_path / "augmented" / CARD_JSON).read_text())
+    assert card["augment"] == ["phrasing", "tools", "names"]
+    readme = (tmp_path / "augmented" / "README.md").read_text()
+    assert "augmentation per epoch after the first: phrasing,tools,names" in readme

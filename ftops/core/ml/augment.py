@@ -41,8 +41,8 @@ DROP_PROBABILITY = 0.3
 RENAME_PROBABILITY = 0.3
 MIN_TOOLS = 2
 
-PREFIXES = ("hi, ", "hello, ", "hey, ", "please ", "quick one: ", "hi there, ", "ok, ", "so ")
-SUFFIXES = (" please", ", thanks", " thanks!", " asap", ", thank you", " pls", " - thanks")
+PREFIXES = ("hi, ", "hello, ", "hey, ", "please, ", "please ", "quick one: ", "hi there, ", "ok, ", "so ")
+SUFFIXES = (" please", ", thanks", " thanks", " asap", ", thank you", " pls", " - thanks")
 ENDINGS = ("", ".", "?", "!")
 
 # Synonym families for the parts of a snake_case tool name; a part is replaced by another
@@ -151,9 +151,8 @@ def _strip_known(text: str) -> tuple[str, str, str]:
     ending = text[len(core):]
     lower = core.lower()
     for s in sorted(SUFFIXES, key=len, reverse=True):
-        stem = s.rstrip("!")
-        if lower.endswith(stem.lower()) and len(core) > len(stem):
-            suffix, core = core[len(core) - len(stem):], core[:len(core) - len(stem)]
+        if lower.endswith(s.lower()) and len(core) > len(s):
+            suffix, core = core[len(core) - len(s):], core[:len(core) - len(s)]
             break
     return prefix, core + ending, suffix
 
