@@ -10,7 +10,10 @@ validation, test, holdout) and evaluation dimension:
   tools) goes to train so tuning learns to chain calls; the rest are evaluation-only, in
   wordings train never saw. With a share of 0 every sequence is evaluation-only.
 - new_phrasing: per tool, whole phrasing groups (one template's wordings) are kept out of
-  train so the test asks in wordings the model never saw, for tools it did see.
+  train so the test asks in wordings the model never saw, for tools it did see. The groups
+  are chosen per behaviour (call, clarify, ask_for_details, ...) so the pool, and the test
+  drawn from it by behaviour, follow the behaviour mix of the single-step examples, not
+  whichever behaviours happen to have the largest groups.
 - seen_phrasing: evaluation examples whose wording family also appears in train.
 
 How the shares hold. Zero-shot-tool, new-phrasing and multi-step examples are
@@ -155,65 +158,146 @@ def _interleave(items: list[Item], seed: int, salt: str) -> list[Item]:
     return [item for _, _, item in sorted(keyed, key=lambda t: (t[0], t[1]))]
 
 
-def _hold_out_phrasings(items: list[Item], *, fraction: float, seed: int, low: int,
-                        high: int) -> tuple[set[str], dict[str, list[str]]]:
-    """Whole phrasing groups held out as new phrasings: ``low``..``high`` examples in all, spread over tools.
+def _commonest(counts: Counter[str]) -> str:
+    """The behaviour a group of mixed behaviours counts for: its commonest (ties by name)."""
+    return min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0]
 
-    Tools take turns (seeded order), each offering its next group (seeded order) that fits the
-    room left, until the total reaches the per-tool ideal (``fraction`` of each tool's
-    examples) clamped to [low, high]. A tool never holds out its last group nor more than half
-    its examples, so the test asks new wordings of tools that train still teaches. When no
-    group fits at all but the test needs some, the smallest one is taken anyway: a test with no
-    new phrasings cannot show whether tuning generalises past the wordings it saw, which
-    costs more than a holdout a little over its share (the caller's notes report it).
+
+def _hold_out_phrasings(items: list[Item], *, fraction: float, seed: int, low: int,
+                        high: int) -> tuple[set[str], dict[str, list[str]], list[str]]:
+    """Whole phrasing groups held out as new phrasings: ``low``..``high`` examples in all,
+    spread over tools and following the behaviour mix of ``items``.
+
+    The total aims at the per-tool ideal (``fraction`` of each tool's examples) clamped to
+    [low, high], and each behaviour (call, clarify, ...) aims at its share of that total
+    (largest remainder): whole groups are lumpy, and filled in plain group order the pool (and
+    the new-phrasing test drawn from it) would follow whichever behaviours happen to have the
+    big groups. The behaviour furthest below its target (in proportion) takes the next group,
+    its tools taking turns (seeded order), each offering its next group of that behaviour
+    (seeded order) that fits the room left and brings the behaviour nearer its target. A
+    behaviour with no such group left keeps what it has and its shortfall goes to the others
+    in proportion to their shares; if the total is still below ``low`` then, any group that
+    fits is taken. A group of mixed behaviours counts for its commonest one when chosen and
+    for each behaviour it holds when counted.
+
+    A tool never holds out its last group nor more than half its examples, so the test asks new
+    wordings of tools that train still teaches, and a behaviour never holds out its last group.
+    When no group fits at all but the test needs some, the smallest one is taken anyway: a test
+    with no new phrasings cannot show whether tuning generalises past the wordings it saw,
+    which costs more than a holdout a little over its share (the caller's notes report it).
+    The third value is the notes on behaviours that fell materially short of their share.
     """
     by_tool: dict[str, list[Item]] = defaultdict(list)
     for item in items:
         by_tool[item.tool].append(item)
+    mix = Counter(item.behavior for item in items)
     sizes: dict[str, Counter[str]] = {}
-    queue: dict[str, list[str]] = {}
+    holds: dict[tuple[str, str], Counter[str]] = {}  # (tool, group) -> examples per behaviour
+    queue: dict[tuple[str, str], list[str]] = {}  # (tool, behaviour) -> its groups, seeded order
     for tool in sorted(by_tool):
         counts = Counter(item.group for item in by_tool[tool])
         if len(counts) < 2 or not is_real_tool(tool) or fraction <= 0:
             continue
+        for item in by_tool[tool]:
+            holds.setdefault((tool, item.group), Counter())[item.behavior] += 1
         names = sorted(counts)
         _rng(seed, "phrasing", tool).shuffle(names)
-        sizes[tool], queue[tool] = counts, names
-    if not queue or high <= 0:
-        return set(), {}
-    ideal = round(sum(fraction * len(by_tool[t]) for t in queue))
+        for name in names:
+            kind = _commonest(holds[(tool, name)])
+            queue.setdefault((tool, kind), []).append(name)
+        sizes[tool] = counts
+    if not sizes or high <= 0:
+        return set(), {}, []
+    ideal = round(sum(fraction * len(by_tool[t]) for t in sizes))
     target = min(high, max(low, ideal))
-    tools = sorted(queue)
+    tools = sorted(sizes)
     _rng(seed, "phrasing-tools").shuffle(tools)
+    kinds = sorted(mix)
+    weights = [mix[b] for b in kinds]
+    supply = [sum(sizes[t][g] for (t, b), names in queue.items() if b == kind for g in names) for kind in kinds]
+    wanted = dict(zip(kinds, apportion(target, weights, [target] * len(kinds)), strict=True))
+    goal = dict(zip(kinds, apportion(target, weights, supply), strict=True))
+    strata = {b: [t for t in tools if (t, b) in queue] for b in kinds}
+    # Every group of a behaviour, held-out candidate or not: the last one stays in train.
+    every: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    for item in items:
+        every[(item.tool, item.group)][item.behavior] += 1
+    groups_of_kind = Counter(_commonest(c) for c in every.values())
     held: dict[str, list[str]] = {t: [] for t in tools}
     count = dict.fromkeys(tools, 0)
+    got: Counter[str] = Counter()
+    held_of_kind: Counter[str] = Counter()
+    turn: Counter[str] = Counter()
+    closed: set[str] = set()
+    exhausted: set[str] = set()
     total = 0
 
     def fits(tool: str, name: str, room: int) -> bool:
         size = sizes[tool][name]
         return (name not in held[tool] and size <= room and count[tool] + size <= len(by_tool[tool]) / 2
-                and len(held[tool]) < len(queue[tool]) - 1)
+                and len(held[tool]) < len(sizes[tool]) - 1)
 
-    progress = True
-    while total < target and progress:
-        progress = False
-        for tool in tools:
-            if total >= target or (count[tool] >= fraction * len(by_tool[tool]) and total >= low):
-                continue
-            name = next((g for g in queue[tool] if fits(tool, g, high - total)), None)
-            if name is not None:
-                held[tool].append(name)
-                count[tool] += sizes[tool][name]
-                total += sizes[tool][name]
-                progress = True
+    def take(tool: str, name: str) -> None:
+        nonlocal total
+        held[tool].append(name)
+        count[tool] += sizes[tool][name]
+        total += sizes[tool][name]
+        got.update(holds[(tool, name)])
+
+    strict = True
+    while total < (target if strict else low):
+        open_kinds = [b for b in kinds if b not in closed and (got[b] < goal[b] or not strict)]
+        if not open_kinds:
+            if not strict or total >= low:
+                break
+            # The test still needs new phrasings: any group that fits, furthest-behind behaviour first.
+            strict, closed = False, set()
+            continue
+        # Furthest behind in proportion first, so rare behaviours find room before the common ones fill it.
+        kind = min(open_kinds, key=lambda b: (got[b] / goal[b] if goal[b] > 0 else float("inf"), b))
+        need = goal[kind] - got[kind]
+        # A group may overshoot the target only while it brings it nearer (or level, for a
+        # behaviour not yet in the pool at all: present beats exact).
+        limit = 2 * need if got[kind] == 0 else 2 * need - 1
+        pick = None
+        if held_of_kind[kind] < groups_of_kind[kind] - 1:
+            order = strata[kind]
+            for step in range(len(order)):
+                tool = order[(turn[kind] + step) % len(order)]
+                if count[tool] >= fraction * len(by_tool[tool]) and total >= low:
+                    continue
+                found = next((g for g in queue[(tool, kind)]
+                              if fits(tool, g, high - total) and (sizes[tool][g] <= limit or not strict)), None)
+                if found is not None:
+                    pick = (tool, found)
+                    turn[kind] = (turn[kind] + step + 1) % len(order)
+                    break
+        if pick is None:
+            closed.add(kind)
+            if not any(fits(t, g, len(items)) for t in strata[kind] for g in queue[(t, kind)]) or (
+                    held_of_kind[kind] >= groups_of_kind[kind] - 1):
+                exhausted.add(kind)  # too few groups, not merely groups too large for what is left
+            if strict:
+                caps = [got[b] if b in closed else supply[k] for k, b in enumerate(kinds)]
+                goal = dict(zip(kinds, apportion(target, weights, caps), strict=True))
+            continue
+        take(*pick)
+        held_of_kind[kind] += 1
     if total == 0 and low > 0:
-        candidates = [(sizes[t][g], tools.index(t), queue[t].index(g), t, g)
-                      for t in tools for g in queue[t] if fits(t, g, len(items))]
+        candidates = [(sizes[t][g], tools.index(t), queue[(t, b)].index(g), t, g)
+                      for (t, b), names in queue.items() for g in names if fits(t, g, len(items))]
         if candidates:
-            _size, _t, _g, tool, name = min(candidates)
-            held[tool].append(name)
+            *_rank, tool, name = min(candidates)
+            take(tool, name)
+    notes = []
+    if total:
+        short = [b for b in kinds if b in exhausted and wanted[b] - got[b] > max(1, SHARE_TOLERANCE * total)]
+        if short:
+            described = ", ".join(f"{b.replace('_', '-')} has {got[b]} examples of {wanted[b]}" for b in short)
+            notes.append(f"new-phrasing pool: too few phrasing groups to follow the behaviour mix of the single-step "
+                         f"examples: {described}; the shortfall went to the other behaviours")
     groups = {t: sorted(g) for t, g in sorted(held.items()) if g}
-    return {f"{t}\x00{g}" for t, names in groups.items() for g in names}, groups
+    return {f"{t}\x00{g}" for t, names in groups.items() for g in names}, groups, notes
 
 
 def _train_sequence_groups(pool: list[Item], *, share: float, seed: int) -> set[str]:
@@ -238,6 +322,24 @@ def _train_sequence_groups(pool: list[Item], *, share: float, seed: int) -> set[
             taken.add(name)
             total += sizes[name]
     return taken
+
+
+def _by_behavior(order: list[Item], count: int, mix: Counter[str]) -> list[Item]:
+    """``order`` rearranged so its first ``count`` follow the behaviour ``mix`` as far as it can.
+
+    Per behaviour a quota by largest remainder, capped by what ``order`` holds (a capped
+    behaviour's rest goes to the others); each behaviour's examples keep their order. The test
+    takes the prefix and the holdout the rest, so the test follows the mix even where whole
+    groups left the pool a little off it, rather than whichever behaviour comes first.
+    """
+    per: dict[str, list[Item]] = defaultdict(list)
+    for item in order:
+        per[item.behavior].append(item)
+    kinds = sorted(per)
+    quota = dict(zip(kinds, apportion(count, [mix[b] for b in kinds], [len(per[b]) for b in kinds]),
+                     strict=True))
+    first = {item.key for b in kinds for item in per[b][: quota[b]]}
+    return [i for i in order if i.key in first] + [i for i in order if i.key not in first]
 
 
 def assign_splits(items: Sequence[Item], params: SplitParams, *, seed: int) -> Assignment:
@@ -292,8 +394,9 @@ def assign_splits(items: Sequence[Item], params: SplitParams, *, seed: int) -> A
     single_t = n_test - n_multi_t
     _seen0, new0, zero0 = apportion(single_t, weights, (unbounded, unbounded, len(zero_pool)))
     spare = max(0, hold_room - (len(zero_pool) - zero0) - (len(multi_pool) - n_multi_t))
-    held, out.new_phrasing_groups = _hold_out_phrasings(single, fraction=params.new_phrasing_fraction, seed=seed,
-                                                        low=new0, high=new0 + spare)
+    held, out.new_phrasing_groups, mix_notes = _hold_out_phrasings(
+        single, fraction=params.new_phrasing_fraction, seed=seed, low=new0, high=new0 + spare)
+    out.notes.extend(mix_notes)
     new_pool = [i for i in single if f"{i.tool}\x00{i.group}" in held]
     seen_pool = [i for i in single if f"{i.tool}\x00{i.group}" not in held]
 
@@ -348,7 +451,7 @@ def assign_splits(items: Sequence[Item], params: SplitParams, *, seed: int) -> A
                          "are in the holdout (set aside before the test was filled)")
 
     zero_order = _interleave(zero_pool, seed, "zero")
-    new_order = _interleave(new_pool, seed, "new")
+    new_order = _by_behavior(_interleave(new_pool, seed, "new"), n_new_t, Counter(i.behavior for i in single))
     multi_order = _interleave(multi_pool, seed, "multi")
     for order, count, dimension in ((zero_order, n_zero_t, ZERO), (new_order, n_new_t, NEW),
                                     (multi_order, n_multi_t, MULTI)):

@@ -27,6 +27,7 @@ from ftops.datasets.splitting import (
 )
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
+CLARIFY = "clarify"
 
 
 def make_items(n_tools: int = 10, templates: int = 5, per_template: int = 4, sequences: int = 12,
@@ -273,3 +274,64 @@ def test_sequence_share_zero_keeps_every_sequence_out_of_train_and_one_keeps_non
     few = make_items(n_tools=10, templates=5, per_template=8, sequences=3)
     kept = assign_splits(few, SplitParams(sequence_train_share=0.9), seed=3)
     assert any(kept.dimension[k] == MULTI for k in sequence_keys(few))
+
+
+
+def lumpy_behaviour_items(n_tools: int = 10, shapes: tuple[tuple[str, int, int, int], ...] = (
+        ("call", 4, 6, 1), ("clarify", 8, 2, 1), ("ask_for_details", 3, 3, 2))) -> list[Item]:
+    """Per shape (behaviour, wordings, examples per wording, every n-th tool): by default call in few
+    large groups, clarify in many small ones and ask-for-details in half the tools: taken whole in
+    plain group order, the kinds of group that skew the new-phrasing mix."""
+    items = []
+    for t in range(n_tools):
+        for behavior, groups, size, every in shapes:
+            if t % every:
+                continue
+            for g in range(groups):
+                for k in range(size):
+                    key = hashlib.sha256(f"{t}-{behavior}-{g}-{k}".encode()).hexdigest()
+                    items.append(Item(key=key, tool=f"svc.tool{t}", tools_called=(f"svc.tool{t}",),
+                                      behavior=behavior, group=f"{behavior}{t}-{g}"))
+    return items
+
+
+def new_phrasing_mix(items: list[Item], out: Assignment, split: str) -> Counter[str]:
+    return Counter(i.behavior for i in items if out.split[i.key] == split and out.dimension[i.key] == NEW)
+
+
+def test_new_phrasings_in_the_test_follow_the_behaviour_mix_of_the_single_step_examples() -> None:
+    items = lumpy_behaviour_items()
+    # Before, in plain group order: 0/4/13, 0/9/8 and 0/5/12 ask-for-details/call/clarify for 2/9/6.
+    for seed in (3, 5, 11):
+        out = assign_splits(items, SplitParams(), seed=seed)
+        assert_invariants(items, out)
+        assert_shares_within_tolerance(out)
+        single = Counter(i.behavior for i in items if not set(i.tools_called) & set(out.zero_shot_tools))
+        kinds = sorted(single)
+        got = new_phrasing_mix(items, out, TEST)
+        ideal = apportion(sum(got.values()), [single[b] for b in kinds], [999] * len(kinds))
+        assert [got[b] for b in kinds] == ideal == [2, 9, 6], seed
+        assert out.notes == []
+        # Whole groups: no wording held out as new has an example in train or validation.
+        held = {(t, g) for t, groups in out.new_phrasing_groups.items() for g in groups}
+        assert held and not [i for i in items if (i.tool, i.group) in held and out.split[i.key] in (TRAIN, VALIDATION)]
+        again = assign_splits(list(reversed(items)), SplitParams(), seed=seed)
+        assert (again.split, again.dimension, again.notes) == (out.split, out.dimension, out.notes)
+    # Whole groups too large for the room left cannot be split: the mix is then only near.
+    tight = assign_splits(items, SplitParams(), seed=7)
+    assert_invariants(items, tight)
+    assert sum(new_phrasing_mix(items, tight, TEST).values()) == dims_in_test(tight)[NEW] > 0
+
+
+def test_a_behaviour_with_too_few_groups_hands_its_share_to_the_others_and_says_so() -> None:
+    # Ask-for-details is 40 examples in one wording: a behaviour never holds out its last group.
+    items = lumpy_behaviour_items(shapes=(("call", 4, 6, 1), ("clarify", 8, 2, 1), ("ask_for_details", 1, 40, 10)))
+    out = assign_splits(items, SplitParams(), seed=3)
+    assert "svc.tool0" not in out.zero_shot_tools
+    assert_invariants(items, out)
+    assert_shares_within_tolerance(out)
+    got = new_phrasing_mix(items, out, TEST)
+    assert got["ask_for_details"] == 0 and got["call"] + got["clarify"] == dims_in_test(out)[NEW] > 0
+    assert [n for n in out.notes if n.startswith("new-phrasing pool")] == [
+        "new-phrasing pool: too few phrasing groups to follow the behaviour mix of the single-step examples: "
+        "ask-for-details has 0 examples of 4; the shortfall went to the other behaviours"]
