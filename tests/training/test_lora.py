@@ -183,13 +183,17 @@ def test_per_service_adapter_trains_on_that_service_only(micro_base: Path, tmp_p
 def test_augmented_epochs_keep_the_example_count_and_epoch_zero(micro_tokenizer: Path) -> None:
     from transformers import AutoTokenizer
 
-    from ftops.core.ml.lora import _EpochExamples
+    from ftops.core.ml.data import tokenize_chat
+    from ftops.core.ml.lora import _EpochExamples, _prefix_group
 
     tokenizer = AutoTokenizer.from_pretrained(micro_tokenizer)
     records = make_records(12)
     plain, _ = _tokenize_records(tokenizer, records, 256)
     examples = _EpochExamples(tokenizer, records, _cfg(micro_tokenizer, augment="phrasing,tools,names"))
     assert examples(0) == plain
+    # One batched tokenizer call gives exactly what tokenize_chat gives one example at a time.
+    assert plain == [tokenize_chat(tokenizer, r.messages, r.tools, record_target(r), 256,
+                                  group=_prefix_group(r)) for r in records]
     changed = 0
     for epoch in range(1, 5):
         data = examples(epoch)

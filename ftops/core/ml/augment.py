@@ -111,8 +111,8 @@ def _rng(seed: int, epoch: int, *salt: str) -> random.Random:
 
 
 def _tool_name(tool: dict[str, Any]) -> str:
-    function = tool.get("function") if isinstance(tool.get("function"), dict) else tool
-    return str(function.get("name", ""))
+    function = tool.get("function")
+    return str((function if isinstance(function, dict) else tool).get("name", ""))
 
 
 def _tool_set_key(record: Record) -> str:
@@ -267,24 +267,29 @@ def _rename_in_text(text: str, mapping: dict[str, str]) -> str:
 
 
 def _rename_tool(tool: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
-    tool = json.loads(json.dumps(tool))
-    function = tool["function"] if isinstance(tool.get("function"), dict) else tool
+    # Copies only the dicts it changes: the schema itself is shared with the original.
+    inner = tool.get("function")
+    function: dict[str, Any] = dict(inner) if isinstance(inner, dict) else dict(tool)
     name = str(function.get("name", ""))
     function["name"] = mapping.get(name, name)
     if isinstance(function.get("description"), str):
         function["description"] = _rename_in_text(function["description"], mapping)
-    return tool
+    return {**tool, "function": function} if isinstance(inner, dict) else function
 
 
 def _rename_message(message: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
-    message = json.loads(json.dumps(message))
+    message = dict(message)
     role = message.get("role")
     if role in ("system", "assistant") and isinstance(message.get("content"), str):
         message["content"] = _rename_in_text(message["content"], mapping)
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") if isinstance(call, dict) else None
-        if isinstance(function, dict) and function.get("name") in mapping:
-            function["name"] = mapping[function["name"]]
+    if message.get("tool_calls"):
+        calls = []
+        for call in message["tool_calls"]:
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict) and function.get("name") in mapping:
+                call = {**call, "function": {**function, "name": mapping[function["name"]]}}
+            calls.append(call)
+        message["tool_calls"] = calls
     if role == "tool" and message.get("name") in mapping:
         message["name"] = mapping[message["name"]]
     return message
@@ -294,11 +299,12 @@ def rename_record(record: Record, mapping: dict[str, str]) -> Record:
     """The record with tools renamed by ``mapping`` everywhere a model sees or must produce a name."""
     if not mapping:
         return record
-    expected = json.loads(json.dumps(record.expected))
+    expected = dict(record.expected)
     for key in ("calls", "steps"):
-        for call in expected.get(key) or []:
-            if isinstance(call, dict) and call.get("name") in mapping:
-                call["name"] = mapping[call["name"]]
+        if isinstance(expected.get(key), list):
+            expected[key] = [{**call, "name": mapping[call["name"]]}
+                             if isinstance(call, dict) and call.get("name") in mapping else call
+                             for call in expected[key]]
     for key in ("question", "reason"):
         if isinstance(expected.get(key), str):
             expected[key] = _rename_in_text(expected[key], mapping)

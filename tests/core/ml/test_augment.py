@@ -190,3 +190,12 @@ def test_each_kind_alone_changes_only_its_part(kind: str) -> None:
             assert variant.tools == record.tools and variant.expected == record.expected
         if kind == "tools":
             assert variant.expected == record.expected
+
+
+def test_augmenting_never_changes_the_original_record() -> None:
+    import copy
+
+    for record in (_call(0), _call(2), _sequence()):
+        before = copy.deepcopy(record)
+        _variants(record, epochs=30)
+        assert record == before
