@@ -31,6 +31,7 @@ import random
 import re
 from collections.abc import Iterable
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 
 from ftops.core.records import Record
@@ -258,12 +259,17 @@ def rename_map(names: list[str], rng: random.Random) -> dict[str, str]:
     return mapping
 
 
+@lru_cache(maxsize=256)
+def _name_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
+    # A name only where it stands as an identifier of its own (not inside a longer name).
+    return re.compile(r"(?<![\w.])(" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+                      + r")(?![\w])")
+
+
 def _rename_in_text(text: str, mapping: dict[str, str]) -> str:
-    if not mapping:
+    if not mapping or not any(name in text for name in mapping):
         return text
-    pattern = re.compile(r"(?<![\w.])(" + "|".join(re.escape(n) for n in sorted(mapping, key=len, reverse=True))
-                         + r")(?![\w])")
-    return pattern.sub(lambda m: mapping[m.group(1)], text)
+    return _name_pattern(tuple(sorted(mapping))).sub(lambda m: mapping[m.group(1)], text)
 
 
 def _rename_tool(tool: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
