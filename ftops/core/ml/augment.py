@@ -66,6 +66,16 @@ FAMILIES: tuple[tuple[str, ...], ...] = (
     ("tickets", "cases"),
     ("invoice", "bill"),
     ("invoices", "bills"),
+    ("latest", "newest", "recent", "last"),
+    ("payment", "transaction"),
+    ("payments", "transactions"),
+    ("product", "item"),
+    ("products", "items"),
+    ("stock", "inventory"),
+    ("status", "state"),
+    ("refund", "reimburse"),
+    ("lock", "block"),
+    ("notify", "alert"),
 )
 _FAMILY_OF = {word: family for family in FAMILIES for word in family}
 
