@@ -16,7 +16,10 @@ pytestmark = pytest.mark.django_db
 
 
 def test_the_dimension_holds_only_the_sequences_that_call_no_zero_shot_tool() -> None:
-    """Why the counts differ: a sequence that calls a held-out tool is a zero-shot case."""
+    """Why the counts differ: a sequence that calls a held-out tool is a zero-shot case.
+
+    (A share of the sequences over seen tools trains, ``sequence_train_share``; those have no
+    evaluation dimension.)"""
     tools = [f"shop.t{n}" for n in range(6)]
     items = [Item(key=f"c{t}{k}", tool=tool, tools_called=(tool,), behavior="call", group=f"g{k % 4}")
              for t, tool in enumerate(tools) for k in range(12)]
@@ -25,6 +28,9 @@ def test_the_dimension_holds_only_the_sequences_that_call_no_zero_shot_tool() ->
     out = assign_splits(items, SplitParams(), seed=3)
     assert out.zero_shot_tools
     sequences = [i for i in items if i.behavior == "sequence"]
+    trained = [i for i in sequences if out.split[i.key] == "train"]
+    assert all(out.dimension[i.key] == "" and not set(i.tools_called) & set(out.zero_shot_tools) for i in trained)
+    sequences = [i for i in sequences if i not in trained]
     by_dimension = {i.key: out.dimension[i.key] for i in sequences}
     for item in sequences:
         assert by_dimension[item.key] == (ZERO if set(item.tools_called) & set(out.zero_shot_tools) else MULTI)
