@@ -129,3 +129,30 @@ def resolve_prev(arguments: dict[str, Any], results: list[dict[str, Any]]) -> di
 
 def arguments_json(arguments: dict[str, Any]) -> str:
     return json.dumps(arguments, ensure_ascii=False, separators=(", ", ": "))
+
+
+def argument_values(expected: object) -> list[str]:
+    """Every scalar argument value of an expected behaviour's calls or steps, as text (an integral
+    float also as an int): what a request must spell out, to mask in phrasings or keep in rewrites."""
+    out: list[str] = []
+
+    def walk(value: object) -> None:
+        if isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+        elif isinstance(value, bool) or value is None:
+            return
+        elif isinstance(value, float) and value.is_integer():
+            out.extend([str(value), str(int(value))])
+        else:
+            out.append(str(value))
+
+    if isinstance(expected, dict):
+        for key in ("calls", "steps"):
+            for call in expected.get(key) or []:
+                if isinstance(call, dict):
+                    walk(call.get("arguments", {}))
+    return out

@@ -52,6 +52,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from ftops.core.records import argument_values
+
 TRAIN, VALIDATION, TEST, HOLDOUT = "train", "validation", "test", "holdout"
 SEEN, NEW, ZERO, MULTI = "seen_phrasing", "new_phrasing", "zero_shot_tool", "multi_step"
 SPLITS = (TRAIN, VALIDATION, TEST, HOLDOUT)
@@ -495,30 +497,8 @@ def assign_splits(items: Sequence[Item], params: SplitParams, *, seed: int) -> A
     return out
 
 
-def expected_values(expected: object) -> list[str]:
-    """Every scalar argument value in an expected behaviour, as text (to mask it in phrasings)."""
-    out: list[str] = []
-
-    def walk(value: object) -> None:
-        if isinstance(value, dict):
-            for v in value.values():
-                walk(v)
-        elif isinstance(value, list):
-            for v in value:
-                walk(v)
-        elif isinstance(value, bool) or value is None:
-            return
-        elif isinstance(value, float) and value.is_integer():
-            out.extend([str(value), str(int(value))])
-        else:
-            out.append(str(value))
-
-    if isinstance(expected, dict):
-        for key in ("calls", "steps"):
-            for call in expected.get(key) or []:
-                if isinstance(call, dict):
-                    walk(call.get("arguments", {}))
-    return out
+# Every scalar argument value in an expected behaviour, as text (to mask it in phrasings).
+expected_values = argument_values
 
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")

@@ -34,7 +34,7 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
-from ftops.core.records import Record
+from ftops.core.records import Record, argument_values
 
 KINDS = ("phrasing", "tools", "names")
 # How often an epoch's variant drops a few unused tools / renames the tools (per tool set).
@@ -88,32 +88,6 @@ def parse_kinds(value: str) -> tuple[list[str], str]:
         return [], (f"unknown augmentation {', '.join(unknown)}: use a comma-separated list of "
                     f"{', '.join(KINDS)} (empty: off)")
     return sorted(set(kinds), key=KINDS.index), ""
-
-
-def argument_values(expected: object) -> list[str]:
-    """Every scalar argument value of an expected behaviour's calls or steps, as text."""
-    out: list[str] = []
-
-    def walk(value: object) -> None:
-        if isinstance(value, dict):
-            for v in value.values():
-                walk(v)
-        elif isinstance(value, list):
-            for v in value:
-                walk(v)
-        elif isinstance(value, bool) or value is None:
-            return
-        elif isinstance(value, float) and value.is_integer():
-            out.extend([str(value), str(int(value))])
-        else:
-            out.append(str(value))
-
-    if isinstance(expected, dict):
-        for key in ("calls", "steps"):
-            for call in expected.get(key) or []:
-                if isinstance(call, dict):
-                    walk(call.get("arguments", {}))
-    return out
 
 
 def _rng(seed: int, epoch: int, *salt: str) -> random.Random:

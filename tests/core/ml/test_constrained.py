@@ -76,15 +76,22 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
-def test_a_random_model_pushed_into_a_call_writes_one_that_validates(tiny: Path) -> None:
-    """The tiny model knows nothing; pushed to open a call, the grammar alone makes it a valid one."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
+@pytest.fixture(scope="module")
+def tiny_lm(tiny: Path) -> tuple[Any, Any, int, list[int]]:
+    """(tokenizer, model, the <tool_call> id, the stop ids) of the random tiny model."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny)
     model = AutoModelForCausalLM.from_pretrained(tiny).eval()
-    open_id = tokenizer.convert_tokens_to_ids("<tool_call>")
-    stop = [tokenizer.eos_token_id]
+    return tokenizer, model, tokenizer.convert_tokens_to_ids("<tool_call>"), [tokenizer.eos_token_id]
+
+
+def test_a_random_model_pushed_into_a_call_writes_one_that_validates(tiny_lm: tuple[Any, Any, int, list[int]]) -> None:
+    """The tiny model knows nothing; pushed to open a call, the grammar alone makes it a valid one."""
+    import torch
+    from transformers import LogitsProcessorList
+
+    tokenizer, model, open_id, stop = tiny_lm
     # The random model rambles, so string values may run long: only short names and an enum are offered.
     tools = [{"type": "function", "function": {"name": "set_unit", "parameters": {
         "type": "object", "properties": {"unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
@@ -122,17 +129,14 @@ def test_the_local_adapter_decodes_constrained_when_asked(tiny: Path) -> None:
     assert data is tokenizer_data(constrained.tokenizer, [constrained.tokenizer.eos_token_id])  # built once
 
 
-def test_the_greedy_shortcut_picks_the_tokens_the_full_mask_picks(tiny: Path) -> None:
+def test_the_greedy_shortcut_picks_the_tokens_the_full_mask_picks(tiny_lm: tuple[Any, Any, int, list[int]]) -> None:
     """``greedy=True`` tries the model's best tokens against the grammar instead of building
     the whole allowed set; over greedy decoding the two must write the same tokens, including
     the steps where the model's favourite is refused and the full set is needed."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
+    from transformers import LogitsProcessorList
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny)
-    model = AutoModelForCausalLM.from_pretrained(tiny).eval()
-    open_id = tokenizer.convert_tokens_to_ids("<tool_call>")
-    stop = [tokenizer.eos_token_id]
+    tokenizer, model, open_id, stop = tiny_lm
     tools = [{"type": "function", "function": {"name": "set_unit", "parameters": {
         "type": "object", "properties": {"unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
                                          "level": {"type": "boolean"}, "count": {"type": "integer"}},
