@@ -179,38 +179,38 @@ def test_a_month_past_the_calendar_is_a_400_and_a_command_error(text: str) -> No
         call_command("monthly-report", "--month", text, stdout=StringIO())
 
 
+def _november_page_as_admin(django_assert_max_num_queries: Any) -> str:
+    """The monthly report page for November, fetched by an admin within 5 queries."""
+    from tests.common.pages import get_within
+
+    admin = User.objects.create_user("ada", "ada@example.com", "pw", is_staff=True)
+    client = Client()
+    client.force_login(admin)
+    return get_within(client, django_assert_max_num_queries, "/reports/monthly/", 5, month="2026-11")
+
+
 @pytest.mark.parametrize("services", [1, 6])
 def test_the_page_takes_the_same_queries_whatever_the_services_and_traffic(
         services: int, django_assert_max_num_queries: Any) -> None:
-    from tests.common.pages import get_within
-
     mv = version()
     deploy(mv, since=at(1))
     for n in range(services):
         service = Service.objects.create(name=f"svc-{n}")
         traffic(service, mv.name, at(5), REFUND, CallVerdict.VALID, False, n=services)
         traffic(service, mv.name, at(6), ORDER, CallVerdict.INVALID, True)
-    admin = User.objects.create_user("ada", "ada@example.com", "pw", is_staff=True)
-    client = Client()
-    client.force_login(admin)
-    html = get_within(client, django_assert_max_num_queries, "/reports/monthly/", 5, month="2026-11")
+    html = _november_page_as_admin(django_assert_max_num_queries)
     assert html.count('<th scope="row">service svc-') == services
 
 
 @pytest.mark.parametrize("versions", [1, 6])
 def test_the_page_takes_the_same_queries_whatever_the_versions(versions: int,
                                                                django_assert_max_num_queries: Any) -> None:
-    from tests.common.pages import get_within
-
     for n in range(versions):
         service = Service.objects.create(name=f"svc-{n}")
         mv = version()
         deploy(mv, since=at(1), scope=service.name)
         traffic(service, mv.name, at(5), REFUND, CallVerdict.VALID, False, n=2)
         traffic(service, mv.name, at(6), ORDER, CallVerdict.INVALID, True)
-    admin = User.objects.create_user("ada", "ada@example.com", "pw", is_staff=True)
-    client = Client()
-    client.force_login(admin)
-    html = get_within(client, django_assert_max_num_queries, "/reports/monthly/", 5, month="2026-11")
+    html = _november_page_as_admin(django_assert_max_num_queries)
     assert html.count('<section class="version-report">') == versions
     assert html.count('<th scope="row">overall</th><td>3</td>') == versions
