@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -28,6 +29,11 @@ from ftops.core.strict_schema import strict_function, strip_null_optionals
 from ftops.gateway.upstream import Plan, Upstream
 
 log = logging.getLogger(__name__)
+
+# Functions up to this size (as JSON) have their strict form cached: callers send the same tools
+# on every call, and converting a schema costs ~50x its serialisation. Larger ones are converted
+# each time, so the cache's memory stays bounded.
+_CACHED_FUNCTION_BYTES = 64 * 1024
 
 
 @dataclass
@@ -57,7 +63,7 @@ def strict_request(body: dict[str, Any], plan: Plan, upstream: Upstream, *, stre
         if not isinstance(function, dict) or "strict" in function:
             out_tools.append(tool)
             continue
-        strict, reason = strict_function(function)
+        strict, reason = _strict_function(function)
         if reason:
             loose.append(f"{function.get('name')}: {reason}")
             out_tools.append(tool)
@@ -68,6 +74,22 @@ def strict_request(body: dict[str, Any], plan: Plan, upstream: Upstream, *, stre
     if loose:
         note += "; not strict: " + "; ".join(loose)
     return StrictRequest({**body, "tools": out_tools}, originals, note)
+
+
+def _strict_function(function: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    try:
+        raw = orjson.dumps(function)
+    except orjson.JSONEncodeError:  # e.g. an integer orjson does not write: converted uncached
+        return strict_function(function)
+    if len(raw) > _CACHED_FUNCTION_BYTES:
+        return strict_function(function)
+    return _strict_function_of(raw)
+
+
+@lru_cache(maxsize=1024)
+def _strict_function_of(raw: bytes) -> tuple[dict[str, Any], str]:
+    # The result is shared by every request sending this function: it is only serialised, never changed.
+    return strict_function(orjson.loads(raw))
 
 
 def strip_completion(answer: dict[str, Any], originals: dict[str, Any]) -> int:
