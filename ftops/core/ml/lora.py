@@ -261,16 +261,19 @@ def _tokenize_turns(tokenizer: Any, turns: list[tuple[list[dict[str, Any]], list
     return out
 
 
-def _tokenize_record(tokenizer: Any, record: Record, max_length: int) -> list[Any]:
-    """One tokenised example (or None when too long / empty) per turn the record teaches."""
-    return _tokenize_turns(tokenizer, _record_turns(record), max_length)
+def _tokenize_by_record(tokenizer: Any, records: list[Record], max_length: int) -> list[list[Any]]:
+    """Per record, one tokenised example (or None when too long / empty) per turn it teaches;
+    every record's turns encoded in one tokenizer call."""
+    per_record = [_record_turns(record) for record in records]
+    toks = iter(_tokenize_turns(tokenizer, [turn for turns in per_record for turn in turns], max_length))
+    return [[next(toks) for _ in turns] for turns in per_record]
 
 
 def _tokenize_records(tokenizer: Any, records: list[Record], max_length: int) -> tuple[list[Any], int]:
     out = []
     skipped = 0
-    for record in records:
-        for tok in _tokenize_record(tokenizer, record, max_length):
+    for toks in _tokenize_by_record(tokenizer, records, max_length):
+        for tok in toks:
             if tok is None:
                 skipped += 1
             else:
@@ -294,8 +297,7 @@ class _EpochExamples:
         self.owners: list[tuple[int, int]] = []  # (record index, turn index) per example
         self.skipped = 0
         self.turns: list[int] = []  # turns per record
-        for r, record in enumerate(records):
-            toks = _tokenize_record(tokenizer, record, cfg.max_length)
+        for r, toks in enumerate(_tokenize_by_record(tokenizer, records, cfg.max_length)):
             self.turns.append(len(toks))
             for t, tok in enumerate(toks):
                 if tok is None:
