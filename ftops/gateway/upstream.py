@@ -75,9 +75,9 @@ def plan_for(target: Target) -> Plan:
     kind = serving.get("kind")
     # ``"constrained": true`` on an OpenAI-compatible version: its tools go out strict where the
     # upstream takes them (the hosted counterpart of ftops_constrained).
-    strict = serving.get("constrained") is True
+    constrained = serving.get("constrained") is True
     if kind == "openai" and serving.get("credential") and serving.get("model"):
-        return Plan(credential=str(serving["credential"]), model=str(serving["model"]), strict_tools=strict)
+        return Plan(credential=str(serving["credential"]), model=str(serving["model"]), strict_tools=constrained)
     if kind == "hf_lora":
         if not serving.get("adapter_path") and serving.get("base_model"):
             # The base model as a version of its own (no adapter): served under its path, as the
@@ -86,13 +86,13 @@ def plan_for(target: Target) -> Plan:
         # The adapter is loaded under the version's name (registry.serving, when it starts serving);
         # ``"constrained": true`` has ftops' model server hold its calls to the tools' schemas.
         return Plan(credential=settings.FTOPS_GATEWAY_LORA_UPSTREAM, model=target.name,
-                    constrained=serving.get("constrained") is True)
+                    constrained=constrained)
     if kind == "fewshot":
         base = serving.get("base") or {}
         prompt = str(serving.get("prompt") or "")
         if base.get("kind") == "openai" and base.get("credential") and base.get("model"):
             return Plan(credential=str(base["credential"]), model=str(base["model"]), prompt=prompt,
-                        strict_tools=strict)
+                        strict_tools=constrained)
         if base.get("kind") == "hf_local" and base.get("model_path"):
             return Plan(credential=settings.FTOPS_GATEWAY_LORA_UPSTREAM, model=str(base["model_path"]), prompt=prompt)
     raise UpstreamFailure("upstream_error", f"{target.name} has no serving config the gateway can call "
