@@ -318,7 +318,7 @@ class _EpochExamples:
 
     def _tokenize(self, epoch: int) -> list[Any]:
         # All variants' turns in one tokenizer call: the batch call is much faster than one per text.
-        spans: dict[int, tuple[int, int]] = {}
+        starts: dict[int, int] = {}  # record index -> its variant's first turn in ``turns``
         turns: list[tuple[list[dict[str, Any]], list[dict[str, Any]], str, str]] = []
         for r in dict.fromkeys(r for r, _ in self.owners):
             record = self.records[r]
@@ -327,13 +327,13 @@ class _EpochExamples:
                 continue
             own = _record_turns(variant)
             if len(own) == self.turns[r]:  # a variant that teaches other turns keeps the original
-                spans[r] = (len(turns), len(own))
+                starts[r] = len(turns)
                 turns.extend(own)
         toks = _tokenize_turns(self.tokenizer, turns, self.cfg.max_length)
         out = []
         for i, (r, t) in enumerate(self.owners):
-            start, _ = spans.get(r, (-1, 0))
-            tok = toks[start + t] if start >= 0 else None
+            start = starts.get(r)
+            tok = toks[start + t] if start is not None else None
             out.append(tok if tok is not None else self.base[i])
         return out
 
