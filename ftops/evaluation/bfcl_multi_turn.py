@@ -38,7 +38,7 @@ from ftops.core.adapters import RECORD_ID_KEY, ModelAdapter, ModelOutput, Replay
 from ftops.core.checker import PASS, Verdict, fail
 from ftops.core.harness import EvalReport, ProgressCallback, RecordResult, evaluate_records
 from ftops.core.records import MULTI_TURN, Record
-from ftops.core.scoring import RecordScore, record_category
+from ftops.core.scoring import RecordScore, functions_of, record_category
 from ftops.evaluation.bfcl_official import backend_class, stateless_classes
 
 MULTI_TURN_CATEGORIES = ("multi_turn_base",)
@@ -374,8 +374,7 @@ def _step_calls(step: Any) -> list[Call]:
 
 
 def _schemas(record: Record) -> dict[str, Mapping[str, Any]]:
-    functions = [t.get("function", t) for t in record.tools]
-    return {str(f.get("name", "")): f for f in functions if isinstance(f, Mapping)}
+    return {str(f.get("name", "")): f for f in functions_of(record)}
 
 
 def _named(call: Call, schemas: Mapping[str, Mapping[str, Any]]) -> Call:
