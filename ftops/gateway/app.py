@@ -104,6 +104,13 @@ def validate_request(body: Any) -> dict[str, Any]:
     metadata = body.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         raise ApiError(400, "'metadata' must be an object", code="invalid_metadata", param="metadata")
+    try:
+        # orjson reads 1024 levels of nesting but writes at most 255: a body it cannot write again
+        # could not be sent upstream or recorded, so it is refused here (a few µs for a usual body).
+        orjson.dumps(body)
+    except orjson.JSONEncodeError as exc:
+        raise ApiError(400, f"the body cannot be forwarded: {exc} (at most 255 levels of nesting)",
+                       code="invalid_body") from exc
     return body
 
 

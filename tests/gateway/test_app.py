@@ -143,6 +143,11 @@ def test_invalid_json_and_unknown_paths(gateway_factory: Any) -> None:
     headers = {"authorization": f"Bearer {gw.key}", "content-type": "application/json"}
     bad = httpx2.post(gw.url + "/v1/chat/completions", content=b"{nope", headers=headers)
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_json"
+    # Valid JSON that nests deeper than the gateway can write on: a 400, not a 500.
+    deep = b'{"model": "ftops/payments", "messages": [{"role": "user", "content": "hi"}], "metadata": {"x": ' \
+        + b"[" * 400 + b"]" * 400 + b"}}"
+    refused = httpx2.post(gw.url + "/v1/chat/completions", content=deep, headers=headers)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_body", refused.text
     missing = httpx2.get(gw.url + "/v1/embeddings", headers=headers)
     assert missing.status_code == 404 and missing.json()["error"]["type"] == "invalid_request_error"
 
