@@ -86,10 +86,13 @@ class BaseModelConfig:
     # step (some 25 minutes), against about 4 minutes on a quiet machine.
     time_budget_s: float = 3600.0
     # CPU threads for the build; 0: as many cores as are idle, checked again every
-    # ``THREAD_CHECK_EVERY`` steps. The weights do not depend on it: with torch's deterministic
-    # algorithms the kernels split work over threads without changing the order of any sum
-    # (measured here at full size: 1 and 2 threads, the same sha256 after 100 steps; a test
-    # checks it at reduced size), while 2 idle cores build about 1.7 times as fast as one.
+    # ``THREAD_CHECK_EVERY`` steps. The weights do not depend on it: torch's deterministic
+    # algorithms keep the order of its own sums, and MKL's strict reproducibility mode (which
+    # importing ftops turns on) that of its matrix products, whatever the thread count
+    # (measured at full size, 1 and 2 threads, on an AVX2 EPYC and an AVX-512 Xeon: the same
+    # sha256; a test checks it at reduced size). 2 idle cores build about 1.7 times as fast as
+    # one. Without the strict mode (MKL_CBWR set otherwise), 0 means one thread, since on
+    # AVX-512 CPUs MKL then gives other bits on other thread counts.
     threads: int = 0
 
 
@@ -192,11 +195,11 @@ def build_base_model(out_dir: Path, *, config: BaseModelConfig | None = None,
     """Train the tokenizer and the tiny model and save both to ``out_dir``.
 
     Deterministic: the build runs exactly ``drill_steps`` + ``corpus_steps`` optimizer steps
-    with torch's deterministic algorithms, so one seed gives the same weights, byte for byte,
-    on any number of CPU threads, wherever the same versions of Python, torch and the CPU
-    kernels run (the tokenizer also reads the standard library's docstrings). A build that
-    runs past ``time_budget_s`` raises ``BaseModelBuildTimeout`` instead of saving a shorter
-    model.
+    with torch's deterministic algorithms (and MKL's strict mode, see ``mkl_strict``), so one
+    seed gives the same weights, byte for byte, on any number of CPU threads, wherever the same
+    versions of Python, torch and the CPU kernels run (the tokenizer also reads the standard
+    library's docstrings). A build that runs past ``time_budget_s`` raises
+    ``BaseModelBuildTimeout`` instead of saving a shorter model.
     """
     import torch
 
@@ -217,7 +220,8 @@ def _build(out_dir: Path, cfg: BaseModelConfig, say: Callable[[str], None]) -> B
     from ftops.core.ml.data import collate_packed, pack_rows, packed_loss_sum, set_threads
 
     started = time.monotonic()
-    threads = set_threads(cfg.threads)
+    follow_idle = cfg.threads <= 0 and mkl_strict()
+    threads = set_threads(cfg.threads if cfg.threads > 0 or follow_idle else 1)
     thread_counts = {threads}
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -272,7 +276,7 @@ def _build(out_dir: Path, cfg: BaseModelConfig, say: Callable[[str], None]) -> B
             losses.append(float(loss.detach()))
             tokens += batch.tokens
             step += 1
-            if cfg.threads <= 0 and step % THREAD_CHECK_EVERY == 0:
+            if follow_idle and step % THREAD_CHECK_EVERY == 0:
                 # Other work on the machine comes and goes (the demo's stages, a second test
                 # pass); contended threads wait on each other, so follow the idle cores.
                 threads = set_threads(0)
@@ -327,7 +331,15 @@ def _environment(threads: str) -> dict[str, str]:
 
     return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
             "tokenizers": tokenizers.__version__, "threads": threads, "machine": platform.machine(),
-            "cpu_capability": str(torch.backends.cpu.get_cpu_capability())}
+            "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
+            "mkl_cbwr": os.environ.get("MKL_CBWR", "")}
+
+
+def mkl_strict() -> bool:
+    """Whether MKL runs in its strict reproducibility mode (same bits on any thread count).
+
+    Read from the environment, as MKL itself reads it at its first call (``ftops/__init__.py``)."""
+    return "STRICT" in os.environ.get("MKL_CBWR", "").upper()
 
 
 def _write_card(out_dir: Path, cfg: BaseModelConfig, report: BaseModelReport) -> None:
