@@ -9,13 +9,15 @@ the conflict with the reviewer's input kept. Screenshots of each step: test-arti
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.db import OperationalError
 from django.urls import reverse
 from django.utils import timezone
 
@@ -67,6 +69,22 @@ def login(browser: Any, base: str, username: str) -> Any:
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(f"{base}/review/")
     return page
+
+
+def when_unlocked(write: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Run an ORM write from the test thread while the live server may be answering a request.
+
+    The SQLite test database is in memory with a shared cache, whose table locks fail at once
+    ("database table is locked") instead of waiting; a write that meets a request in flight (the
+    form's live validation goes out a moment after typing) is tried again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return write()
+        except OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def test_reviewer_corrects_a_cents_failure_end_to_end(browser: Any, live_server: Any,
@@ -170,7 +188,8 @@ def test_reviewer_corrects_a_cents_failure_end_to_end(browser: Any, live_server:
     # 8. A stale submit: Alice's lease on the next item runs out and Bob takes it meanwhile.
     alice.get_by_label("amount_cents").fill("1250")
     alice.get_by_label("Explanation").fill("My careful explanation that must not be lost")
-    ReviewItem.objects.filter(pk=stale.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    when_unlocked(lambda: ReviewItem.objects.filter(pk=stale.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)))
     bob.goto(f"{base}/review/{stale.pk}/")
     bob.get_by_role("button", name="Claim and review").click()
     bob.wait_for_selector("#correction-form")
