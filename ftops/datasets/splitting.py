@@ -52,8 +52,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ftops.core.records import argument_values
-
 TRAIN, VALIDATION, TEST, HOLDOUT = "train", "validation", "test", "holdout"
 SEEN, NEW, ZERO, MULTI = "seen_phrasing", "new_phrasing", "zero_shot_tool", "multi_step"
 SPLITS = (TRAIN, VALIDATION, TEST, HOLDOUT)
@@ -193,15 +191,16 @@ def _hold_out_phrasings(items: list[Item], *, fraction: float, seed: int, low: i
     for item in items:
         by_tool[item.tool].append(item)
     mix = Counter(item.behavior for item in items)
+    # (tool, group) -> examples per behaviour, for every group, held-out candidate or not.
+    holds: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    for item in items:
+        holds[(item.tool, item.group)][item.behavior] += 1
     sizes: dict[str, Counter[str]] = {}
-    holds: dict[tuple[str, str], Counter[str]] = {}  # (tool, group) -> examples per behaviour
     queue: dict[tuple[str, str], list[str]] = {}  # (tool, behaviour) -> its groups, seeded order
     for tool in sorted(by_tool):
         counts = Counter(item.group for item in by_tool[tool])
         if len(counts) < 2 or not is_real_tool(tool) or fraction <= 0:
             continue
-        for item in by_tool[tool]:
-            holds.setdefault((tool, item.group), Counter())[item.behavior] += 1
         names = sorted(counts)
         _rng(seed, "phrasing", tool).shuffle(names)
         for name in names:
@@ -220,11 +219,8 @@ def _hold_out_phrasings(items: list[Item], *, fraction: float, seed: int, low: i
     wanted = dict(zip(kinds, apportion(target, weights, [target] * len(kinds)), strict=True))
     goal = dict(zip(kinds, apportion(target, weights, supply), strict=True))
     strata = {b: [t for t in tools if (t, b) in queue] for b in kinds}
-    # Every group of a behaviour, held-out candidate or not: the last one stays in train.
-    every: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
-    for item in items:
-        every[(item.tool, item.group)][item.behavior] += 1
-    groups_of_kind = Counter(_commonest(c) for c in every.values())
+    # Groups per behaviour, candidates or not: a behaviour's last group stays in train.
+    groups_of_kind = Counter(_commonest(c) for c in holds.values())
     held: dict[str, list[str]] = {t: [] for t in tools}
     count = dict.fromkeys(tools, 0)
     got: Counter[str] = Counter()
@@ -496,9 +492,6 @@ def assign_splits(items: Sequence[Item], params: SplitParams, *, seed: int) -> A
                 groups.sort()
     return out
 
-
-# Every scalar argument value in an expected behaviour, as text (to mask it in phrasings).
-expected_values = argument_values
 
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")

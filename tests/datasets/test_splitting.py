@@ -5,6 +5,7 @@ from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from ftops.core.records import argument_values
 from ftops.datasets.splitting import (
     HOLDOUT,
     MULTI,
@@ -22,7 +23,6 @@ from ftops.datasets.splitting import (
     apportion,
     assign_splits,
     choose_zero_shot_tools,
-    expected_values,
     phrasing_template,
 )
 
@@ -104,7 +104,7 @@ def test_time_based_holdout_moves_recent_examples() -> None:
 
 
 def test_phrasing_template_masks_values() -> None:
-    values = expected_values({"calls": [{"name": "r", "arguments": {"payment_id": ["PAY-12"], "amount": [20.0]}}]})
+    values = argument_values({"calls": [{"name": "r", "arguments": {"payment_id": ["PAY-12"], "amount": [20.0]}}]})
     assert phrasing_template("Refund 20 dollars on PAY-12 now", values) == "refund <v> dollars on <v> now"
     assert phrasing_template("Refund 35 dollars on PAY-99 now", ["PAY-99", "35"]) == "refund <v> dollars on <v> now"
 

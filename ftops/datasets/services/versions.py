@@ -47,6 +47,7 @@ from ftops.common.jobs import (
 )
 from ftops.common.models import AuditAction
 from ftops.common.services import audit_record
+from ftops.core.records import argument_values
 from ftops.datasets.config import CurationConfig, load_config
 from ftops.datasets.dedup import components, diversity_score, greedy_select, nearest_similarity, similar_pairs
 from ftops.datasets.embeddings import Embedder
@@ -70,7 +71,6 @@ from ftops.datasets.splitting import (
     Item,
     SplitParams,
     assign_splits,
-    expected_values,
     phrasing_template,
 )
 from ftops.datasets.validation import stable_json
@@ -227,7 +227,7 @@ def phrasing_groups(examples: list[TrainingExample], *, embedder: Embedder, thre
     by_pk = {e.pk: k for k, e in enumerate(examples)}
     for tool, members in sorted(by_tool.items()):
         local = {k: n for n, k in enumerate(members)}
-        templates = [phrasing_template(examples[k].user_query, expected_values(examples[k].expected)) for k in members]
+        templates = [phrasing_template(examples[k].user_query, argument_values(examples[k].expected)) for k in members]
         emb = embedder.embed(templates)
         a, b, _ = similar_pairs(emb, threshold=threshold)
         edges_a, edges_b = list(a.tolist()), list(b.tolist())
