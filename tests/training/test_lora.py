@@ -11,11 +11,12 @@ from ftops.core.ml.lora import (
     OWNER_FILE,
     LoraTrainConfig,
     TrainingStopped,
+    _record_turns,
     _tokenize_records,
     latest_checkpoint,
-    record_target,
     train_lora,
 )
+from ftops.core.records import Record
 from tests.training.conftest import BOOK, WEATHER, make_records
 
 
@@ -42,6 +43,11 @@ def test_config_validation_names_each_bad_field() -> None:
         LoraTrainConfig.from_dict({"rank": 8})
 
 
+def record_target(record: Record) -> str:
+    """The assistant text LoRA teaches for a record's first turn."""
+    return _record_turns(record)[0][2]
+
+
 def test_record_target_for_each_behaviour(records: list) -> None:
     assert record_target(records[0]) == '<tool_call>{"name":"get_weather","arguments":{"city":"Paris"}}</tool_call>'
     assert record_target(records[4]) == "Which room, and for how many hours?"
@@ -52,7 +58,6 @@ def test_a_sequence_record_tokenises_into_one_example_per_step_and_a_closing_one
     from transformers import AutoTokenizer
 
     from ftops.core.ml.data import IGNORE
-    from ftops.core.records import Record
 
     steps = [{"name": "get_weather", "arguments": {"city": "Paris"}, "result": {"room": "Atlas"}},
              {"name": "book_room", "arguments": {"room": "{prev.room}", "hours": 2}}]

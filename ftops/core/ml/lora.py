@@ -175,12 +175,6 @@ class TrainingStopped(Exception):
     """Raised by an ``on_progress`` callback to stop a run (cancel, lost lease)."""
 
 
-def record_target(record: Record) -> str:
-    """The assistant text of a record's first turn: its calls, or its question / refusal."""
-    turns = teaching_turns(record)
-    return render_assistant(turns[0].calls, turns[0].text) if turns else ""
-
-
 def records_for_service(records: list[Record], service: str) -> list[Record]:
     return [r for r in records if r.service == service] if service else list(records)
 
@@ -269,15 +263,23 @@ def _tokenize_by_record(tokenizer: Any, records: list[Record], max_length: int) 
     return [[next(toks) for _ in turns] for turns in per_record]
 
 
-def _tokenize_records(tokenizer: Any, records: list[Record], max_length: int) -> tuple[list[Any], int]:
-    out = []
+def _kept(per_record: list[list[Any]]) -> tuple[list[Any], list[tuple[int, int]], int]:
+    """(examples, (record index, turn index) of each, how many turns were skipped as too long or empty)."""
+    out: list[Any] = []
+    owners: list[tuple[int, int]] = []
     skipped = 0
-    for toks in _tokenize_by_record(tokenizer, records, max_length):
-        for tok in toks:
+    for r, toks in enumerate(per_record):
+        for t, tok in enumerate(toks):
             if tok is None:
                 skipped += 1
             else:
                 out.append(tok)
+                owners.append((r, t))
+    return out, owners, skipped
+
+
+def _tokenize_records(tokenizer: Any, records: list[Record], max_length: int) -> tuple[list[Any], int]:
+    out, _owners, skipped = _kept(_tokenize_by_record(tokenizer, records, max_length))
     return out, skipped
 
 
@@ -293,18 +295,10 @@ class _EpochExamples:
     def __init__(self, tokenizer: Any, records: list[Record], cfg: LoraTrainConfig) -> None:
         self.tokenizer, self.records, self.cfg = tokenizer, records, cfg
         self.kinds = parse_kinds(cfg.augment)[0]
-        self.base: list[Any] = []
-        self.owners: list[tuple[int, int]] = []  # (record index, turn index) per example
-        self.skipped = 0
-        self.turns: list[int] = []  # turns per record
-        for r, toks in enumerate(_tokenize_by_record(tokenizer, records, cfg.max_length)):
-            self.turns.append(len(toks))
-            for t, tok in enumerate(toks):
-                if tok is None:
-                    self.skipped += 1
-                else:
-                    self.base.append(tok)
-                    self.owners.append((r, t))
+        per_record = _tokenize_by_record(tokenizer, records, cfg.max_length)
+        self.turns = [len(toks) for toks in per_record]  # turns per record
+        # owners: (record index, turn index) per example
+        self.base, self.owners, self.skipped = _kept(per_record)
         self.cache: dict[int, list[Any]] = {}
 
     def __call__(self, epoch: int) -> list[Any]:
