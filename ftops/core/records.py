@@ -127,6 +127,12 @@ def resolve_prev(arguments: dict[str, Any], results: list[dict[str, Any]]) -> di
     return resolved
 
 
+def tool_function(tool: dict[str, Any]) -> dict[str, Any]:
+    """A tool's function doc: the ``function`` of OpenAI's ``{"type", "function"}`` form, else the tool itself."""
+    function = tool.get("function")
+    return function if isinstance(function, dict) else tool
+
+
 def arguments_json(arguments: dict[str, Any]) -> str:
     return json.dumps(arguments, ensure_ascii=False, separators=(", ", ": "))
 

@@ -48,6 +48,7 @@ from ftops.core.records import (
     resolve_prev,
     target_calls,
     target_text,
+    tool_function,
 )
 
 if TYPE_CHECKING:
@@ -79,11 +80,7 @@ class RecordScore:
 
 def functions_of(record: Record) -> list[dict[str, Any]]:
     """Function docs of the offered tools (OpenAI ``{"type", "function"}`` or plain)."""
-    out: list[dict[str, Any]] = []
-    for tool in record.tools:
-        function = tool.get("function")
-        out.append(function if isinstance(function, dict) else tool)
-    return out
+    return [tool_function(tool) for tool in record.tools]
 
 
 def record_category(record: Record) -> str:

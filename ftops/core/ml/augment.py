@@ -34,7 +34,7 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
-from ftops.core.records import Record, argument_values
+from ftops.core.records import Record, argument_values, tool_function
 
 KINDS = ("phrasing", "tools", "names")
 # How often an epoch's variant drops a few unused tools / renames the tools (per tool set).
@@ -96,8 +96,7 @@ def _rng(seed: int, epoch: int, *salt: str) -> random.Random:
 
 
 def _tool_name(tool: dict[str, Any]) -> str:
-    function = tool.get("function")
-    return str((function if isinstance(function, dict) else tool).get("name", ""))
+    return str(tool_function(tool).get("name", ""))
 
 
 def _tool_set_key(record: Record) -> str:
